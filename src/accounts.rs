@@ -1,0 +1,519 @@
+//! The account flows shared by the HTML pages and the JSON API: sign-up, sign-in and password
+//! change. Each takes already-read request fields and returns a typed outcome that the caller
+//! renders; the rules (validation order, fail-lock, KDF, conditional writes) live here once.
+
+use std::time::{Duration, Instant};
+
+use crate::digest::PasswordDigest;
+use crate::domain::{Email, FullName, PlainPassword, Username};
+use crate::error::AppError;
+use crate::faillock::Reservation;
+use crate::server::AppState;
+use crate::session::SessionId;
+use crate::store::{NewSession, StoreError, User};
+
+/// How a password arrived: pre-digested by the page's JS, or typed (no JS, or the API).
+pub enum PasswordInput<'a> {
+    Digest(&'a str),
+    Plain {
+        password: &'a str,
+        repeat: Option<&'a str>,
+    },
+    Missing,
+}
+
+impl<'a> PasswordInput<'a> {
+    /// From form fields: a non-empty digest wins over a plain field; empty counts as absent.
+    pub fn from_form(
+        digest: Option<&'a str>,
+        plain: Option<&'a str>,
+        repeat: Option<&'a str>,
+    ) -> Self {
+        match (
+            digest.filter(|d| !d.is_empty()),
+            plain.filter(|p| !p.is_empty()),
+        ) {
+            (Some(d), _) => PasswordInput::Digest(d),
+            (None, Some(p)) => PasswordInput::Plain {
+                password: p,
+                repeat,
+            },
+            (None, None) => PasswordInput::Missing,
+        }
+    }
+}
+
+/// Messages by field name, in the order found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FieldErrors(pub Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.push((field, message.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Who is asking, for the session row and logs.
+#[derive(Clone, Debug, Default)]
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A new password for sign-up or change: the digest to hash, or field errors. Length and
+/// repeat rules apply only where the server sees the plain password.
+fn new_password_digest(
+    username: &str,
+    input: &PasswordInput<'_>,
+    field: &'static str,
+    repeat_field: &'static str,
+    digest_field: &'static str,
+    errors: &mut FieldErrors,
+) -> Option<PasswordDigest> {
+    match input {
+        PasswordInput::Digest(d) => match PasswordDigest::from_wire(d) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.add(digest_field, e.to_string());
+                None
+            }
+        },
+        PasswordInput::Plain { password, repeat } => match PlainPassword::parse(password) {
+            Ok(p) => {
+                if let Some(r) = repeat
+                    && crate::domain::canonical_password(r) != p.as_str()
+                {
+                    errors.add(repeat_field, "The passwords do not match.");
+                    return None;
+                }
+                Some(PasswordDigest::compute(username, password))
+            }
+            Err(msg) => {
+                errors.add(field, msg);
+                None
+            }
+        },
+        PasswordInput::Missing => {
+            errors.add(field, "Enter a password.");
+            None
+        }
+    }
+}
+
+pub enum SignUpError {
+    Invalid(FieldErrors),
+    Taken {
+        field: &'static str,
+        message: &'static str,
+    },
+    App(AppError),
+}
+
+impl From<AppError> for SignUpError {
+    fn from(e: AppError) -> Self {
+        SignUpError::App(e)
+    }
+}
+
+fn taken(e: &StoreError) -> Option<SignUpError> {
+    match e {
+        StoreError::UsernameTaken => Some(SignUpError::Taken {
+            field: "username",
+            message: "This username is taken. Please choose another.",
+        }),
+        StoreError::EmailTaken => Some(SignUpError::Taken {
+            field: "email",
+            message: "An account with this email already exists.",
+        }),
+        _ => None,
+    }
+}
+
+pub struct SignUpInput<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub full_name: &'a str,
+    pub password: PasswordInput<'a>,
+}
+
+/// Creates the user (every field valid, then uniqueness, then the KDF). With `session`, also
+/// signs them in, replacing the browser's previous session if any.
+pub async fn sign_up(
+    state: &AppState,
+    input: SignUpInput<'_>,
+    session: Option<(&Client, Option<[u8; 32]>)>,
+) -> Result<(User, Option<SessionId>), SignUpError> {
+    let mut errors = FieldErrors::default();
+    let username = Username::parse(input.username)
+        .map_err(|m| errors.add("username", m))
+        .ok();
+    let password_field_user = username.as_ref().map_or(input.username, Username::as_str);
+    let digest = new_password_digest(
+        password_field_user,
+        &input.password,
+        "password",
+        "password_repeat",
+        "password_digest",
+        &mut errors,
+    );
+    let email = Email::parse_optional(input.email)
+        .map_err(|m| errors.add("email", m))
+        .ok();
+    let full_name = FullName::parse_optional(input.full_name)
+        .map_err(|m| errors.add("full_name", m))
+        .ok();
+    let (Some(username), Some(digest), Some(email), Some(full_name)) =
+        (username, digest, email, full_name)
+    else {
+        return Err(SignUpError::Invalid(errors));
+    };
+
+    let (u, e) = (username.clone(), email.clone());
+    if let Some(t) = state
+        .store
+        .blocking(move |s| s.taken(&u, e.as_ref()))
+        .await
+        .map_err(AppError::from)?
+    {
+        return Err(taken(&t).expect("taken() returns a taken error"));
+    }
+
+    let hash = state
+        .kdf
+        .run(move |kdf| kdf.hash(&digest))
+        .await
+        .map_err(AppError::from)?
+        .map_err(AppError::from)?;
+    let now = crate::clock::now_ms();
+    let (u, hash_for_user) = (username.clone(), hash.clone());
+    let user = match state
+        .store
+        .blocking(move |s| {
+            s.create_user(&u, email.as_ref(), full_name.as_ref(), &hash_for_user, now)
+        })
+        .await
+    {
+        Ok(user) => user,
+        Err(e) => return Err(taken(&e).unwrap_or_else(|| SignUpError::App(e.into()))),
+    };
+    tracing::info!(event = "sign_up", username = %user.username, "account created");
+    let Some((client, replaces)) = session else {
+        return Ok((user, None));
+    };
+    let id = open_session(state, user.id, &hash, client, replaces).await?;
+    Ok((user, id))
+}
+
+/// Opens a session if the user's hash is still `verified_hash`. `None` when it changed.
+async fn open_session(
+    state: &AppState,
+    user_id: i64,
+    verified_hash: &str,
+    client: &Client,
+    replaces: Option<[u8; 32]>,
+) -> Result<Option<SessionId>, AppError> {
+    let id = SessionId::generate();
+    let now = crate::clock::now_ms();
+    let expires = now + state.sessions.max.as_millis() as i64;
+    let (token_hash, hash, client) = (id.hash(), verified_hash.to_owned(), client.clone());
+    let created = state
+        .store
+        .blocking(move |s| {
+            s.create_session(&NewSession {
+                token_hash,
+                user_id,
+                verified_hash: &hash,
+                now_ms: now,
+                expires_ms: expires,
+                user_agent: client.user_agent.as_deref(),
+                ip: client.ip.as_deref(),
+                replaces,
+            })
+        })
+        .await?;
+    Ok(created.map(|_| id))
+}
+
+#[derive(Debug)]
+pub enum SignInError {
+    /// Locked username: 429 with `Retry-After`.
+    Locked(Duration),
+    /// The digest field is malformed: 400.
+    BadDigest(String),
+    /// Wrong password, unknown or disabled user: the generic 401.
+    Failed,
+    App(AppError),
+}
+
+impl From<AppError> for SignInError {
+    fn from(e: AppError) -> Self {
+        SignInError::App(e)
+    }
+}
+
+fn lock_refusal(r: Reservation) -> Result<(), SignInError> {
+    match r {
+        Reservation::Proceed => Ok(()),
+        Reservation::Locked { retry_after } => Err(SignInError::Locked(retry_after)),
+        Reservation::Full { retry_after } => Err(SignInError::App(AppError::Unavailable {
+            retry_after,
+            message: "Too many failed sign-ins are being tracked right now. Please try again later.",
+        })),
+    }
+}
+
+/// Checks a sign-in: lock first (no KDF when locked), then the password with the same KDF work
+/// for every outcome, then opens a session replacing `replaces`.
+pub async fn sign_in(
+    state: &AppState,
+    typed_username: &str,
+    password: PasswordInput<'_>,
+    client: &Client,
+    replaces: Option<[u8; 32]>,
+) -> Result<(String, SessionId), SignInError> {
+    let canonical = crate::domain::canonical_username(typed_username);
+    let username = Username::parse(typed_username).ok();
+    let digest = match &password {
+        PasswordInput::Digest(d) => PasswordDigest::from_wire(d).map_err(|e| e.to_string()),
+        PasswordInput::Plain { password, .. } => {
+            Ok(PasswordDigest::compute(typed_username, password))
+        }
+        PasswordInput::Missing => Ok(PasswordDigest::compute(typed_username, "")),
+    };
+    // Lock before field rules (SPEC §3's order): a locked name answers 429 even to a bad digest.
+    if let Some(u) = &username {
+        if digest.is_err() && !state.lock.is_locked(u, Instant::now()) {
+            // Malformed input is not a guess: nothing to count.
+        } else {
+            lock_refusal(state.lock.reserve(u, Instant::now())).inspect_err(|e| {
+                if matches!(e, SignInError::Locked(_)) {
+                    tracing::warn!(event = "sign_in", username = %u, outcome = "locked", "sign-in refused: username locked");
+                }
+            })?;
+        }
+    }
+    let digest = digest.map_err(SignInError::BadDigest)?;
+
+    let creds = match state.store.credentials(&canonical) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(u) = &username {
+                state.lock.release(u);
+            }
+            return Err(AppError::from(e).into());
+        }
+    };
+    let check = creds.clone();
+    let verified = state
+        .kdf
+        .run(move |kdf| match &check {
+            Some(c) => kdf.verify(&digest, &c.password_hash).unwrap_or(false) && c.active,
+            None => {
+                kdf.verify_dummy(&digest);
+                false
+            }
+        })
+        .await;
+    let verified = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(u) = &username {
+                state.lock.release(u);
+            }
+            return Err(AppError::from(e).into());
+        }
+    };
+    let (Some(u), Some(creds), true) = (&username, creds, verified) else {
+        if let Some(u) = &username {
+            tracing::info!(event = "sign_in", username = %u, outcome = "failed", "sign-in failed");
+        } else {
+            tracing::info!(
+                event = "sign_in",
+                outcome = "failed",
+                "sign-in failed (malformed username)"
+            );
+        }
+        return Err(SignInError::Failed);
+    };
+    state.lock.succeeded(u);
+    let Some(id) =
+        open_session(state, creds.user_id, &creds.password_hash, client, replaces).await?
+    else {
+        // The password changed or the user was disabled while we were checking.
+        tracing::info!(event = "sign_in", username = %u, outcome = "raced", "sign-in lost a race with a password change");
+        return Err(SignInError::Failed);
+    };
+    tracing::info!(event = "sign_in", username = %u, outcome = "ok", ip = client.ip.as_deref().unwrap_or("-"), "signed in");
+    if state.kdf.kdf().needs_rehash(&creds.password_hash) {
+        spawn_rehash(
+            state,
+            creds.user_id,
+            creds.password_hash,
+            PasswordInput::digest_owned(&password, typed_username),
+        );
+    }
+    Ok((u.as_str().to_owned(), id))
+}
+
+impl PasswordInput<'_> {
+    fn digest_owned(&self, typed_username: &str) -> Option<PasswordDigest> {
+        match self {
+            PasswordInput::Digest(d) => PasswordDigest::from_wire(d).ok(),
+            PasswordInput::Plain { password, .. } => {
+                Some(PasswordDigest::compute(typed_username, password))
+            }
+            PasswordInput::Missing => None,
+        }
+    }
+}
+
+/// Re-hashes with the current parameters in the background; the write is conditional on the
+/// old hash still being current.
+fn spawn_rehash(state: &AppState, user_id: i64, old_hash: String, digest: Option<PasswordDigest>) {
+    let Some(digest) = digest else { return };
+    let (kdf, store) = (state.kdf.clone(), state.store.clone());
+    actix_web::rt::spawn(async move {
+        let Ok(Ok(new_hash)) = kdf.run(move |k| k.hash(&digest)).await else {
+            return;
+        };
+        let now = crate::clock::now_ms();
+        match store
+            .blocking(move |s| s.rehash(user_id, &old_hash, &new_hash, now))
+            .await
+        {
+            Ok(true) => tracing::info!(user_id, "password hash upgraded to current parameters"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("rehash failed: {e}"),
+        }
+    });
+}
+
+#[derive(Debug)]
+pub enum ChangeError {
+    Locked(Duration),
+    Invalid(FieldErrors),
+    WrongPassword,
+    App(AppError),
+}
+
+impl From<AppError> for ChangeError {
+    fn from(e: AppError) -> Self {
+        ChangeError::App(e)
+    }
+}
+
+/// Changes the signed-in user's password: lock, field rules, then one KDF job that verifies the
+/// current password and hashes the new one; the write ends every session and opens a new one.
+pub async fn change_password(
+    state: &AppState,
+    user: &User,
+    current: PasswordInput<'_>,
+    new: PasswordInput<'_>,
+    client: &Client,
+) -> Result<SessionId, ChangeError> {
+    let username = Username::parse(&user.username)
+        .map_err(|_| AppError::Internal("stored username invalid".into()))?;
+    match state.lock.reserve(&username, Instant::now()) {
+        Reservation::Proceed => {}
+        Reservation::Locked { retry_after } => {
+            tracing::warn!(event = "password_change", username = %username, outcome = "locked", "refused: username locked");
+            return Err(ChangeError::Locked(retry_after));
+        }
+        Reservation::Full { retry_after } => {
+            return Err(AppError::Unavailable {
+                retry_after,
+                message: "Please try again later.",
+            }
+            .into());
+        }
+    }
+    let mut errors = FieldErrors::default();
+    let current_digest = match current {
+        PasswordInput::Digest(d) => PasswordDigest::from_wire(d)
+            .map_err(|e| errors.add("current_password_digest", e.to_string()))
+            .ok(),
+        PasswordInput::Plain { password, .. } => {
+            Some(PasswordDigest::compute(&user.username, password))
+        }
+        PasswordInput::Missing => {
+            errors.add("current_password", "Enter your current password.");
+            None
+        }
+    };
+    let new_digest = new_password_digest(
+        &user.username,
+        &new,
+        "new_password",
+        "new_password_repeat",
+        "new_password_digest",
+        &mut errors,
+    );
+    let (Some(current_digest), Some(new_digest)) = (current_digest, new_digest) else {
+        state.lock.release(&username);
+        return Err(ChangeError::Invalid(errors));
+    };
+    let release = |e: AppError| {
+        state.lock.release(&username);
+        ChangeError::App(e)
+    };
+    let creds = state
+        .store
+        .credentials_by_id(user.id)
+        .map_err(|e| release(e.into()))?;
+    let Some(creds) = creds else {
+        return Err(release(AppError::Unauthorized));
+    };
+    let old_hash = creds.password_hash.clone();
+    let outcome = state
+        .kdf
+        .run(move |kdf| {
+            if kdf.verify(&current_digest, &old_hash).unwrap_or(false) {
+                kdf.hash(&new_digest).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await
+        .map_err(|e| release(e.into()))?
+        .map_err(|e| release(e.into()))?;
+    let Some(new_hash) = outcome else {
+        tracing::info!(event = "password_change", username = %username, outcome = "wrong_password", "password change refused");
+        return Err(ChangeError::WrongPassword);
+    };
+    state.lock.succeeded(&username);
+
+    let id = SessionId::generate();
+    let now = crate::clock::now_ms();
+    let expires = now + state.sessions.max.as_millis() as i64;
+    let (token_hash, user_id, client) = (id.hash(), user.id, client.clone());
+    let old_hash = creds.password_hash;
+    let changed = state
+        .store
+        .blocking(move |s| {
+            s.change_password(
+                &old_hash,
+                &new_hash,
+                &NewSession {
+                    token_hash,
+                    user_id,
+                    verified_hash: &new_hash,
+                    now_ms: now,
+                    expires_ms: expires,
+                    user_agent: client.user_agent.as_deref(),
+                    ip: client.ip.as_deref(),
+                    replaces: None,
+                },
+            )
+        })
+        .await
+        .map_err(AppError::from)?;
+    if changed.is_none() {
+        return Err(ChangeError::WrongPassword);
+    }
+    tracing::info!(event = "password_change", username = %username, outcome = "ok", "password changed; other sessions ended");
+    Ok(id)
+}

@@ -1,0 +1,47 @@
+//! `FullName`: an optional display name, 1–100 characters, no control characters (SPEC §3).
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FullName(String);
+
+impl FullName {
+    pub const MAX: usize = 100;
+
+    pub fn parse_optional(typed: &str) -> Result<Option<Self>, &'static str> {
+        let s = typed.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if s.chars().any(char::is_control) {
+            return Err("Remove control characters such as tabs or line breaks.");
+        }
+        if s.chars().count() > Self::MAX {
+            return Err("Use at most 100 characters.");
+        }
+        Ok(Some(Self(s.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules() {
+        assert_eq!(FullName::parse_optional("").unwrap(), None);
+        assert_eq!(
+            FullName::parse_optional(" Zoë Ω ")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "Zoë Ω"
+        );
+        assert!(FullName::parse_optional("a\nb").is_err());
+        assert!(FullName::parse_optional("a\u{7f}b").is_err());
+        assert!(FullName::parse_optional(&"é".repeat(100)).is_ok());
+        assert!(FullName::parse_optional(&"é".repeat(101)).is_err());
+    }
+}

@@ -1,0 +1,305 @@
+//! The password KDF: Argon2id over the 64 digest bytes, stored as a PHC string (SPEC §2), and
+//! the bounded thread pool it runs on, so hashing never blocks the async workers.
+
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand_core::OsRng;
+
+use crate::digest::PasswordDigest;
+
+/// Argon2id cost parameters. The defaults are OWASP's: m = 19 MiB, t = 2, p = 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        Self {
+            m_kib: 19_456,
+            t: 2,
+            p: 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KdfError {
+    #[error("invalid Argon2 parameters: {0}")]
+    Params(String),
+    #[error("stored password hash is not a valid Argon2id PHC string")]
+    BadHash,
+    #[error("the password hashing queue is full")]
+    QueueFull,
+    #[error("the password hashing pool has stopped")]
+    PoolGone,
+}
+
+/// Hashes and verifies digests with one fixed set of parameters.
+#[derive(Clone)]
+pub struct Kdf {
+    params: KdfParams,
+    argon: Argon2<'static>,
+    /// A hash of a random digest, verified against when the user does not exist so that an
+    /// unknown username costs the same KDF work as a wrong password.
+    dummy_hash: Arc<str>,
+}
+
+impl Kdf {
+    pub fn new(params: KdfParams) -> Result<Self, KdfError> {
+        let p = Params::new(
+            params.m_kib,
+            params.t,
+            params.p,
+            Some(Params::DEFAULT_OUTPUT_LEN),
+        )
+        .map_err(|e| KdfError::Params(e.to_string()))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
+        let mut kdf = Self {
+            params,
+            argon,
+            dummy_hash: Arc::from(""),
+        };
+        let mut random = [0u8; 64];
+        rand_core::RngCore::fill_bytes(&mut OsRng, &mut random);
+        let dummy = PasswordDigest::compute(&hex::encode(random), "dummy");
+        kdf.dummy_hash = Arc::from(kdf.hash(&dummy)?);
+        Ok(kdf)
+    }
+
+    pub fn params(&self) -> KdfParams {
+        self.params
+    }
+
+    /// A fresh PHC string with a new 16-byte random salt.
+    pub fn hash(&self, digest: &PasswordDigest) -> Result<String, KdfError> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon
+            .hash_password(digest.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| KdfError::Params(e.to_string()))
+    }
+
+    /// Verifies with the parameters recorded in `phc`, not the current ones, so old hashes
+    /// keep working after a parameter change.
+    pub fn verify(&self, digest: &PasswordDigest, phc: &str) -> Result<bool, KdfError> {
+        let parsed = PasswordHash::new(phc).map_err(|_| KdfError::BadHash)?;
+        if parsed.algorithm != argon2::ARGON2ID_IDENT {
+            return Err(KdfError::BadHash);
+        }
+        match self.argon.verify_password(digest.as_bytes(), &parsed) {
+            Ok(()) => Ok(true),
+            Err(argon2::password_hash::Error::Password) => Ok(false),
+            Err(_) => Err(KdfError::BadHash),
+        }
+    }
+
+    /// Runs a verify against the dummy hash: same work as a real one, always false.
+    pub fn verify_dummy(&self, digest: &PasswordDigest) {
+        let _ = self.verify(digest, &self.dummy_hash);
+    }
+
+    /// True when `phc` was made with other parameters (or is unreadable) and so should be
+    /// replaced after the next successful verification.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        match parse_params(phc) {
+            Some(p) => p != self.params,
+            None => true,
+        }
+    }
+}
+
+/// Reads `m`, `t`, `p` from an Argon2id PHC string.
+pub fn parse_params(phc: &str) -> Option<KdfParams> {
+    let parsed = PasswordHash::new(phc).ok()?;
+    if parsed.algorithm != argon2::ARGON2ID_IDENT || parsed.version != Some(0x13) {
+        return None;
+    }
+    let p = Params::try_from(&parsed).ok()?;
+    Some(KdfParams {
+        m_kib: p.m_cost(),
+        t: p.t_cost(),
+        p: p.p_cost(),
+    })
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A fixed set of OS threads fed by a bounded queue. A full queue is refused at once (503)
+/// instead of letting latency grow without bound.
+#[derive(Clone)]
+pub struct KdfPool {
+    tx: SyncSender<Job>,
+    kdf: Kdf,
+}
+
+impl KdfPool {
+    pub fn new(kdf: Kdf, threads: usize, queue: usize) -> Self {
+        let (tx, rx) = sync_channel::<Job>(queue);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("kdf-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("spawn KDF thread");
+        }
+        Self { tx, kdf }
+    }
+
+    pub fn kdf(&self) -> &Kdf {
+        &self.kdf
+    }
+
+    /// Runs `f` with the KDF on the pool and awaits its result.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, KdfError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Kdf) -> T + Send + 'static,
+    {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let kdf = self.kdf.clone();
+        let job: Job = Box::new(move || {
+            let _ = done.send(f(&kdf));
+        });
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(KdfError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => return Err(KdfError::PoolGone),
+        }
+        result.await.map_err(|_| KdfError::PoolGone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Kdf {
+        Kdf::new(KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn hash_verifies_and_salts_differ() {
+        let kdf = tiny();
+        let d = PasswordDigest::compute("alice", "correct horse battery staple");
+        let h1 = kdf.hash(&d).unwrap();
+        let h2 = kdf.hash(&d).unwrap();
+        assert_ne!(h1, h2, "fresh salt per hash");
+        assert!(h1.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(kdf.verify(&d, &h1).unwrap());
+        let wrong = PasswordDigest::compute("alice", "correct horse battery stapl");
+        assert!(!kdf.verify(&wrong, &h1).unwrap());
+        // the salt is 16 bytes: 22 unpadded base64 characters
+        let salt = h1.split('$').nth(4).unwrap();
+        assert_eq!(salt.len(), 22);
+    }
+
+    #[test]
+    fn default_params_are_owasp() {
+        assert_eq!(
+            KdfParams::default(),
+            KdfParams {
+                m_kib: 19456,
+                t: 2,
+                p: 1
+            }
+        );
+    }
+
+    #[test]
+    fn rehash_when_params_differ() {
+        let old = tiny();
+        let new = Kdf::new(KdfParams {
+            m_kib: 128,
+            t: 1,
+            p: 1,
+        })
+        .unwrap();
+        let d = PasswordDigest::compute("bob", "hunter2hunter2");
+        let h = old.hash(&d).unwrap();
+        assert!(!old.needs_rehash(&h));
+        assert!(new.needs_rehash(&h));
+        assert!(new.verify(&d, &h).unwrap(), "old parameters still verify");
+        assert_eq!(
+            parse_params(&h),
+            Some(KdfParams {
+                m_kib: 64,
+                t: 1,
+                p: 1
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_phc_is_an_error_not_a_panic() {
+        let kdf = tiny();
+        let d = PasswordDigest::compute("bob", "hunter2hunter2");
+        for bad in [
+            "",
+            "$",
+            "$1$abc$",
+            "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaA",
+            "$argon2id$v=19$m=64,t=1,p=1$!!$!!",
+            "plain text",
+        ] {
+            assert!(kdf.verify(&d, bad).is_err(), "{bad}");
+            assert!(kdf.needs_rehash(bad));
+            assert_eq!(parse_params(bad), None);
+        }
+        // An Argon2id hash of the old version 0x10 verifies (as false here) but is upgraded.
+        let v16 = "$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(!kdf.verify(&d, v16).unwrap_or(false));
+        assert!(kdf.needs_rehash(v16));
+    }
+
+    #[test]
+    fn dummy_never_verifies() {
+        let kdf = tiny();
+        kdf.verify_dummy(&PasswordDigest::compute("x", "dummy"));
+    }
+
+    #[tokio::test]
+    async fn pool_runs_jobs_and_refuses_when_full() {
+        let pool = KdfPool::new(tiny(), 1, 1);
+        assert_eq!(pool.run(|_| 7).await.unwrap(), 7);
+        // Block the only thread, fill the one queue slot, then the next is refused.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move |_| wait.recv().ok()).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let queued = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|_| 1).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(matches!(pool.run(|_| 2).await, Err(KdfError::QueueFull)));
+        release.send(()).unwrap();
+        assert!(blocker.await.unwrap().is_ok());
+        assert_eq!(queued.await.unwrap().unwrap(), 1);
+    }
+}

@@ -1,0 +1,134 @@
+//! Facts about the request that depend on trust: the client's address and the site's origin,
+//! read from `X-Forwarded-*` headers only when the socket peer is a trusted proxy.
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use ipnet::IpNet;
+
+/// IPv4-mapped IPv6 addresses are unmapped so one client has one form.
+fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
+    proxies.iter().any(|net| net.contains(&ip))
+}
+
+/// The client address: the socket peer, or, when the peer is a trusted proxy, the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(req: &HttpRequest, proxies: &[IpNet]) -> Option<IpAddr> {
+    let peer = unmap(req.peer_addr()?.ip());
+    if !trusted(peer, proxies) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(unmap)
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(*ip, proxies))
+            .unwrap_or(peer),
+    )
+}
+
+/// The site's origin for the `Origin` check: `--public-url` when set, else the request's
+/// scheme and host.
+pub fn site_origin(req: &HttpRequest, public_url: Option<&str>, proxies: &[IpNet]) -> String {
+    if let Some(url) = public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let from_proxy = req
+        .peer_addr()
+        .is_some_and(|p| trusted(unmap(p.ip()), proxies));
+    let forwarded = |name: &str| {
+        from_proxy
+            .then(|| req.headers().get(name).and_then(|v| v.to_str().ok()))
+            .flatten()
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_owned())
+    };
+    let scheme =
+        forwarded("x-forwarded-proto").unwrap_or_else(|| req.connection_info().scheme().to_owned());
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    format!("{scheme}://{host}")
+}
+
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn nets(s: &[&str]) -> Vec<IpNet> {
+        s.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn untrusted_peer_headers_are_ignored() {
+        let req = TestRequest::default()
+            .peer_addr("203.0.113.7:5000".parse().unwrap())
+            .insert_header(("x-forwarded-for", "1.2.3.4"))
+            .insert_header(("x-forwarded-host", "evil.example"))
+            .insert_header((header::HOST, "site.example"))
+            .to_http_request();
+        assert_eq!(
+            client_ip(&req, &nets(&["10.0.0.0/8"])),
+            Some("203.0.113.7".parse().unwrap())
+        );
+        assert_eq!(
+            site_origin(&req, None, &nets(&["10.0.0.0/8"])),
+            "http://site.example"
+        );
+    }
+
+    #[test]
+    fn trusted_proxy_gives_rightmost_untrusted_entry() {
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.2:5000".parse().unwrap())
+            .insert_header(("x-forwarded-for", "6.6.6.6, 198.51.100.9, 10.0.0.3"))
+            .insert_header(("x-forwarded-proto", "https"))
+            .insert_header(("x-forwarded-host", "login.example"))
+            .to_http_request();
+        let p = nets(&["10.0.0.0/8"]);
+        assert_eq!(client_ip(&req, &p), Some("198.51.100.9".parse().unwrap()));
+        assert_eq!(site_origin(&req, None, &p), "https://login.example");
+        assert_eq!(
+            site_origin(&req, Some("https://pub.example/"), &p),
+            "https://pub.example"
+        );
+    }
+
+    #[test]
+    fn mapped_ipv6_is_unmapped() {
+        let req = TestRequest::default()
+            .peer_addr("[::ffff:192.0.2.1]:80".parse().unwrap())
+            .to_http_request();
+        assert_eq!(client_ip(&req, &[]), Some("192.0.2.1".parse().unwrap()));
+    }
+}

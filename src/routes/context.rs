@@ -1,0 +1,203 @@
+//! Per-request plumbing shared by the handlers: who is signed in, CSRF tokens and checks,
+//! strict form reading, and the redirect to a signed sign-in URL.
+
+use actix_web::cookie::Cookie;
+use actix_web::http::header;
+use actix_web::web::Payload;
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::accounts::Client;
+use crate::csrf::{self, Binding};
+use crate::error::AppError;
+use crate::forms::{self, FormData};
+use crate::redirect::{self, LocalPath};
+use crate::server::AppState;
+use crate::session::{self, SessionId};
+use crate::store::User;
+
+/// A valid session of the request.
+pub struct Current {
+    pub session_id: i64,
+    pub token_hash: [u8; 32],
+    pub user: User,
+}
+
+/// The visitor: their session if valid, and their anonymous CSRF cookie if any.
+pub struct Visitor {
+    pub current: Option<Current>,
+    /// The hash of whatever well-formed session cookie came in, valid or not (to replace it).
+    pub presented: Option<[u8; 32]>,
+    csrf_cookie: Option<String>,
+}
+
+impl Visitor {
+    /// Reads the cookies and looks the session up. A missing, malformed, unknown or expired
+    /// cookie means anonymous.
+    pub fn of(req: &HttpRequest, state: &AppState) -> Result<Self, AppError> {
+        let policy = &state.sessions;
+        let csrf_cookie = req
+            .cookie(policy.csrf_cookie_name())
+            .map(|c| c.value().to_owned())
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= 64
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        let Some(id) = req
+            .cookie(policy.cookie_name())
+            .and_then(|c| SessionId::parse(c.value()))
+        else {
+            return Ok(Self {
+                current: None,
+                presented: None,
+                csrf_cookie,
+            });
+        };
+        let token_hash = id.hash();
+        let current = match state.store.session(&token_hash)? {
+            Some(rec) => {
+                let now = crate::clock::now_ms();
+                if session::is_valid(&rec.state, policy, now) {
+                    if now - rec.state.last_seen_ms >= policy.touch_interval_ms() {
+                        let (store, id) = (state.store.clone(), rec.id);
+                        actix_web::rt::spawn(async move {
+                            if let Err(e) = store.blocking(move |s| s.touch_session(id, now)).await
+                            {
+                                tracing::debug!("last-seen update skipped: {e}");
+                            }
+                        });
+                    }
+                    Some(Current {
+                        session_id: rec.id,
+                        token_hash,
+                        user: rec.user,
+                    })
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        Ok(Self {
+            current,
+            presented: Some(token_hash),
+            csrf_cookie,
+        })
+    }
+
+    pub fn user(&self) -> Option<&User> {
+        self.current.as_ref().map(|c| &c.user)
+    }
+
+    /// The token for an anonymous form, and the cookie to set when the browser has none yet.
+    pub fn anonymous_token(&self, state: &AppState) -> (String, Option<Cookie<'static>>) {
+        match &self.csrf_cookie {
+            Some(v) => (csrf::token(&state.key, &Binding::Anonymous(v)), None),
+            None => {
+                let v = csrf::new_cookie_value();
+                let token = csrf::token(&state.key, &Binding::Anonymous(&v));
+                (token, Some(state.sessions.csrf_cookie(v)))
+            }
+        }
+    }
+
+    /// The token for a signed-in form.
+    pub fn session_token(&self, state: &AppState) -> Option<String> {
+        self.current
+            .as_ref()
+            .map(|c| csrf::token(&state.key, &Binding::Session(&c.token_hash)))
+    }
+
+    /// The `Origin` check, then the token against every binding the browser holds.
+    pub fn check_csrf(
+        &self,
+        req: &HttpRequest,
+        state: &AppState,
+        form: &FormData,
+    ) -> Result<(), AppError> {
+        check_origin(req, state)?;
+        let mut bindings = Vec::with_capacity(2);
+        if let Some(c) = &self.current {
+            bindings.push(Binding::Session(&c.token_hash));
+        }
+        if let Some(v) = &self.csrf_cookie {
+            bindings.push(Binding::Anonymous(v));
+        }
+        if csrf::verify(&state.key, form.text("csrf_token"), &bindings) {
+            Ok(())
+        } else {
+            tracing::debug!("CSRF token missing or invalid");
+            Err(AppError::Forbidden(
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            ))
+        }
+    }
+}
+
+/// Refuses a request whose `Origin` is `null` or another site.
+pub fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("null"));
+    let site =
+        crate::request::site_origin(req, state.public_url.as_deref(), &state.trusted_proxies);
+    if csrf::origin_allowed(origin, &site) {
+        Ok(())
+    } else {
+        tracing::debug!(?origin, %site, "cross-origin request refused");
+        Err(AppError::Forbidden(
+            "This request came from another site and was refused.",
+        ))
+    }
+}
+
+/// Reads an HTML form body: 413 → 415 → 400, in that order.
+pub async fn read_form(req: &HttpRequest, payload: Payload) -> Result<FormData, AppError> {
+    let body = forms::read_body(req, payload).await?;
+    forms::require_media_type(
+        req,
+        "application/x-www-form-urlencoded",
+        "Forms must be sent as application/x-www-form-urlencoded.",
+    )?;
+    let form = FormData::parse(&body)?;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        // Names only, never values: lets a test see that no plain password was sent.
+        let mut names: Vec<&str> = form.names().collect();
+        names.sort_unstable();
+        tracing::debug!(path = req.path(), fields = ?names, "form received");
+    }
+    Ok(form)
+}
+
+pub fn client(req: &HttpRequest, state: &AppState) -> Client {
+    Client {
+        ip: crate::request::client_ip(req, &state.trusted_proxies).map(|ip| ip.to_string()),
+        user_agent: crate::request::user_agent(req),
+    }
+}
+
+/// 303 to the sign-in page with a signed `next` back to `path`.
+pub fn to_sign_in(state: &AppState, path: &str) -> HttpResponse {
+    let next =
+        LocalPath::parse(path).unwrap_or_else(|| LocalPath::parse("/welcome").expect("literal"));
+    super::see_other(&format!(
+        "/sign-in?{}",
+        redirect::sign_in_query(&state.key, &next)
+    ))
+}
+
+/// Adds `cookie` to `resp` when present.
+pub fn with_cookie(mut resp: HttpResponse, cookie: Option<Cookie<'static>>) -> HttpResponse {
+    if let Some(c) = cookie {
+        let _ = resp.add_cookie(&c);
+    }
+    resp
+}
+
+/// A 403 page that also gives the browser a CSRF cookie, so a reload can succeed.
+pub fn forbidden(visitor: &Visitor, state: &AppState, e: AppError) -> HttpResponse {
+    let (_, cookie) = visitor.anonymous_token(state);
+    with_cookie(e.html(), cookie)
+}

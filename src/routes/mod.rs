@@ -1,0 +1,108 @@
+//! HTTP routes, one module per resource. Handlers stay thin: read the request, call a flow in
+//! [`crate::accounts`] or the store, render. Shared request plumbing (who is signed in, CSRF,
+//! form reading) lives in [`context`].
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::AppError;
+
+pub mod account;
+pub mod api;
+pub mod context;
+pub mod home;
+pub mod sign_in;
+pub mod sign_out;
+pub mod sign_up;
+
+/// A handler answering 405 with the resource's `Allow` header.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        let e = AppError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        };
+        if req.path().starts_with("/api/") {
+            e.json()
+        } else {
+            e.html()
+        }
+    })
+}
+
+/// `GET` (and `HEAD`) only.
+macro_rules! get_only {
+    ($cfg:expr, $path:expr, $handler:expr) => {
+        $cfg.service(
+            web::resource($path)
+                .route(web::get().to($handler))
+                .route(web::head().to($handler))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+    };
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    get_only!(cfg, "/", home::index);
+    get_only!(cfg, "/welcome", home::welcome);
+    get_only!(cfg, "/healthz", home::healthz);
+    get_only!(cfg, "/account", account::show);
+    get_only!(cfg, "/static/{name}", crate::static_files::serve);
+    cfg.service(
+        web::resource("/sign-up")
+            .route(web::get().to(sign_up::form))
+            .route(web::head().to(sign_up::form))
+            .route(web::post().to(sign_up::submit))
+            .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
+        web::resource("/sign-in")
+            .route(web::get().to(sign_in::form))
+            .route(web::head().to(sign_in::form))
+            .route(web::post().to(sign_in::submit))
+            .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
+        web::resource("/sign-out")
+            .route(web::get().to(sign_out::form))
+            .route(web::head().to(sign_out::form))
+            .route(web::post().to(sign_out::submit))
+            .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
+        web::resource("/account/password")
+            .route(web::post().to(account::change_password))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/account/sessions/revoke-others")
+            .route(web::post().to(account::revoke_others))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/account/sessions/{id}/revoke")
+            .route(web::post().to(account::revoke))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/users")
+            .route(web::post().to(api::create_user))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/session")
+            .route(web::post().to(api::create_session))
+            .route(web::delete().to(api::delete_session))
+            .default_service(not_allowed("POST, DELETE")),
+    );
+    get_only!(cfg, "/api/me", api::me);
+    cfg.default_service(web::to(|req: HttpRequest| async move {
+        crate::error::not_found_page(&req)
+    }));
+}
+
+/// 303 See Other to `location`.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
+}

@@ -1,0 +1,162 @@
+//! Wiring: builds the shared state from the configuration, starts the HTTP server and the
+//! background housekeeping (expired sessions, stale lock records).
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use ipnet::IpNet;
+
+use crate::cli::Config;
+use crate::faillock::FailLock;
+use crate::password::{Kdf, KdfPool};
+use crate::secret::{self, SecretKey};
+use crate::session::SessionPolicy;
+use crate::store::Store;
+
+/// Everything a request handler needs, shared by all workers.
+pub struct AppState {
+    pub store: Store,
+    pub kdf: KdfPool,
+    pub lock: FailLock,
+    pub key: SecretKey,
+    pub sessions: SessionPolicy,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+pub type State = web::Data<AppState>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Key(#[from] secret::SecretKeyError),
+    #[error(transparent)]
+    Kdf(#[from] crate::password::KdfError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    pub port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub fn build(config: &Config) -> Result<Self, StartError> {
+        let store = Store::open(&config.database)?;
+        let env_key = std::env::var(secret::ENV_VAR).ok();
+        let key = SecretKey::load(env_key.as_deref(), &config.secret_key_path())?;
+
+        let started = Instant::now();
+        let kdf = Kdf::new(config.kdf_params())?; // hashes its dummy once: a cost sample
+        let per_hash = started.elapsed().as_secs_f64();
+        let capacity = config.lock_max_entries.unwrap_or_else(|| {
+            crate::faillock::default_capacity(config.kdf_threads, per_hash, config.lock_window)
+        });
+        tracing::info!(
+            kdf_threads = config.kdf_threads,
+            kdf_queue = config.kdf_queue,
+            ms_per_hash = (per_hash * 1000.0).round(),
+            lock_capacity = capacity,
+            "password hashing ready"
+        );
+        let state = web::Data::new(AppState {
+            store,
+            kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue),
+            lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
+            key,
+            sessions: SessionPolicy {
+                secure: config.secure_cookies,
+                idle: config.session_idle,
+                max: config.session_max,
+            },
+            public_url: config.public_url.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+        });
+
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
+            addr: config.bind.to_string(),
+            source,
+        })?;
+        let addr = listener.local_addr()?;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(crate::security_headers::headers())
+                .configure(crate::routes::configure)
+        })
+        .workers(config.workers.max(1))
+        .client_request_timeout(Duration::from_secs(10))
+        .client_disconnect_timeout(Duration::from_secs(2))
+        .listen(listener)?
+        .run();
+        tracing::info!("listening on http://{addr}");
+        Ok(Self {
+            port: addr.port(),
+            server,
+            state,
+        })
+    }
+
+    /// Serves until the server stops, with housekeeping alongside.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        actix_web::rt::spawn(housekeeping(state));
+        self.server.await
+    }
+}
+
+/// Purges expired sessions and stale lock records, at most every minute and at least four
+/// times per idle period.
+async fn housekeeping(state: web::Data<AppState>) {
+    let every = Duration::from_millis(state.sessions.touch_interval_ms().max(1_000) as u64);
+    let mut tick = actix_web::rt::time::interval(every);
+    loop {
+        tick.tick().await;
+        state.lock.sweep(Instant::now());
+        let idle_ms = state.sessions.idle.as_millis() as i64;
+        let now = crate::clock::now_ms();
+        match state
+            .store
+            .blocking(move |s| s.purge_expired_sessions(now, idle_ms))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired sessions deleted"),
+            Err(e) => tracing::warn!("session purge failed: {e}"),
+        }
+    }
+}
+
+/// Builds and serves; the entry point of the binary.
+pub fn run(config: Config) -> Result<(), StartError> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(&config)?;
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,256 @@
+//! Session cookies and their rules (SPEC §6): a random UUID v4 in the cookie, only its SHA-256
+//! on the server, idle and absolute expiry, and validity tied to the user's state.
+
+use std::time::Duration;
+
+use actix_web::cookie::{Cookie, SameSite};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// A session id as the browser holds it. Never stored or logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// Parses a cookie value: only a hyphenated UUID v4 is accepted; anything else means
+    /// "anonymous".
+    pub fn parse(value: &str) -> Option<Self> {
+        if value.len() != 36 {
+            return None;
+        }
+        let id = Uuid::try_parse(value).ok()?;
+        (id.get_version_num() == 4 && id.hyphenated().to_string() == value.to_ascii_lowercase())
+            .then_some(Self(id))
+    }
+
+    /// What the database stores: SHA-256 of the id's canonical text.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.0.hyphenated().to_string().as_bytes()).into()
+    }
+
+    pub fn cookie_value(&self) -> String {
+        self.0.hyphenated().to_string()
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionId(***)")
+    }
+}
+
+/// Cookie names and attributes, and the session lifetimes.
+#[derive(Clone, Debug)]
+pub struct SessionPolicy {
+    pub secure: bool,
+    pub idle: Duration,
+    pub max: Duration,
+}
+
+impl SessionPolicy {
+    pub const MAX_PER_USER: usize = 50;
+
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-session"
+        } else {
+            "session"
+        }
+    }
+
+    pub fn csrf_cookie_name(&self) -> &'static str {
+        if self.secure { "__Host-csrf" } else { "csrf" }
+    }
+
+    pub fn session_cookie(&self, id: &SessionId) -> Cookie<'static> {
+        self.base_cookie(self.cookie_name(), id.cookie_value(), self.max)
+    }
+
+    /// An expired cookie that makes the browser drop its session cookie.
+    pub fn clear_session_cookie(&self) -> Cookie<'static> {
+        self.base_cookie(self.cookie_name(), String::new(), Duration::ZERO)
+    }
+
+    /// The anonymous CSRF cookie: a browser-lifetime random value, no data in it.
+    pub fn csrf_cookie(&self, value: String) -> Cookie<'static> {
+        let mut c = self.base_cookie(self.csrf_cookie_name(), value, Duration::ZERO);
+        c.set_max_age(None);
+        c
+    }
+
+    fn base_cookie(&self, name: &'static str, value: String, max_age: Duration) -> Cookie<'static> {
+        let mut c = Cookie::new(name, value);
+        c.set_http_only(true);
+        c.set_same_site(SameSite::Lax);
+        c.set_path("/");
+        c.set_secure(self.secure);
+        c.set_max_age(actix_web::cookie::time::Duration::seconds(
+            max_age.as_secs() as i64,
+        ));
+        c
+    }
+
+    /// How stale the stored "last seen" may get before it is rewritten: a quarter of the idle
+    /// timeout at most, and at most a minute, so the idle rule is honoured to that precision
+    /// without a write on every request.
+    pub fn touch_interval_ms(&self) -> i64 {
+        (self.idle.as_millis() as i64 / 4).min(60_000)
+    }
+}
+
+/// The stored facts a validity decision needs.
+#[derive(Clone, Debug)]
+pub struct SessionState {
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub expires_ms: i64,
+    pub user_active: bool,
+    pub password_changed_ms: i64,
+}
+
+/// Valid while the user is active, the session was created after the last password change,
+/// and neither the idle nor the absolute limit has passed.
+pub fn is_valid(s: &SessionState, policy: &SessionPolicy, now_ms: i64) -> bool {
+    s.user_active
+        && s.created_ms >= s.password_changed_ms
+        && now_ms < s.expires_ms
+        && now_ms
+            < s.last_seen_ms
+                .saturating_add(policy.idle.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> SessionPolicy {
+        SessionPolicy {
+            secure: false,
+            idle: Duration::from_secs(1800),
+            max: Duration::from_secs(43_200),
+        }
+    }
+
+    #[test]
+    fn parses_only_canonical_v4_uuids() {
+        let id = SessionId::generate();
+        let v = id.cookie_value();
+        assert!(SessionId::parse(&v).is_some());
+        assert!(SessionId::parse(&v.to_ascii_uppercase()).is_some());
+        for bad in [
+            "",
+            "null",
+            "undefined",
+            "0",
+            "../../etc/passwd",
+            "' OR 1=1 --",
+            "00000000-0000-0000-0000-000000000000", // nil, not v4
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c8", // v1
+            "{6ba7b810-9dad-41d1-80b4-00c04fd430c8}",
+            "6ba7b8109dad41d180b400c04fd430c8",
+            "urn:uuid:6ba7b810-9dad-41d1-80b4-00c04fd430c8",
+            "6ba7b810-9dad-41d1-80b4-00c04fd430c",
+            "6ba7b810-9dad-41d1-80b4-00c04fd430c8x",
+            "6ba7b810-9dad-41d1-80b4-00c04fd430g8",
+            "\u{0}\u{0}\u{0}",
+        ] {
+            assert!(SessionId::parse(bad).is_none(), "{bad:?}");
+        }
+        let s = "x".repeat(10_000);
+        assert!(SessionId::parse(&s).is_none());
+    }
+
+    #[test]
+    fn hash_is_sha256_of_the_text_and_differs_per_id() {
+        let id = SessionId::parse("6ba7b810-9dad-41d1-80b4-00c04fd430c8").unwrap();
+        assert_eq!(
+            hex::encode(id.hash()),
+            hex::encode(Sha256::digest(b"6ba7b810-9dad-41d1-80b4-00c04fd430c8"))
+        );
+        assert_ne!(SessionId::generate().hash(), SessionId::generate().hash());
+        assert!(!format!("{id:?}").contains("6ba7"));
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let p = policy();
+        let c = p.session_cookie(&SessionId::generate()).to_string();
+        assert!(c.starts_with("session="));
+        for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"] {
+            assert!(c.contains(part), "{c}");
+        }
+        assert!(!c.contains("Secure"));
+        let secure = SessionPolicy { secure: true, ..p };
+        let c = secure.session_cookie(&SessionId::generate()).to_string();
+        assert!(c.starts_with("__Host-session=") && c.contains("Secure") && !c.contains("Domain"));
+        assert!(
+            secure
+                .clear_session_cookie()
+                .to_string()
+                .contains("Max-Age=0")
+        );
+        assert!(
+            secure
+                .csrf_cookie("v".into())
+                .to_string()
+                .starts_with("__Host-csrf=v")
+        );
+    }
+
+    #[test]
+    fn validity_rules() {
+        let p = policy();
+        let base = SessionState {
+            created_ms: 1_000,
+            last_seen_ms: 1_000,
+            expires_ms: 1_000 + 43_200_000,
+            user_active: true,
+            password_changed_ms: 500,
+        };
+        assert!(is_valid(&base, &p, 2_000));
+        // idle: 30 minutes after last seen
+        assert!(!is_valid(&base, &p, 1_000 + 1_800_000));
+        let active = SessionState {
+            last_seen_ms: 43_000_000,
+            ..base.clone()
+        };
+        assert!(is_valid(&active, &p, 43_100_000));
+        // absolute: 12 hours after creation even if active
+        let late = SessionState {
+            last_seen_ms: 44_000_000,
+            ..base.clone()
+        };
+        assert!(!is_valid(&late, &p, 44_200_001));
+        // disabled user, password changed after creation
+        assert!(!is_valid(
+            &SessionState {
+                user_active: false,
+                ..base.clone()
+            },
+            &p,
+            2_000
+        ));
+        assert!(!is_valid(
+            &SessionState {
+                password_changed_ms: 1_001,
+                ..base.clone()
+            },
+            &p,
+            2_000
+        ));
+    }
+
+    #[test]
+    fn touch_interval_is_at_most_a_quarter_of_idle() {
+        assert_eq!(policy().touch_interval_ms(), 60_000);
+        let short = SessionPolicy {
+            idle: Duration::from_secs(2),
+            ..policy()
+        };
+        assert_eq!(short.touch_interval_ms(), 500);
+    }
+}

@@ -1,0 +1,759 @@
+//! All SQL lives here (SPEC §8). The rest of the crate sees a narrow interface of plain
+//! functions over domain values, so another backend could replace this module without touching
+//! handlers.
+//!
+//! SQLite in WAL mode: one writer connection behind a mutex (SQLite allows one writer at a time
+//! anyway, and a single connection avoids `SQLITE_BUSY` between our own writers) and a small
+//! set of reader connections for point reads. Every call is synchronous; handlers run writes
+//! through [`Store::blocking`] so they never stall an async worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+use crate::domain::{Email, FullName, Username};
+
+/// The schema, compiled in so the server runs from any directory.
+pub const SCHEMA: &str = include_str!("../users.database.sql");
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("username is taken")]
+    UsernameTaken,
+    #[error("email is taken")]
+    EmailTaken,
+    #[error("the database is busy")]
+    Busy,
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("database file {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("the database was created by a newer Gatehouse (schema version {0})")]
+    TooNew(i64),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A user as pages and the API show it (no hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub created_ms: i64,
+}
+
+/// What a password check needs.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub user_id: i64,
+    pub password_hash: String,
+    pub active: bool,
+}
+
+/// A session joined with the facts that decide its validity.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub user: User,
+    pub state: crate::session::SessionState,
+}
+
+/// A row of the user's session list on `/account`.
+#[derive(Clone, Debug)]
+pub struct SessionSummary {
+    pub id: i64,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+pub struct NewSession<'a> {
+    pub token_hash: [u8; 32],
+    pub user_id: i64,
+    /// The hash that was just verified: the session is created only if it is still current,
+    /// so a sign-in racing a password change cannot outlive it.
+    pub verified_hash: &'a str,
+    pub now_ms: i64,
+    pub expires_ms: i64,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    /// The session being replaced (rotation), deleted in the same transaction.
+    pub replaces: Option<[u8; 32]>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// The schema's sections: (version, SQL that brings the file to it).
+fn migrations() -> Vec<(i64, &'static str)> {
+    let mut out = Vec::new();
+    let mut rest = SCHEMA;
+    while let Some(at) = rest.find("\n-- @version ") {
+        rest = &rest[at + 1..];
+        let line_end = rest.find('\n').unwrap_or(rest.len());
+        let version: i64 = rest["-- @version ".len()..line_end]
+            .trim()
+            .parse()
+            .expect("schema version marker");
+        let body_end = rest[line_end..]
+            .find("\n-- @version ")
+            .map_or(rest.len(), |e| e + line_end);
+        out.push((version, &rest[..body_end]));
+        rest = &rest[body_end..];
+    }
+    out
+}
+
+impl Store {
+    /// Opens (creating when missing) and upgrades the database.
+    pub fn open(path: &Path) -> Result<Self> {
+        let open_err = |e: rusqlite::Error| StoreError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "SQLite did not switch to WAL mode");
+        }
+        Self::migrate(&mut conn)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    fn migrate(conn: &mut Connection) -> Result<()> {
+        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let all = migrations();
+        let latest = all.last().map_or(0, |m| m.0);
+        if current > latest {
+            return Err(StoreError::TooNew(current));
+        }
+        for (version, sql) in all.into_iter().filter(|(v, _)| *v > current) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+            tracing::info!(version, "database schema upgraded");
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the blocking thread pool, off the async workers.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        actix_web::web::block(move || f(&store))
+            .await
+            .map_err(|_| StoreError::Busy)?
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&c)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut readers = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < 16 {
+            readers.push(conn);
+        }
+        result
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .is_ok_and(|v| v == 1)
+    }
+
+    /// Which of username / email is already taken, username first.
+    pub fn taken(&self, username: &Username, email: Option<&Email>) -> Result<Option<StoreError>> {
+        self.read(|c| {
+            let user: bool = c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)",
+                [username.as_str()],
+                |r| r.get(0),
+            )?;
+            if user {
+                return Ok(Some(StoreError::UsernameTaken));
+            }
+            if let Some(email) = email {
+                let mail: bool = c.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM users WHERE email = ?1)",
+                    [email.as_str()],
+                    |r| r.get(0),
+                )?;
+                if mail {
+                    return Ok(Some(StoreError::EmailTaken));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    pub fn create_user(
+        &self,
+        username: &Username,
+        email: Option<&Email>,
+        full_name: Option<&FullName>,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<User> {
+        self.write(|c| {
+            let res = c.execute(
+                "INSERT INTO users (username, email, full_name, password_hash, active,
+                                    created_at, updated_at, password_changed_at)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?5)",
+                params![
+                    username.as_str(),
+                    email.map(Email::as_str),
+                    full_name.map(FullName::as_str),
+                    password_hash,
+                    now_ms
+                ],
+            );
+            match res {
+                Ok(_) => Ok(User {
+                    id: c.last_insert_rowid(),
+                    username: username.as_str().to_owned(),
+                    email: email.map(|e| e.as_str().to_owned()),
+                    full_name: full_name.map(|f| f.as_str().to_owned()),
+                    created_ms: now_ms,
+                }),
+                Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                    if e.code == ErrorCode::ConstraintViolation
+                        && msg.contains("users.username") =>
+                {
+                    Err(StoreError::UsernameTaken)
+                }
+                Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                    if e.code == ErrorCode::ConstraintViolation && msg.contains("users.email") =>
+                {
+                    Err(StoreError::EmailTaken)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    pub fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached(
+                    "SELECT id, password_hash, active FROM users WHERE username = ?1",
+                )?
+                .query_row([username], |r| {
+                    Ok(Credentials {
+                        user_id: r.get(0)?,
+                        password_hash: r.get(1)?,
+                        active: r.get(2)?,
+                    })
+                })
+                .optional()?,
+            )
+        })
+    }
+
+    pub fn credentials_by_id(&self, user_id: i64) -> Result<Option<Credentials>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT id, password_hash, active FROM users WHERE id = ?1")?
+                    .query_row([user_id], |r| {
+                        Ok(Credentials {
+                            user_id: r.get(0)?,
+                            password_hash: r.get(1)?,
+                            active: r.get(2)?,
+                        })
+                    })
+                    .optional()?,
+            )
+        })
+    }
+
+    /// Replaces the hash only if it is still `old` (a rehash must never bring back a password
+    /// that was changed meanwhile). Returns whether it did.
+    pub fn rehash(&self, user_id: i64, old: &str, new: &str, now_ms: i64) -> Result<bool> {
+        self.write(|c| {
+            Ok(c.execute(
+                "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2",
+                params![user_id, old, new, now_ms],
+            )? == 1)
+        })
+    }
+
+    /// Changes the password if the hash is still `old`, ends every session of the user and
+    /// opens `session` in its place, all in one transaction. Returns the new session's id, or
+    /// `None` when the password was changed meanwhile.
+    pub fn change_password(
+        &self,
+        old: &str,
+        new: &str,
+        session: &NewSession<'_>,
+    ) -> Result<Option<i64>> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let changed = tx.execute(
+                "UPDATE users SET password_hash = ?3, updated_at = ?4, password_changed_at = ?4
+                 WHERE id = ?1 AND password_hash = ?2 AND active = 1",
+                params![session.user_id, old, new, session.now_ms],
+            )?;
+            if changed != 1 {
+                return Ok(None);
+            }
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [session.user_id])?;
+            let id = insert_session(&tx, session, new)?;
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    /// Opens a session for a user whose password hash is still `verified_hash` and who is
+    /// active; drops the replaced session and the user's oldest beyond the per-user cap.
+    pub fn create_session(&self, session: &NewSession<'_>) -> Result<Option<i64>> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            if let Some(old) = &session.replaces {
+                tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [&old[..]])?;
+            }
+            let id = insert_session(&tx, session, session.verified_hash)?;
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    pub fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT s.id, s.created_at, s.last_seen_at, s.expires_at,
+                        u.id, u.username, u.email, u.full_name, u.created_at, u.active,
+                        u.password_changed_at
+                 FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.token_hash = ?1",
+            )?
+            .query_row([&token_hash[..]], |r| {
+                Ok(SessionRecord {
+                    id: r.get(0)?,
+                    user: User {
+                        id: r.get(4)?,
+                        username: r.get(5)?,
+                        email: r.get(6)?,
+                        full_name: r.get(7)?,
+                        created_ms: r.get(8)?,
+                    },
+                    state: crate::session::SessionState {
+                        created_ms: r.get(1)?,
+                        last_seen_ms: r.get(2)?,
+                        expires_ms: r.get(3)?,
+                        user_active: r.get(9)?,
+                        password_changed_ms: r.get(10)?,
+                    },
+                })
+            })
+            .optional()?)
+        })
+    }
+
+    pub fn touch_session(&self, id: i64, now_ms: i64) -> Result<()> {
+        self.write(|c| {
+            c.prepare_cached(
+                "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
+            )?
+            .execute(params![id, now_ms])?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_session_by_hash(&self, token_hash: &[u8; 32]) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "DELETE FROM sessions WHERE token_hash = ?1",
+                [&token_hash[..]],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Deletes one session, only if it belongs to `user_id`. Returns whether it did.
+    pub fn delete_user_session(&self, user_id: i64, session_id: i64) -> Result<bool> {
+        self.write(|c| {
+            Ok(c.execute(
+                "DELETE FROM sessions WHERE id = ?1 AND user_id = ?2",
+                params![session_id, user_id],
+            )? == 1)
+        })
+    }
+
+    pub fn delete_other_sessions(&self, user_id: i64, keep_id: i64) -> Result<usize> {
+        self.write(|c| {
+            Ok(c.execute(
+                "DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2",
+                params![user_id, keep_id],
+            )?)
+        })
+    }
+
+    /// The user's sessions, newest first, live ones only.
+    pub fn sessions_of(
+        &self,
+        user_id: i64,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<Vec<SessionSummary>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, created_at, last_seen_at, user_agent, ip FROM sessions
+                 WHERE user_id = ?1 AND expires_at > ?2 AND last_seen_at > ?2 - ?3
+                 ORDER BY created_at DESC, id DESC",
+            )?;
+            let rows = stmt.query_map(params![user_id, now_ms, idle_ms], |r| {
+                Ok(SessionSummary {
+                    id: r.get(0)?,
+                    created_ms: r.get(1)?,
+                    last_seen_ms: r.get(2)?,
+                    user_agent: r.get(3)?,
+                    ip: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Deletes sessions past their absolute or idle limit. Returns how many.
+    pub fn purge_expired_sessions(&self, now_ms: i64, idle_ms: i64) -> Result<usize> {
+        self.write(|c| {
+            Ok(c.execute(
+                "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
+                params![now_ms, idle_ms],
+            )?)
+        })
+    }
+}
+
+fn insert_session(
+    tx: &rusqlite::Transaction<'_>,
+    s: &NewSession<'_>,
+    current_hash: &str,
+) -> Result<Option<i64>> {
+    let inserted = tx.execute(
+        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, user_agent, ip)
+         SELECT ?1, id, ?3, ?3, ?4, ?5, ?6 FROM users
+         WHERE id = ?2 AND password_hash = ?7 AND active = 1",
+        params![&s.token_hash[..], s.user_id, s.now_ms, s.expires_ms, s.user_agent, s.ip, current_hash],
+    )?;
+    if inserted != 1 {
+        return Ok(None);
+    }
+    let id = tx.last_insert_rowid();
+    // Keep the newest sessions only.
+    tx.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND id NOT IN
+           (SELECT id FROM sessions WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2)",
+        params![
+            s.user_id,
+            crate::session::SessionPolicy::MAX_PER_USER as i64
+        ],
+    )?;
+    Ok(Some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("users.database")).unwrap();
+        (dir, s)
+    }
+
+    const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+    const HASH2: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$b3RoZXJvdGhlcm90aGVyMQ";
+
+    fn user(s: &Store, name: &str) -> User {
+        s.create_user(&Username::parse(name).unwrap(), None, None, HASH, 1_000)
+            .unwrap()
+    }
+
+    fn new_session(user_id: i64, token: u8, now: i64) -> NewSession<'static> {
+        NewSession {
+            token_hash: [token; 32],
+            user_id,
+            verified_hash: HASH,
+            now_ms: now,
+            expires_ms: now + 100_000,
+            user_agent: Some("test"),
+            ip: Some("127.0.0.1"),
+            replaces: None,
+        }
+    }
+
+    #[test]
+    fn schema_version_wal_and_foreign_keys() {
+        let (dir, s) = store();
+        let c = Connection::open(dir.path().join("users.database")).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, migrations().last().unwrap().0);
+        let mode: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: bool = s
+            .inner
+            .writer
+            .lock()
+            .unwrap()
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert!(fk);
+        drop(s);
+        // Re-opening applies nothing twice.
+        Store::open(&dir.path().join("users.database")).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db");
+        Connection::open(&p)
+            .unwrap()
+            .pragma_update(None, "user_version", 999)
+            .unwrap();
+        assert!(matches!(Store::open(&p), Err(StoreError::TooNew(999))));
+    }
+
+    #[test]
+    fn migrations_parse_in_order() {
+        let m = migrations();
+        assert!(!m.is_empty());
+        assert!(m.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(m[0].0, 1);
+    }
+
+    #[test]
+    fn uniqueness_of_username_and_email() {
+        let (_d, s) = store();
+        let email = Email::parse_optional("Ann@Example.com").unwrap();
+        s.create_user(
+            &Username::parse("ann").unwrap(),
+            email.as_ref(),
+            None,
+            HASH,
+            1,
+        )
+        .unwrap();
+        assert!(matches!(
+            s.create_user(&Username::parse("ANN").unwrap(), None, None, HASH, 1),
+            Err(StoreError::UsernameTaken)
+        ));
+        let upper = Email::parse_optional("ann@EXAMPLE.COM").unwrap();
+        assert!(matches!(
+            s.create_user(
+                &Username::parse("ann2").unwrap(),
+                upper.as_ref(),
+                None,
+                HASH,
+                1
+            ),
+            Err(StoreError::EmailTaken)
+        ));
+        assert!(matches!(
+            s.taken(&Username::parse("ann").unwrap(), None),
+            Ok(Some(StoreError::UsernameTaken))
+        ));
+        assert!(matches!(
+            s.taken(&Username::parse("bob").unwrap(), upper.as_ref()),
+            Ok(Some(StoreError::EmailTaken))
+        ));
+        assert!(matches!(
+            s.taken(&Username::parse("bob").unwrap(), None),
+            Ok(None)
+        ));
+        // Two users without email are fine (NULLs are distinct).
+        user(&s, "carol");
+        user(&s, "dave");
+    }
+
+    #[test]
+    fn sessions_need_the_verified_hash_and_an_active_user() {
+        let (_d, s) = store();
+        let u = user(&s, "alice");
+        let mut stale = new_session(u.id, 1, 2_000);
+        stale.verified_hash = HASH2;
+        assert_eq!(
+            s.create_session(&stale).unwrap(),
+            None,
+            "hash changed meanwhile"
+        );
+        let id = s
+            .create_session(&new_session(u.id, 2, 2_000))
+            .unwrap()
+            .unwrap();
+        let rec = s.session(&[2; 32]).unwrap().unwrap();
+        assert_eq!(rec.id, id);
+        assert_eq!(rec.user.username, "alice");
+        assert!(s.session(&[3; 32]).unwrap().is_none());
+    }
+
+    #[test]
+    fn change_password_is_conditional_and_ends_other_sessions() {
+        let (_d, s) = store();
+        let u = user(&s, "alice");
+        s.create_session(&new_session(u.id, 1, 2_000))
+            .unwrap()
+            .unwrap();
+        s.create_session(&new_session(u.id, 2, 2_000))
+            .unwrap()
+            .unwrap();
+        let mut rotated = new_session(u.id, 3, 3_000);
+        rotated.verified_hash = HASH;
+        assert!(s.change_password(HASH, HASH2, &rotated).unwrap().is_some());
+        assert!(s.session(&[1; 32]).unwrap().is_none());
+        assert!(s.session(&[2; 32]).unwrap().is_none());
+        let rec = s.session(&[3; 32]).unwrap().unwrap();
+        assert_eq!(rec.state.password_changed_ms, 3_000);
+        // A second change from the old hash fails: someone changed it already.
+        assert!(
+            s.change_password(HASH, HASH, &new_session(u.id, 4, 4_000))
+                .unwrap()
+                .is_none()
+        );
+        // Rehash from the old hash cannot bring the old password back.
+        assert!(!s.rehash(u.id, HASH, HASH, 5_000).unwrap());
+        assert!(s.rehash(u.id, HASH2, HASH, 5_000).unwrap());
+    }
+
+    #[test]
+    fn at_most_fifty_sessions_per_user_oldest_go_first() {
+        let (_d, s) = store();
+        let u = user(&s, "alice");
+        for i in 0..55u8 {
+            s.create_session(&new_session(u.id, i, 2_000 + i as i64))
+                .unwrap()
+                .unwrap();
+        }
+        let list = s.sessions_of(u.id, 2_100, 1_000_000).unwrap();
+        assert_eq!(list.len(), 50);
+        for i in 0..5u8 {
+            assert!(s.session(&[i; 32]).unwrap().is_none());
+        }
+        assert!(s.session(&[54; 32]).unwrap().is_some());
+        assert_eq!(list[0].created_ms, 2_054, "newest first");
+    }
+
+    #[test]
+    fn revoke_only_own_sessions_and_purge_expired() {
+        let (_d, s) = store();
+        let a = user(&s, "alice");
+        let b = user(&s, "bob");
+        let sa = s
+            .create_session(&new_session(a.id, 1, 2_000))
+            .unwrap()
+            .unwrap();
+        let sb = s
+            .create_session(&new_session(b.id, 2, 2_000))
+            .unwrap()
+            .unwrap();
+        assert!(!s.delete_user_session(a.id, sb).unwrap());
+        assert!(s.session(&[2; 32]).unwrap().is_some());
+        assert!(s.delete_user_session(a.id, sa).unwrap());
+        s.create_session(&new_session(a.id, 3, 2_000)).unwrap();
+        let keep = s
+            .create_session(&new_session(a.id, 4, 2_000))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.delete_other_sessions(a.id, keep).unwrap(), 1);
+        // expires_at = 102_000
+        assert_eq!(s.purge_expired_sessions(50_000, 1_000_000).unwrap(), 0);
+        assert_eq!(s.purge_expired_sessions(102_000, 1_000_000).unwrap(), 2);
+        s.create_session(&new_session(a.id, 5, 2_000)).unwrap();
+        s.touch_session(keep, 1).unwrap();
+        assert_eq!(
+            s.purge_expired_sessions(2_500, 500).unwrap(),
+            1,
+            "idle limit"
+        );
+    }
+
+    #[test]
+    fn deleting_a_user_deletes_their_sessions() {
+        let (_d, s) = store();
+        let u = user(&s, "alice");
+        s.create_session(&new_session(u.id, 1, 2_000)).unwrap();
+        s.write(|c| Ok(c.execute("DELETE FROM users WHERE id = ?1", [u.id])?))
+            .unwrap();
+        let n: i64 = s
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,290 @@
+//! Askama page types. Every page shares [`Chrome`] (title, who is signed in, asset URLs), and
+//! every form is a [`FormView`] rendered by `templates/form.html`, so fields look and behave the
+//! same everywhere (labels, hints, messages, `aria-*`, focus on the first bad field).
+
+use askama::Template;
+
+use crate::static_files;
+use crate::store::User;
+
+/// What the layout needs on every page.
+pub struct Chrome {
+    pub title: &'static str,
+    /// The signed-in user's display name for the header.
+    pub who: Option<String>,
+    pub wide: bool,
+    pub css_url: &'static str,
+    pub js_url: &'static str,
+}
+
+impl Chrome {
+    pub fn new(title: &'static str, who: Option<&User>) -> Self {
+        Self {
+            title,
+            who: who.map(|u| u.username.clone()),
+            wide: false,
+            css_url: static_files::url("style.css"),
+            js_url: static_files::url("gatehouse.js"),
+        }
+    }
+}
+
+/// One input of a form.
+#[derive(Clone, Debug, Default)]
+pub struct Field {
+    pub name: &'static str,
+    pub id: &'static str,
+    pub label: &'static str,
+    pub input_type: &'static str,
+    pub autocomplete: &'static str,
+    pub hint: &'static str,
+    pub required: bool,
+    /// Kept input on re-render; always empty for passwords.
+    pub value: String,
+    pub error: Option<String>,
+    pub autofocus: bool,
+    pub digest_target: &'static str,
+    pub repeat_of: &'static str,
+    pub check_length: bool,
+}
+
+impl Field {
+    pub fn text(name: &'static str, label: &'static str, autocomplete: &'static str) -> Self {
+        Self {
+            name,
+            id: name,
+            label,
+            input_type: "text",
+            autocomplete,
+            required: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn password(name: &'static str, label: &'static str, autocomplete: &'static str) -> Self {
+        Self {
+            input_type: "password",
+            ..Self::text(name, label, autocomplete)
+        }
+    }
+
+    pub fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    pub fn kind(mut self, input_type: &'static str) -> Self {
+        self.input_type = input_type;
+        self
+    }
+
+    pub fn hint(mut self, hint: &'static str) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    pub fn digest_into(mut self, target: &'static str) -> Self {
+        self.digest_target = target;
+        self
+    }
+
+    pub fn repeat_of(mut self, id: &'static str) -> Self {
+        self.repeat_of = id;
+        self
+    }
+
+    pub fn checked_length(mut self) -> Self {
+        self.check_length = true;
+        self
+    }
+
+    pub fn value(mut self, v: &str) -> Self {
+        self.value = v.to_owned();
+        self
+    }
+
+    pub fn error_text(&self) -> &str {
+        self.error.as_deref().unwrap_or("")
+    }
+}
+
+/// A whole form: fields, hidden inputs, submit label.
+#[derive(Clone, Debug, Default)]
+pub struct FormView {
+    pub action: String,
+    pub digest: bool,
+    pub data_username: Option<String>,
+    pub fields: Vec<Field>,
+    pub hidden: Vec<(&'static str, String)>,
+    pub submit: &'static str,
+}
+
+impl FormView {
+    /// Sets the message of field `name` (the first message wins).
+    pub fn set_error(&mut self, name: &str, message: impl Into<String>) {
+        if let Some(f) = self.fields.iter_mut().find(|f| f.name == name) {
+            f.error.get_or_insert_with(|| message.into());
+        }
+        self.focus_first_error();
+    }
+
+    fn focus_first_error(&mut self) {
+        let mut seen = false;
+        for f in &mut self.fields {
+            f.autofocus = !seen && f.error.is_some();
+            seen |= f.error.is_some();
+        }
+    }
+
+    pub fn set_value(&mut self, name: &str, value: &str) {
+        if let Some(f) = self
+            .fields
+            .iter_mut()
+            .find(|f| f.name == name && f.input_type != "password")
+        {
+            f.value = value.to_owned();
+        }
+    }
+
+    pub fn errors(&self) -> Vec<&Field> {
+        self.fields.iter().filter(|f| f.error.is_some()).collect()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.fields.iter().any(|f| f.error.is_some())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_up.html")]
+pub struct SignUpPage {
+    pub chrome: Chrome,
+    pub form: FormView,
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    pub chrome: Chrome,
+    pub form: FormView,
+    pub notice: String,
+    /// `error` or `info`, for styling.
+    pub notice_kind: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "welcome.html")]
+pub struct WelcomePage {
+    pub chrome: Chrome,
+    pub name: String,
+}
+
+pub struct SessionRow {
+    pub id: i64,
+    pub created: String,
+    pub last_seen: String,
+    pub user_agent: String,
+    pub ip: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub chrome: Chrome,
+    pub user: User,
+    pub created: String,
+    pub notice: String,
+    pub form: FormView,
+    pub sessions: Vec<SessionRow>,
+    pub csrf_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "sign_out.html")]
+pub struct SignOutPage {
+    pub chrome: Chrome,
+    pub csrf_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub chrome: Chrome,
+    pub heading: &'static str,
+    pub message: String,
+    pub link_href: &'static str,
+    pub link_text: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> FormView {
+        FormView {
+            action: "/x".into(),
+            digest: true,
+            fields: vec![
+                Field::text("username", "Username", "username").value("<b>x</b>\"'"),
+                Field::password("password", "Password", "new-password")
+                    .digest_into("password_digest"),
+            ],
+            hidden: vec![("csrf_token", "t\"<".into())],
+            submit: "Go",
+            ..FormView::default()
+        }
+    }
+
+    #[test]
+    fn escapes_everything_echoed() {
+        let mut f = form();
+        f.set_error("username", "<script>alert(1)</script>");
+        let html = SignUpPage {
+            chrome: Chrome::new("T", None),
+            form: f,
+        }
+        .render()
+        .unwrap();
+        assert!(!html.contains("<b>x</b>"));
+        assert!(!html.contains("<script>alert"));
+        assert!(
+            html.contains("&#60;b&#62;x&#60;/b&#62;") || html.contains("&lt;b&gt;x&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains("value=\"t\"<\""));
+    }
+
+    #[test]
+    fn first_bad_field_gets_focus_and_aria() {
+        let mut f = form();
+        f.set_error("password", "bad");
+        f.set_error("username", "bad too");
+        assert!(f.fields[0].autofocus && !f.fields[1].autofocus);
+        let html = SignUpPage {
+            chrome: Chrome::new("T", None),
+            form: f,
+        }
+        .render()
+        .unwrap();
+        assert_eq!(html.matches("aria-invalid=\"true\"").count(), 2);
+        assert_eq!(html.matches(" autofocus").count(), 1);
+        assert!(html.contains("<label for=\"username\">"));
+        assert!(html.contains("data-digest-target=\"password_digest\""));
+        assert!(!html.contains("style="), "CSP: no inline style");
+        assert!(!html.contains("<script>"), "CSP: no inline script");
+    }
+
+    #[test]
+    fn password_values_are_never_kept() {
+        let mut f = form();
+        f.set_value("password", "secret-typed");
+        let html = SignUpPage {
+            chrome: Chrome::new("T", None),
+            form: f,
+        }
+        .render()
+        .unwrap();
+        assert!(!html.contains("secret-typed"));
+    }
+}

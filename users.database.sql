@@ -1,0 +1,33 @@
+-- Gatehouse schema. Each section, headed "@version N", upgrades the database from the version
+-- before it and ends by setting PRAGMA user_version; the server applies, in order, every section
+-- newer than the file (`sqlite3 users.database < users.database.sql` also builds a fresh file).
+-- Times are Unix milliseconds (UTC).
+
+-- @version 1
+CREATE TABLE users (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    username            TEXT    NOT NULL UNIQUE
+                        CHECK (length(username) BETWEEN 3 AND 32 AND username NOT GLOB '*[^a-z0-9_]*'),
+    email               TEXT    UNIQUE COLLATE NOCASE CHECK (email IS NULL OR length(email) <= 254),
+    full_name           TEXT    CHECK (full_name IS NULL OR length(full_name) BETWEEN 1 AND 100),
+    password_hash       TEXT    NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+    active              INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL,
+    password_changed_at INTEGER NOT NULL
+);
+
+CREATE TABLE sessions (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- public id shown on /account
+    token_hash   BLOB    NOT NULL UNIQUE CHECK (length(token_hash) = 32),  -- SHA-256 of the cookie
+    user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    user_agent   TEXT,
+    ip           TEXT
+);
+CREATE INDEX sessions_by_user ON sessions(user_id, created_at);
+CREATE INDEX sessions_by_expiry ON sessions(expires_at);
+
+PRAGMA user_version = 1;
