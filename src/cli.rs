@@ -33,7 +33,7 @@ fn default_parallelism() -> usize {
 /// Gatehouse: a self-hosted sign-up / sign-in website. Run without arguments to serve on
 /// http://127.0.0.1:8080 with ./users.database.
 #[derive(Parser, Clone, Debug)]
-#[command(name = "gatehouse", version, about, long_about = None)]
+#[command(name = "gatehouse", version, about, long_about = None, args_override_self = true)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the log says which).
     #[arg(long, env = "GATEHOUSE_BIND", default_value = "127.0.0.1:8080")]
@@ -185,6 +185,9 @@ mod tests {
         assert_eq!(c.secret_key_path(), PathBuf::from("/tmp/x/gatehouse.key"));
         assert!(Config::try_parse_from(["gatehouse", "--lock-window", "soon"]).is_err());
         assert!(Config::try_parse_from(["gatehouse", "--session-idle", "0s"]).is_err());
+        // A later flag overrides an earlier one (wrapper scripts append their own).
+        let c = Config::parse_from(["gatehouse", "--argon2-m", "64", "--argon2-m", "128"]);
+        assert_eq!(c.argon2_m, 128);
     }
 
     #[test]

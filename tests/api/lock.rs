@@ -1,0 +1,211 @@
+//! Sign-in failures and the fail-lock (SPEC §3, §4).
+
+use std::time::Duration;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_get_the_same_401() {
+    let app = TestApp::spawn(&[]);
+    let c = app.client();
+    sign_up(&app, &c, "known", "known-password").await;
+    let anon = app.client();
+    let wrong = sign_in(&app, &anon, "known", "wrong-password").await;
+    assert_eq!(wrong.status(), 401);
+    let wrong_body = wrong.text().await.unwrap();
+    let unknown = sign_in(&app, &anon, "nobody", "wrong-password").await;
+    assert_eq!(unknown.status(), 401);
+    let unknown_body = unknown.text().await.unwrap();
+    // Identical except for the echoed username.
+    assert_eq!(
+        wrong_body.replace("value=\"known\"", "value=\"U\""),
+        unknown_body.replace("value=\"nobody\"", "value=\"U\"")
+    );
+    assert!(wrong_body.contains("The username or password is incorrect."));
+    assert!(
+        wrong_body.contains("value=\"known\""),
+        "typed username kept"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_user_gets_the_generic_401() {
+    let app = TestApp::spawn(&[]);
+    let c = app.client();
+    sign_up(&app, &c, "sleeper", "sleeper-password").await;
+    app.db()
+        .execute("UPDATE users SET active = 0 WHERE username = 'sleeper'", [])
+        .unwrap();
+    let r = sign_in(&app, &app.client(), "sleeper", "sleeper-password").await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("The username or password is incorrect.")
+    );
+    // And the existing session is no longer valid.
+    assert_eq!(
+        c.get(app.url("/welcome")).send().await.unwrap().status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn three_strikes_lock_even_the_right_password_until_the_window_passes() {
+    let app = TestApp::spawn(&["--lock-window", "2s"]);
+    sign_up(&app, &app.client(), "victim", "right-password").await;
+    let c = app.client();
+    for _ in 0..3 {
+        assert_eq!(
+            sign_in(&app, &c, "victim", "wrong-password").await.status(),
+            401
+        );
+    }
+    let r = sign_in(&app, &c, "Victim", "right-password").await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Try again in"), "{body}");
+    assert!(app.log().contains("username locked"));
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert_eq!(
+        sign_in(&app, &c, "victim", "right-password").await.status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn attempts_while_locked_extend_the_lock() {
+    let app = TestApp::spawn(&["--lock-window", "2s"]);
+    sign_up(&app, &app.client(), "persist", "right-password").await;
+    let c = app.client();
+    for _ in 0..3 {
+        sign_in(&app, &c, "persist", "wrong-password").await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        sign_in(&app, &c, "persist", "right-password")
+            .await
+            .status(),
+        429
+    );
+    // 2.3 s after the third failure but only 0.8 s after the last attempt: still locked.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        sign_in(&app, &c, "persist", "right-password")
+            .await
+            .status(),
+        429
+    );
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert_eq!(
+        sign_in(&app, &c, "persist", "right-password")
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn success_before_the_lock_clears_the_count() {
+    let app = TestApp::spawn(&[]);
+    sign_up(&app, &app.client(), "careful", "right-password").await;
+    let c = app.client();
+    for _ in 0..2 {
+        assert_eq!(
+            sign_in(&app, &c, "careful", "wrong-password")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        sign_in(&app, &c, "careful", "right-password")
+            .await
+            .status(),
+        303
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            sign_in(&app, &c, "careful", "wrong-password")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        sign_in(&app, &c, "careful", "right-password")
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn unknown_usernames_lock_too_and_parallel_guesses_all_count() {
+    let app = TestApp::spawn(&[]);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = app.client();
+        let token = csrf_token(&app, &c, "/sign-in").await;
+        let url = app.url("/sign-in");
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .form(&[
+                    ("username", "ghost"),
+                    ("password", "guess-guess"),
+                    ("csrf_token", &token),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn lock_attempts_are_configurable() {
+    let app = TestApp::spawn(&["--lock-attempts", "5"]);
+    let c = app.client();
+    for _ in 0..5 {
+        assert_eq!(sign_in(&app, &c, "five", "guess-guess").await.status(), 401);
+    }
+    assert_eq!(sign_in(&app, &c, "five", "guess-guess").await.status(), 429);
+}
+
+#[tokio::test]
+async fn malformed_usernames_fail_generically_and_are_never_logged() {
+    let app = TestApp::spawn(&[]);
+    let c = app.client();
+    let typed = "My Secret Passw0rd!";
+    for _ in 0..5 {
+        let r = sign_in(&app, &c, typed, "whatever-password").await;
+        assert_eq!(r.status(), 401, "no lock record for malformed names");
+    }
+    assert!(
+        !app.log().contains("Secret"),
+        "a malformed username may be a password"
+    );
+}

@@ -1,0 +1,14 @@
+//! Black-box HTTP tests: each starts the real server on a free loopback port with a temporary
+//! database and walks the routes of SPEC §3–§7 with a real HTTP client.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_input;
+mod json_api;
+mod lock;
+mod pages;
+mod redirects;
+mod sessions;
+mod sign_up;
+mod storage;

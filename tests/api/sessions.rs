@@ -1,0 +1,356 @@
+//! Sessions: sign-out, rotation, password change, revocation, expiry, restart (SPEC §3, §6).
+
+use std::time::Duration;
+
+use crate::common::*;
+
+/// Signs `user` in on a fresh client; returns the client and its session cookie value.
+async fn signed_in(app: &TestApp, user: &str, password: &str) -> (reqwest::Client, String) {
+    let c = app.client();
+    let r = sign_in(app, &c, user, password).await;
+    assert_eq!(r.status(), 303);
+    let cookie = session_cookie(&r).expect("session cookie");
+    (c, cookie)
+}
+
+/// GET `/welcome` with exactly this session cookie; true when it is accepted.
+async fn cookie_works(app: &TestApp, cookie: &str) -> bool {
+    let (c, header) = with_cookie(cookie);
+    c.get(app.url("/welcome"))
+        .header("cookie", header)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == 200
+}
+
+#[tokio::test]
+async fn sign_out_deletes_the_session_server_side() {
+    let app = TestApp::spawn(&[]);
+    sign_up(&app, &app.client(), "leaver", "leaver-password").await;
+    let (c, cookie) = signed_in(&app, "leaver", "leaver-password").await;
+    assert!(cookie_works(&app, &cookie).await);
+    let token = csrf_token(&app, &c, "/sign-out").await;
+    let r = post_form(&app, &c, "/sign-out", &token, &[]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/sign-in");
+    let expired = r.headers().get_all("set-cookie").iter().any(|v| {
+        let v = v.to_str().unwrap();
+        v.starts_with("session=") && v.contains("Max-Age=0")
+    });
+    assert!(expired, "cookie expired");
+    assert!(!cookie_works(&app, &cookie).await, "old cookie is dead");
+    let n: i64 = app
+        .db()
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "only the sign-up session remains");
+    assert!(app.log().contains("signed out"));
+}
+
+#[tokio::test]
+async fn sign_in_rotates_the_session() {
+    let app = TestApp::spawn(&[]);
+    let c = app.client();
+    sign_up(&app, &c, "rotor", "rotor-password").await;
+    let first = {
+        let r = sign_in(&app, &c, "rotor", "rotor-password").await;
+        session_cookie(&r).unwrap()
+    };
+    let r = sign_in(&app, &c, "rotor", "rotor-password").await;
+    let second = session_cookie(&r).unwrap();
+    assert_ne!(first, second);
+    assert!(
+        !cookie_works(&app, &first).await,
+        "the replaced session is deleted"
+    );
+    assert!(cookie_works(&app, &second).await);
+}
+
+#[tokio::test]
+async fn a_password_change_ends_other_sessions_and_rotates_this_one() {
+    let app = TestApp::spawn(&[]);
+    sign_up(&app, &app.client(), "changer", "old-password-1").await;
+    let (_a, cookie_a) = signed_in(&app, "changer", "old-password-1").await;
+    let (b, cookie_b) = signed_in(&app, "changer", "old-password-1").await;
+    let token = csrf_token(&app, &b, "/account").await;
+    let r = post_form(
+        &app,
+        &b,
+        "/account/password",
+        &token,
+        &[
+            ("current_password", "old-password-1"),
+            ("new_password", "new-password-2"),
+            ("new_password_repeat", "new-password-2"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/account?changed=1");
+    let new_b = session_cookie(&r).expect("rotated cookie");
+    assert_ne!(new_b, cookie_b);
+    assert!(
+        !cookie_works(&app, &cookie_a).await,
+        "the other browser is signed out"
+    );
+    assert!(
+        !cookie_works(&app, &cookie_b).await,
+        "this browser's old id is dead"
+    );
+    assert!(cookie_works(&app, &new_b).await);
+    let html = b
+        .get(app.url("/account?changed=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Your password was changed"));
+    assert_eq!(
+        sign_in(&app, &app.client(), "changer", "old-password-1")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        sign_in(&app, &app.client(), "changer", "new-password-2")
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_is_401_and_counts_toward_the_lock() {
+    let app = TestApp::spawn(&[]);
+    let c = app.client();
+    sign_up(&app, &c, "forgetful", "real-password").await;
+    let token = csrf_token(&app, &c, "/account").await;
+    let fields = [
+        ("current_password", "not-it-at-all"),
+        ("new_password", "new-password-2"),
+        ("new_password_repeat", "new-password-2"),
+    ];
+    for _ in 0..3 {
+        let r = post_form(&app, &c, "/account/password", &token, &fields).await;
+        assert_eq!(r.status(), 401);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("Your current password is incorrect.")
+        );
+    }
+    let right = [
+        ("current_password", "real-password"),
+        ("new_password", "new-password-2"),
+        ("new_password_repeat", "new-password-2"),
+    ];
+    let r = post_form(&app, &c, "/account/password", &token, &right).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        sign_in(&app, &app.client(), "forgetful", "real-password")
+            .await
+            .status(),
+        429
+    );
+}
+
+#[tokio::test]
+async fn a_bad_new_password_is_400_and_changes_nothing() {
+    let app = TestApp::spawn(&[]);
+    let c = app.client();
+    sign_up(&app, &c, "picky", "real-password").await;
+    let token = csrf_token(&app, &c, "/account").await;
+    for fields in [
+        [
+            ("current_password", "real-password"),
+            ("new_password", "short"),
+            ("new_password_repeat", "short"),
+        ],
+        [
+            ("current_password", "real-password"),
+            ("new_password", "long-enough-1"),
+            ("new_password_repeat", "long-enough-2"),
+        ],
+    ] {
+        let r = post_form(&app, &c, "/account/password", &token, &fields).await;
+        assert_eq!(r.status(), 400);
+    }
+    assert_eq!(
+        sign_in(&app, &app.client(), "picky", "real-password")
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn the_account_page_lists_sessions_and_revokes_them() {
+    let app = TestApp::spawn(&[]);
+    sign_up(&app, &app.client(), "multi", "multi-password").await;
+    let (a, cookie_a) = signed_in(&app, "multi", "multi-password").await;
+    let (_b, cookie_b) = signed_in(&app, "multi", "multi-password").await;
+    let (_c, cookie_c) = signed_in(&app, "multi", "multi-password").await;
+    let html = a
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("This browser"));
+    assert!(html.contains("multi"));
+    assert!(html.contains("127.0.0.1"));
+    assert!(!html.contains(&cookie_a), "the page never shows a cookie");
+    // Revoke the newest other session (c): its public id is in the form action.
+    let id_c: i64 = app
+        .db()
+        .query_row("SELECT max(id) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert!(html.contains(&format!("/account/sessions/{id_c}/revoke")));
+    let token = hidden_value(&html, "csrf_token").unwrap();
+    let r = post_form(
+        &app,
+        &a,
+        &format!("/account/sessions/{id_c}/revoke"),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with("/account"));
+    assert!(!cookie_works(&app, &cookie_c).await);
+    assert!(cookie_works(&app, &cookie_b).await);
+    // Another user's session id cannot be revoked.
+    let (other, other_cookie) = {
+        sign_up(&app, &app.client(), "other", "other-password").await;
+        signed_in(&app, "other", "other-password").await
+    };
+    let other_id: i64 = app
+        .db()
+        .query_row("SELECT max(id) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    let r = post_form(
+        &app,
+        &a,
+        &format!("/account/sessions/{other_id}/revoke"),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert!(cookie_works(&app, &other_cookie).await);
+    drop(other);
+    // Sign out everywhere else.
+    let r = post_form(&app, &a, "/account/sessions/revoke-others", &token, &[]).await;
+    assert_eq!(r.status(), 303);
+    assert!(!cookie_works(&app, &cookie_b).await);
+    assert!(cookie_works(&app, &cookie_a).await);
+    let n: i64 = app
+        .db()
+        .query_row("SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.username = 'multi'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn account_forms_need_a_session() {
+    let app = TestApp::spawn(&[]);
+    let c = app.client();
+    let token = csrf_token(&app, &c, "/sign-in").await;
+    let r = post_form(&app, &c, "/account/sessions/revoke-others", &token, &[]).await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with("/sign-in?next=%2Faccount&sig="));
+}
+
+#[tokio::test]
+async fn garbage_cookies_mean_anonymous_never_500() {
+    let app = TestApp::spawn(&[]);
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for value in [
+        "",
+        "garbage",
+        "00000000-0000-0000-0000-000000000000",
+        "6ba7b810-9dad-41d1-80b4-00c04fd430c8",
+        "'; DROP TABLE users; --",
+        &"x".repeat(4000),
+        "%00%ff",
+        "\"quoted\"",
+    ] {
+        for path in ["/welcome", "/account", "/api/me", "/sign-in"] {
+            let r = c
+                .get(app.url(path))
+                .header("cookie", format!("session={value}; csrf={value}"))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            assert!(status < 500, "{path} with {value:?}: {status}");
+            let body = r.text().await.unwrap();
+            match path {
+                "/sign-in" => assert!(
+                    status == 200 && !body.contains("Signed in as"),
+                    "{path} {value:?}"
+                ),
+                "/api/me" => assert_eq!(status, 401),
+                _ => assert_eq!(status, 303, "{path} {value:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let app = TestApp::spawn(&["--session-idle", "2s"]);
+    sign_up(&app, &app.client(), "idler", "idler-password").await;
+    let (_c, cookie) = signed_in(&app, "idler", "idler-password").await;
+    // Activity keeps it alive past the idle limit ...
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(cookie_works(&app, &cookie).await);
+    }
+    // ... idleness ends it.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    assert!(!cookie_works(&app, &cookie).await);
+}
+
+#[tokio::test]
+async fn sessions_end_at_the_absolute_limit_even_when_active() {
+    let app = TestApp::spawn(&["--session-max", "3s"]);
+    sign_up(&app, &app.client(), "marathon", "marathon-password").await;
+    let c = app.client();
+    let r = sign_in(&app, &c, "marathon", "marathon-password").await;
+    let set = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("session="))
+        .unwrap();
+    assert!(set.contains("Max-Age=3"), "{set}");
+    let cookie = session_cookie(&r).unwrap();
+    for _ in 0..3 {
+        assert!(cookie_works(&app, &cookie).await);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!cookie_works(&app, &cookie).await);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_sessions() {
+    let mut app = TestApp::spawn(&[]);
+    sign_up(&app, &app.client(), "durable", "durable-password").await;
+    let (_c, cookie) = signed_in(&app, "durable", "durable-password").await;
+    app.restart();
+    assert!(cookie_works(&app, &cookie).await);
+}

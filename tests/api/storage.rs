@@ -1,0 +1,162 @@
+//! What ends up on disk (SPEC §5, §8): no secrets in the database, schema and pragmas, rehash,
+//! the key file.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn the_database_holds_no_password_digest_or_session_id() {
+    let app = TestApp::spawn(&[]);
+    let password = "distinctive-Pa55word";
+    let c = app.client();
+    sign_up(&app, &c, "secretive", password).await;
+    let r = sign_in(&app, &c, "secretive", password).await;
+    let cookie = session_cookie(&r).unwrap();
+    // And once over JSON with a digest.
+    let digest = gatehouse::digest::PasswordDigest::compute("other", password);
+    let r = c
+        .post(app.url("/api/users"))
+        .json(&serde_json::json!({"username": "other", "password_digest": digest.to_wire()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let own_digest = gatehouse::digest::PasswordDigest::compute("secretive", password);
+    let needles: Vec<Vec<u8>> = vec![
+        password.as_bytes().to_vec(),
+        own_digest.to_wire().into_bytes(),
+        own_digest.as_bytes().to_vec(),
+        hex::encode(own_digest.as_bytes()).into_bytes(),
+        digest.to_wire().into_bytes(),
+        digest.as_bytes().to_vec(),
+        cookie.clone().into_bytes(),
+        cookie.replace('-', "").into_bytes(),
+        uuid::Uuid::parse_str(&cookie).unwrap().as_bytes().to_vec(),
+    ];
+    let db = app.db();
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut cells = 0;
+    for t in tables {
+        let mut stmt = db.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..n {
+                cells += 1;
+                let bytes: Vec<u8> = match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        b.to_vec()
+                    }
+                    other => format!("{other:?}").into_bytes(),
+                };
+                for needle in &needles {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                        "secret found in {t} column {i}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(cells > 20);
+    // The stored hash is Argon2id over the digest, with a fresh salt per user.
+    let hashes: Vec<String> = db
+        .prepare("SELECT password_hash FROM users")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(hashes.iter().all(|h| h.starts_with("$argon2id$v=19$")));
+    // The log never carries the password or digest either.
+    let log = app.log();
+    assert!(
+        !log.contains(password) && !log.contains(&own_digest.to_wire()) && !log.contains(&cookie)
+    );
+}
+
+#[tokio::test]
+async fn database_is_wal_with_a_schema_version_and_the_key_file_is_private() {
+    let app = TestApp::spawn(&[]);
+    let db = app.db();
+    let mode: String = db
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let v: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(v >= 1);
+    let key = app.dir.path().join("gatehouse.key");
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!(meta.len(), 32);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn the_key_file_survives_restarts() {
+    // The key file persists across restarts: a redirect signed before verifies after.
+    let mut app = TestApp::spawn(&[]);
+    sign_up(&app, &app.client(), "keeper", "keeper-password").await;
+    let c = app.client();
+    let loc = location(&c.get(app.url("/account")).send().await.unwrap());
+    app.restart();
+    let html = app
+        .client()
+        .get(app.url(&loc))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(hidden_value(&html, "next").as_deref(), Some("/account"));
+}
+
+#[tokio::test]
+async fn a_changed_kdf_cost_rehashes_on_sign_in() {
+    let mut app = TestApp::spawn(&[]);
+    sign_up(&app, &app.client(), "upgrader", "upgrader-password").await;
+    let hash = |app: &TestApp| -> String {
+        app.db()
+            .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(hash(&app).contains("m=64,t=1,p=1"), "{}", hash(&app));
+    // Same database, higher costs.
+    app.restart_with(&["--argon2-m", "128", "--argon2-t", "2"]);
+    assert_eq!(
+        sign_in(&app, &app.client(), "upgrader", "upgrader-password")
+            .await
+            .status(),
+        303
+    );
+    let mut after = hash(&app);
+    for _ in 0..50 {
+        if after.contains("m=128,t=2,p=1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = hash(&app);
+    }
+    assert!(after.contains("m=128,t=2,p=1"), "rehashed: {after}");
+    assert_eq!(
+        sign_in(&app, &app.client(), "upgrader", "upgrader-password")
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        sign_in(&app, &app.client(), "upgrader", "wrong-password")
+            .await
+            .status(),
+        401
+    );
+}

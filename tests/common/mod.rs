@@ -1,0 +1,259 @@
+//! Test support shared by the black-box suites: start the real `gatehouse` binary on a free
+//! loopback port with a temporary database, and small HTTP helpers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Tiny Argon2 costs keep the suites fast; the KDF itself is tested with real costs in units.
+pub const FAST_KDF: &[&str] = &["--argon2-m", "64", "--argon2-t", "1", "--argon2-p", "1"];
+
+/// A running server process, killed on drop.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+impl TestApp {
+    /// Starts the server with fast KDF costs and `extra` flags (later flags win).
+    pub fn spawn(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args: Vec<String> = FAST_KDF.iter().map(|s| s.to_string()).collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut app = Self {
+            address: String::new(),
+            port: 0,
+            dir,
+            args,
+            child: None,
+            log: Arc::default(),
+        };
+        app.start(0);
+        app
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("users.database")
+    }
+
+    fn start(&mut self, port: u16) {
+        let bind = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        cmd.env_clear()
+            .env("GATEHOUSE_LOG", "info,gatehouse=debug")
+            .current_dir(self.dir.path())
+            .arg("--bind")
+            .arg(&bind)
+            .arg("--database")
+            .arg(self.database())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start gatehouse");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::clone(&self.log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start; log:\n{}", self.log()));
+        self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        self.address = format!("http://{addr}");
+        self.child = Some(child);
+    }
+
+    /// Stops the server (SIGKILL) and starts it again on the same port and database.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port;
+        // The port may linger briefly in the kernel; retry a few times.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let probe = std::net::TcpListener::bind(("127.0.0.1", port));
+            if probe.is_ok() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.start(port);
+    }
+
+    /// Restarts with other flags (after the fast-KDF defaults) on the same database and key.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.args = FAST_KDF
+            .iter()
+            .chain(extra.iter())
+            .map(|s| s.to_string())
+            .collect();
+        self.restart();
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A client with its own cookie jar that does not follow redirects.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// Opens the SQLite file directly, as an outside reader would.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.database()).unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The value of `name="NAME" value="…"` in a page (hidden inputs).
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(unescape(&html[start..end]))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#43;", "+")
+        .replace("&#47;", "/")
+        .replace("&#61;", "=")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
+}
+
+/// GETs `path` and returns its CSRF token (the client keeps the cookie).
+pub async fn csrf_token(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
+    let html = client
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    hidden_value(&html, "csrf_token").unwrap_or_else(|| panic!("no csrf_token on {path}:\n{html}"))
+}
+
+/// POSTs a form (fields as given, plus the page's CSRF token when `with_csrf`).
+pub async fn post_form(
+    app: &TestApp,
+    client: &reqwest::Client,
+    path: &str,
+    token: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut all: Vec<(&str, &str)> = fields.to_vec();
+    all.push(("csrf_token", token));
+    client.post(app.url(path)).form(&all).send().await.unwrap()
+}
+
+/// Signs up through the no-JS form (plain password); asserts the 303.
+pub async fn sign_up(app: &TestApp, client: &reqwest::Client, username: &str, password: &str) {
+    let token = csrf_token(app, client, "/sign-up").await;
+    let r = post_form(
+        app,
+        client,
+        "/sign-up",
+        &token,
+        &[
+            ("username", username),
+            ("password", password),
+            ("password_repeat", password),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        303,
+        "sign-up of {username}: {}",
+        r.text().await.unwrap()
+    );
+}
+
+/// Signs in through the form with a plain password; returns the response.
+pub async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let token = csrf_token(app, client, "/sign-in").await;
+    post_form(
+        app,
+        client,
+        "/sign-in",
+        &token,
+        &[("username", username), ("password", password)],
+    )
+    .await
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The session cookie's value from a response's Set-Cookie headers.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            c.strip_prefix("session=")
+                .map(|rest| rest.split(';').next().unwrap().to_owned())
+        })
+}
+
+/// A bare client that sends `session=VALUE` by hand (no jar).
+pub fn with_cookie(cookie: &str) -> (reqwest::Client, String) {
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (c, format!("session={cookie}"))
+}
