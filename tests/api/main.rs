@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod json_api;
+mod load;
 mod lock;
 mod pages;
 mod redirects;

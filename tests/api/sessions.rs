@@ -321,6 +321,19 @@ async fn idle_sessions_expire() {
     // ... idleness ends it.
     tokio::time::sleep(Duration::from_millis(2_600)).await;
     assert!(!cookie_works(&app, &cookie).await);
+    // And the server purges expired rows by itself.
+    let mut left = i64::MAX;
+    for _ in 0..50 {
+        left = app
+            .db()
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "expired sessions purged");
 }
 
 #[tokio::test]

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub port: u16,
     pub dir: tempfile::TempDir,
     args: Vec<String>,
+    /// Pass `--database`; when false the server uses its default path in its working directory.
+    explicit_database: bool,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
 }
@@ -32,6 +34,25 @@ impl TestApp {
             port: 0,
             dir,
             args,
+            explicit_database: true,
+            child: None,
+            log: Arc::default(),
+        };
+        app.start(0);
+        app
+    }
+
+    /// Starts the server in a fresh working directory with only `--bind` and fast KDF costs,
+    /// so it uses its default database and key file paths.
+    pub fn spawn_with_default_paths() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args = FAST_KDF.iter().map(|s| s.to_string()).collect();
+        let mut app = Self {
+            address: String::new(),
+            port: 0,
+            dir,
+            args,
+            explicit_database: false,
             child: None,
             log: Arc::default(),
         };
@@ -51,8 +72,11 @@ impl TestApp {
             .current_dir(self.dir.path())
             .arg("--bind")
             .arg(&bind)
-            .arg("--database")
-            .arg(self.database())
+            .args(if self.explicit_database {
+                vec!["--database".into(), self.database().into_os_string()]
+            } else {
+                vec![]
+            })
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
