@@ -24,5 +24,6 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
-# Browser and HTTP tests start real servers; two test threads keep the 2-core machine responsive.
-cargo test --all-targets --locked -- --test-threads="${TEST_THREADS:-4}"
+# Browser and HTTP tests start real servers; a few test threads keep the 2-core machine responsive.
+# Benchmarks are not run here (scripts/bench.sh).
+cargo test --locked --lib --bins --tests -- --test-threads="${TEST_THREADS:-4}"
