@@ -80,6 +80,60 @@ pub fn user_agent(req: &HttpRequest) -> Option<String> {
         .map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect())
 }
 
+/// A short description of a user agent for the sessions list, e.g. "Chrome 156 on Linux".
+pub fn describe_user_agent(ua: &str) -> String {
+    let version_after = |token: &str| -> Option<String> {
+        let start = ua.find(token)? + token.len();
+        let v: String = ua[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        Some(v)
+    };
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Version/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find_map(|(token, name)| {
+        version_after(token).map(|v| {
+            if v.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name} {v}")
+            }
+        })
+    });
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(token, _)| ua.contains(token))
+    .map(|(_, name)| *name);
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b,
+        (None, Some(o)) => format!("A browser on {o}"),
+        (None, None) => ua
+            .split_whitespace()
+            .next()
+            .unwrap_or("Unknown")
+            .chars()
+            .take(40)
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +176,20 @@ mod tests {
             site_origin(&req, Some("https://pub.example/"), &p),
             "https://pub.example"
         );
+    }
+
+    #[test]
+    fn user_agents_read_naturally() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36";
+        assert_eq!(describe_user_agent(chrome), "Chrome 156 on Linux");
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(describe_user_agent(safari), "Safari 17 on iOS");
+        let firefox =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0";
+        assert_eq!(describe_user_agent(firefox), "Firefox 120 on Windows");
+        assert_eq!(describe_user_agent("curl/8.5.0"), "curl 8");
+        assert_eq!(describe_user_agent("reqwest"), "reqwest");
+        assert_eq!(describe_user_agent(""), "Unknown");
     }
 
     #[test]

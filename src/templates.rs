@@ -181,8 +181,13 @@ pub struct WelcomePage {
 
 pub struct SessionRow {
     pub id: i64,
+    /// RFC 3339, for `datetime`; `*_text` is for people.
     pub created: String,
+    pub created_text: String,
     pub last_seen: String,
+    pub last_seen_text: String,
+    /// "Chrome 156 on Linux"; the full user agent goes in a tooltip.
+    pub browser: String,
     pub user_agent: String,
     pub ip: String,
     pub current: bool,
@@ -194,6 +199,7 @@ pub struct AccountPage {
     pub chrome: Chrome,
     pub user: User,
     pub created: String,
+    pub created_text: String,
     pub notice: String,
     pub form: FormView,
     pub sessions: Vec<SessionRow>,

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::context::{self, Current, Visitor, read_form, to_sign_in};
 use super::home::render_status;
 use crate::accounts::{self, ChangeError, PasswordInput};
-use crate::clock::format_ms;
+use crate::clock::{format_human, format_ms};
 use crate::error::{AppError, retry_after_secs};
 use crate::forms::FormData;
 use crate::server::State;
@@ -54,7 +54,13 @@ async fn page(
         .map(|s| SessionRow {
             id: s.id,
             created: format_ms(s.created_ms),
+            created_text: format_human(s.created_ms),
             last_seen: format_ms(s.last_seen_ms),
+            last_seen_text: format_human(s.last_seen_ms),
+            browser: s
+                .user_agent
+                .as_deref()
+                .map_or_else(|| "Unknown".into(), crate::request::describe_user_agent),
             user_agent: s.user_agent.unwrap_or_else(|| "unknown".into()),
             ip: s.ip.unwrap_or_else(|| "unknown".into()),
             current: s.id == current.session_id,
@@ -66,6 +72,7 @@ async fn page(
         chrome,
         user: current.user.clone(),
         created: format_ms(current.user.created_ms),
+        created_text: format_human(current.user.created_ms),
         notice: notice.to_owned(),
         form: form.unwrap_or_else(|| password_form(&current.user, &csrf_token)),
         sessions,
