@@ -43,6 +43,23 @@ impl std::fmt::Debug for SessionId {
     }
 }
 
+/// The value of cookie `name` in a `Cookie` request header (several headers may be joined with
+/// "; "). Garbage pairs are skipped; the first well-formed `name=` wins.
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    cookie::Cookie::split_parse(header)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| match c.value_raw() {
+            Some(raw) => std::borrow::Cow::Borrowed(raw.trim_matches('"')),
+            None => std::borrow::Cow::Owned(c.value().to_owned()),
+        })
+}
+
+/// The session id from a `Cookie` header, if it holds a well-formed one.
+pub fn session_from_header(header: &str, name: &str) -> Option<SessionId> {
+    SessionId::parse(&cookie_value(header, name)?)
+}
+
 /// Cookie names and attributes, and the session lifetimes.
 #[derive(Clone, Debug)]
 pub struct SessionPolicy {
@@ -162,6 +179,39 @@ mod tests {
         }
         let s = "x".repeat(10_000);
         assert!(SessionId::parse(&s).is_none());
+    }
+
+    #[test]
+    fn cookie_headers_of_garbage_mean_no_session() {
+        let id = SessionId::generate().cookie_value();
+        assert!(session_from_header(&format!("session={id}"), "session").is_some());
+        assert!(session_from_header(&format!("a=b; session={id}; c=d"), "session").is_some());
+        assert!(session_from_header(&format!("=;;; junk; session={id}"), "session").is_some());
+        assert!(session_from_header(&format!("__Host-session={id}"), "session").is_none());
+        for bad in [
+            "",
+            ";",
+            "session",
+            "session=",
+            "session=;",
+            "session=x",
+            "sess ion=1",
+            "\u{0}=\u{0}",
+            "session=%00",
+        ] {
+            assert!(session_from_header(bad, "session").is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            cookie_value("csrf=abc; x=1", "csrf").as_deref(),
+            Some("abc")
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cookie_parsing_never_panics(header in "\\PC{0,200}") {
+            let _ = session_from_header(&header, "session");
+        }
     }
 
     #[test]

@@ -17,17 +17,19 @@ use crate::forms;
 use crate::server::State;
 use crate::store::User;
 
-#[derive(Deserialize)]
-struct Credentials {
-    username: Option<String>,
-    password: Option<String>,
-    password_digest: Option<String>,
-    email: Option<String>,
-    full_name: Option<String>,
+/// A JSON body of `/api/users` or `/api/session`; unknown fields are ignored.
+#[derive(Deserialize, Debug)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_digest: Option<String>,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
 }
 
 impl Credentials {
-    fn password(&self) -> Result<PasswordInput<'_>, AppError> {
+    /// The password as given: plain, digest, or missing; both at once is a 400.
+    pub fn password(&self) -> Result<PasswordInput<'_>, AppError> {
         match (self.password.as_deref(), self.password_digest.as_deref()) {
             (Some(_), Some(_)) => Err(AppError::bad_request(
                 "Send either password or password_digest, not both.",
@@ -50,10 +52,15 @@ async fn read_json(req: &HttpRequest, payload: Payload) -> Result<Credentials, A
         "application/json",
         "Send the body as application/json.",
     )?;
-    let creds = serde_json::from_slice(&body)
-        .map_err(|e| AppError::bad_request(format!("The JSON body is malformed: {e}.")))?;
+    let creds = parse_body(&body)?;
     context::check_origin(req, req.app_data::<State>().expect("state"))?;
     Ok(creds)
+}
+
+/// Parses a JSON body strictly: an object, each known field a string or null, no key twice.
+pub fn parse_body(body: &[u8]) -> Result<Credentials, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request(format!("The JSON body is malformed: {e}.")))
 }
 
 fn user_json(u: &User) -> serde_json::Value {

@@ -12,7 +12,7 @@ use crate::error::AppError;
 use crate::forms::{self, FormData};
 use crate::redirect::{self, LocalPath};
 use crate::server::AppState;
-use crate::session::{self, SessionId};
+use crate::session;
 use crate::store::User;
 
 /// A valid session of the request.
@@ -35,19 +35,16 @@ impl Visitor {
     /// cookie means anonymous.
     pub fn of(req: &HttpRequest, state: &AppState) -> Result<Self, AppError> {
         let policy = &state.sessions;
-        let csrf_cookie = req
-            .cookie(policy.csrf_cookie_name())
-            .map(|c| c.value().to_owned())
+        let header = cookie_header(req);
+        let csrf_cookie = session::cookie_value(&header, policy.csrf_cookie_name())
+            .map(|v| v.into_owned())
             .filter(|v| {
                 !v.is_empty()
                     && v.len() <= 64
                     && v.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             });
-        let Some(id) = req
-            .cookie(policy.cookie_name())
-            .and_then(|c| SessionId::parse(c.value()))
-        else {
+        let Some(id) = session::session_from_header(&header, policy.cookie_name()) else {
             return Ok(Self {
                 current: None,
                 presented: None,
@@ -133,6 +130,22 @@ impl Visitor {
             ))
         }
     }
+}
+
+/// All `Cookie` headers of the request joined into one (HTTP/2 may split them).
+fn cookie_header(req: &HttpRequest) -> String {
+    let mut joined = String::new();
+    for v in req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+    {
+        if !joined.is_empty() {
+            joined.push_str("; ");
+        }
+        joined.push_str(v);
+    }
+    joined
 }
 
 /// Refuses a request whose `Origin` is `null` or another site.
