@@ -11,6 +11,8 @@ use crate::faillock::Reservation;
 use crate::server::AppState;
 use crate::session::SessionId;
 use crate::store::{NewSession, StoreError, User};
+use crate::throttle::Refusal;
+use std::net::IpAddr;
 
 /// How a password arrived: pre-digested by the page's JS, or typed (no JS, or the API).
 pub enum PasswordInput<'a> {
@@ -57,11 +59,54 @@ impl FieldErrors {
     }
 }
 
-/// Who is asking, for the session row and logs.
+/// Who is asking, for the address limits, the session row and logs.
 #[derive(Clone, Debug, Default)]
 pub struct Client {
+    pub addr: Option<IpAddr>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+impl Client {
+    /// The address limits' verdict before any work: 429 when throttled, 503 when the table is
+    /// full.
+    fn admit(&self, state: &AppState) -> Result<(), AppError> {
+        match self.addr {
+            Some(ip) => state.guard.admit(ip, Instant::now()).map_err(refusal),
+            None => Ok(()),
+        }
+    }
+
+    /// Spends one Argon2 run from the address's budget.
+    fn spend_kdf(&self, state: &AppState) -> Result<(), AppError> {
+        match self.addr {
+            Some(ip) => state.guard.spend_kdf(ip, Instant::now()).map_err(refusal),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failure against the address.
+    fn failed(&self, state: &AppState) {
+        if let Some(ip) = self.addr {
+            state.guard.failed(ip, Instant::now());
+        }
+    }
+}
+
+fn refusal(r: Refusal) -> AppError {
+    match r {
+        Refusal::Throttled(retry_after) => AppError::TooManyRequests {
+            retry_after,
+            message: format!(
+                "Too many attempts from your network. Try again in {} seconds.",
+                crate::error::retry_after_secs(retry_after)
+            ),
+        },
+        Refusal::Full(retry_after) => AppError::Unavailable {
+            retry_after,
+            message: "Too many clients are being tracked right now. Please try again later.",
+        },
+    }
 }
 
 /// A new password for sign-up or change: the digest to hash, or field errors. Length and
@@ -145,8 +190,10 @@ pub struct SignUpInput<'a> {
 pub async fn sign_up(
     state: &AppState,
     input: SignUpInput<'_>,
-    session: Option<(&Client, Option<[u8; 32]>)>,
+    client: &Client,
+    session: Option<Option<[u8; 32]>>,
 ) -> Result<(User, Option<SessionId>), SignUpError> {
+    client.admit(state)?;
     let mut errors = FieldErrors::default();
     let username = Username::parse(input.username)
         .map_err(|m| errors.add("username", m))
@@ -179,8 +226,10 @@ pub async fn sign_up(
         .await
         .map_err(AppError::from)?
     {
+        client.failed(state);
         return Err(taken(&t).expect("taken() returns a taken error"));
     }
+    client.spend_kdf(state)?;
 
     let hash = state
         .kdf
@@ -198,10 +247,16 @@ pub async fn sign_up(
         .await
     {
         Ok(user) => user,
-        Err(e) => return Err(taken(&e).unwrap_or_else(|| SignUpError::App(e.into()))),
+        Err(e) => {
+            let refused = taken(&e);
+            if refused.is_some() {
+                client.failed(state);
+            }
+            return Err(refused.unwrap_or_else(|| SignUpError::App(e.into())));
+        }
     };
     tracing::info!(event = "sign_up", username = %user.username, "account created");
-    let Some((client, replaces)) = session else {
+    let Some(replaces) = session else {
         return Ok((user, None));
     };
     let id = open_session(state, user.id, &hash, client, replaces).await?;
@@ -266,8 +321,9 @@ fn lock_refusal(r: Reservation) -> Result<(), SignInError> {
     }
 }
 
-/// Checks a sign-in: lock first (no KDF when locked), then the password with the same KDF work
-/// for every outcome, then opens a session replacing `replaces`.
+/// Checks a sign-in: address limits and the username lock first (no KDF when refused), then
+/// the password with the same KDF work for every outcome, then opens a session replacing
+/// `replaces`.
 pub async fn sign_in(
     state: &AppState,
     typed_username: &str,
@@ -275,6 +331,7 @@ pub async fn sign_in(
     client: &Client,
     replaces: Option<[u8; 32]>,
 ) -> Result<(String, SessionId), SignInError> {
+    client.admit(state)?;
     let canonical = crate::domain::canonical_username(typed_username);
     let username = Username::parse(typed_username).ok();
     let digest = match &password {
@@ -285,28 +342,34 @@ pub async fn sign_in(
         PasswordInput::Missing => Ok(PasswordDigest::compute(typed_username, "")),
     };
     // Lock before field rules (SPEC §3's order): a locked name answers 429 even to a bad digest.
-    if let Some(u) = &username {
-        if digest.is_err() && !state.lock.is_locked(u, Instant::now()) {
-            // Malformed input is not a guess: nothing to count.
-        } else {
-            lock_refusal(state.lock.reserve(u, Instant::now())).inspect_err(|e| {
-                if matches!(e, SignInError::Locked(_)) {
-                    tracing::warn!(event = "sign_in", username = %u, outcome = "locked", "sign-in refused: username locked");
-                }
-            })?;
-        }
-    }
-    let digest = digest.map_err(SignInError::BadDigest)?;
-
-    let creds = match state.store.credentials(&canonical) {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some(u) = &username {
-                state.lock.release(u);
+    // Malformed input on a free name is not a guess: nothing is counted.
+    if let Some(u) = &username
+        && (digest.is_ok() || state.lock.is_locked(u, Instant::now()))
+    {
+        lock_refusal(state.lock.reserve(u, Instant::now())).inspect_err(|e| {
+            if matches!(e, SignInError::Locked(_)) {
+                client.failed(state);
+                tracing::warn!(event = "sign_in", username = %u, outcome = "locked", "sign-in refused: username locked");
             }
-            return Err(AppError::from(e).into());
+        })?;
+    }
+    // From here on a failure is reserved for `username`; give it back if the password is
+    // never checked.
+    let release = |e: AppError| {
+        if let Some(u) = &username {
+            state.lock.release(u);
         }
+        SignInError::App(e)
     };
+    let digest = match digest {
+        Ok(d) => d,
+        Err(msg) => return Err(SignInError::BadDigest(msg)),
+    };
+    client.spend_kdf(state).map_err(release)?;
+    let creds = state
+        .store
+        .credentials(&canonical)
+        .map_err(|e| release(e.into()))?;
     let check = creds.clone();
     let verified = state
         .kdf
@@ -317,25 +380,19 @@ pub async fn sign_in(
                 false
             }
         })
-        .await;
-    let verified = match verified {
-        Ok(v) => v,
-        Err(e) => {
-            if let Some(u) = &username {
-                state.lock.release(u);
-            }
-            return Err(AppError::from(e).into());
-        }
-    };
+        .await
+        .map_err(|e| release(e.into()))?;
     let (Some(u), Some(creds), true) = (&username, creds, verified) else {
-        if let Some(u) = &username {
-            tracing::info!(event = "sign_in", username = %u, outcome = "failed", "sign-in failed");
-        } else {
-            tracing::info!(
+        client.failed(state);
+        match &username {
+            Some(u) => {
+                tracing::info!(event = "sign_in", username = %u, outcome = "failed", "sign-in failed")
+            }
+            None => tracing::info!(
                 event = "sign_in",
                 outcome = "failed",
                 "sign-in failed (malformed username)"
-            );
+            ),
         }
         return Err(SignInError::Failed);
     };
@@ -417,9 +474,11 @@ pub async fn change_password(
 ) -> Result<SessionId, ChangeError> {
     let username = Username::parse(&user.username)
         .map_err(|_| AppError::Internal("stored username invalid".into()))?;
+    client.admit(state)?;
     match state.lock.reserve(&username, Instant::now()) {
         Reservation::Proceed => {}
         Reservation::Locked { retry_after } => {
+            client.failed(state);
             tracing::warn!(event = "password_change", username = %username, outcome = "locked", "refused: username locked");
             return Err(ChangeError::Locked(retry_after));
         }
@@ -460,6 +519,7 @@ pub async fn change_password(
         state.lock.release(&username);
         ChangeError::App(e)
     };
+    client.spend_kdf(state).map_err(release)?;
     let creds = state
         .store
         .credentials_by_id(user.id)
@@ -481,6 +541,7 @@ pub async fn change_password(
         .map_err(|e| release(e.into()))?
         .map_err(|e| release(e.into()))?;
     let Some(new_hash) = outcome else {
+        client.failed(state);
         tracing::info!(event = "password_change", username = %username, outcome = "wrong_password", "password change refused");
         return Err(ChangeError::WrongPassword);
     };

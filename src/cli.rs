@@ -103,6 +103,25 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_LOCK_MAX_ENTRIES")]
     pub lock_max_entries: Option<usize>,
 
+    /// Failed attempts (wrong passwords, locked or taken usernames) from one address (IPv6: one
+    /// /64) within --ip-window before it gets 429 for every username; 0 turns this off.
+    #[arg(long, env = "GATEHOUSE_IP_FAILURES", default_value_t = 30)]
+    pub ip_failures: u32,
+
+    /// The window of --ip-failures, counted from the address's last failure.
+    #[arg(long, env = "GATEHOUSE_IP_WINDOW", default_value = "10m", value_parser = duration)]
+    pub ip_window: Duration,
+
+    /// Argon2 runs (sign-ins, sign-ups, password changes) per minute one address may cause,
+    /// as a token bucket with the same burst; 0 turns this off. The default, 2 a second, is a
+    /// few percent of one core at OWASP costs: no single address can monopolise the pool.
+    #[arg(long, env = "GATEHOUSE_IP_KDF_RATE", default_value_t = 120)]
+    pub ip_kdf_rate: u32,
+
+    /// Most addresses tracked by each address limit; a new address beyond that gets 503.
+    #[arg(long, env = "GATEHOUSE_IP_MAX_ENTRIES", default_value_t = 100_000)]
+    pub ip_max_entries: usize,
+
     /// A session ends after this long without a request.
     #[arg(long, env = "GATEHOUSE_SESSION_IDLE", default_value = "30m", value_parser = duration)]
     pub session_idle: Duration,

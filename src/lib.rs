@@ -27,6 +27,7 @@ pub mod session;
 pub mod static_files;
 pub mod store;
 pub mod templates;
+pub mod throttle;
 
 pub use cli::Config;
 pub use server::{Application, run};

@@ -24,6 +24,7 @@ fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
 pub fn client_ip(req: &HttpRequest, proxies: &[IpNet]) -> Option<IpAddr> {
     let peer = unmap(req.peer_addr()?.ip());
     if !trusted(peer, proxies) {
+        warn_untrusted_forwarding(req, peer);
         return Some(peer);
     }
     let forwarded: Vec<IpAddr> = req
@@ -41,6 +42,26 @@ pub fn client_ip(req: &HttpRequest, proxies: &[IpNet]) -> Option<IpAddr> {
             .find(|ip| !trusted(*ip, proxies))
             .unwrap_or(peer),
     )
+}
+
+/// A proxy on this host or the LAN that is not in `--trusted-proxies` would put every user
+/// behind one address (one throttle bucket): say so, once.
+fn warn_untrusted_forwarding(req: &HttpRequest, peer: IpAddr) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let local = match peer {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
+    };
+    if local
+        && req.headers().contains_key("x-forwarded-for")
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            %peer,
+            "requests carry X-Forwarded-For from {peer}, which is not in --trusted-proxies: \
+             every client behind that proxy shares one address for throttling"
+        );
+    }
 }
 
 /// The site's origin for the `Origin` check: `--public-url` when set, else the request's

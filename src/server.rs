@@ -20,6 +20,7 @@ pub struct AppState {
     pub store: Store,
     pub kdf: KdfPool,
     pub lock: FailLock,
+    pub guard: crate::throttle::AddressGuard,
     pub key: SecretKey,
     pub sessions: SessionPolicy,
     pub public_url: Option<String>,
@@ -87,6 +88,12 @@ impl Application {
             store,
             kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue),
             lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
+            guard: crate::throttle::AddressGuard::new(
+                config.ip_failures,
+                config.ip_window,
+                config.ip_kdf_rate,
+                config.ip_max_entries,
+            ),
             key,
             sessions: SessionPolicy {
                 secure: config.secure_cookies,
@@ -138,6 +145,7 @@ async fn housekeeping(state: web::Data<AppState>) {
     loop {
         tick.tick().await;
         state.lock.sweep(Instant::now());
+        state.guard.sweep(Instant::now());
         let idle_ms = state.sessions.idle.as_millis() as i64;
         let now = crate::clock::now_ms();
         match state

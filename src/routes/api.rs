@@ -85,7 +85,8 @@ pub async fn create_user(
         full_name: body.full_name.as_deref().unwrap_or(""),
         password: body.password()?,
     };
-    match accounts::sign_up(&state, input, None).await {
+    let client = context::client(&req, &state);
+    match accounts::sign_up(&state, input, &client, None).await {
         Ok((user, _)) => Ok(HttpResponse::Created().json(user_json(&user))),
         Err(SignUpError::Invalid(errors)) => {
             let mut fields = serde_json::Map::new();

@@ -185,8 +185,10 @@ pub async fn read_form(req: &HttpRequest, payload: Payload) -> Result<FormData, 
 }
 
 pub fn client(req: &HttpRequest, state: &AppState) -> Client {
+    let addr = crate::request::client_ip(req, &state.trusted_proxies);
     Client {
-        ip: crate::request::client_ip(req, &state.trusted_proxies).map(|ip| ip.to_string()),
+        addr,
+        ip: addr.map(|ip| ip.to_string()),
         user_agent: crate::request::user_agent(req),
     }
 }

@@ -73,7 +73,7 @@ pub async fn submit(
         ),
     };
     let client = context::client(&req, &state);
-    let outcome = accounts::sign_up(&state, input, Some((&client, visitor.presented))).await;
+    let outcome = accounts::sign_up(&state, input, &client, Some(visitor.presented)).await;
     let (status, view) = match outcome {
         Ok((_, Some(id))) => {
             let mut resp = super::see_other("/welcome");

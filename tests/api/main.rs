@@ -13,3 +13,4 @@ mod redirects;
 mod sessions;
 mod sign_up;
 mod storage;
+mod throttle;

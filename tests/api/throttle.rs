@@ -1,0 +1,210 @@
+//! The per-address limits: failure throttle and KDF budget, with trusted-proxy handling.
+
+use serde_json::json;
+
+use crate::common::*;
+
+async fn api_sign_in(
+    app: &TestApp,
+    user: &str,
+    password: &str,
+    forwarded: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .client()
+        .post(app.url("/api/session"))
+        .json(&json!({"username": user, "password": password}));
+    if let Some(f) = forwarded {
+        req = req.header("x-forwarded-for", f);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_address_past_its_failures_gets_429_for_every_username() {
+    let app = TestApp::spawn(&["--ip-failures", "4", "--ip-window", "2s"]);
+    sign_up(&app, &app.client(), "owner", "owner-password").await;
+    for user in ["a_one", "a_two", "a_three", "a_four"] {
+        assert_eq!(
+            api_sign_in(&app, user, "guess-guess", None).await.status(),
+            401
+        );
+    }
+    let r = api_sign_in(&app, "owner", "owner-password", None).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "even the right password, for another username"
+    );
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry));
+    // The HTML form says the same.
+    let c = app.client();
+    let r = sign_in(&app, &c, "owner", "owner-password").await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Too many attempts from your network")
+    );
+    // No username record was touched: after the window the owner signs in at once.
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    assert_eq!(
+        api_sign_in(&app, "owner", "owner-password", None)
+            .await
+            .status(),
+        204
+    );
+}
+
+#[tokio::test]
+async fn taken_usernames_and_locked_attempts_count_too() {
+    let app = TestApp::spawn(&["--ip-failures", "5"]);
+    let c = app.client();
+    sign_up(&app, &c, "popular", "popular-password").await;
+    for _ in 0..2 {
+        let r = c
+            .post(app.url("/api/users"))
+            .json(&json!({"username": "popular", "password": "another-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409);
+    }
+    // Three failures lock "target"; that was 5 failures for the address in all.
+    for _ in 0..3 {
+        assert_eq!(
+            api_sign_in(&app, "target", "guess-guess", None)
+                .await
+                .status(),
+            401
+        );
+    }
+    let r = api_sign_in(&app, "someone", "guess-guess", None).await;
+    assert_eq!(r.status(), 429);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("network"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
+    let app = TestApp::spawn(&["--ip-failures", "3"]);
+    for (i, user) in ["s_one", "s_two", "s_three"].iter().enumerate() {
+        let spoof = format!("203.0.113.{i}");
+        assert_eq!(
+            api_sign_in(&app, user, "guess-guess", Some(&spoof))
+                .await
+                .status(),
+            401
+        );
+    }
+    let r = api_sign_in(&app, "s_four", "guess-guess", Some("198.51.100.77")).await;
+    assert_eq!(r.status(), 429, "all counted against the real peer");
+    assert!(
+        app.log().contains("not in --trusted-proxies"),
+        "operator warned once"
+    );
+    assert_eq!(app.log().matches("not in --trusted-proxies").count(), 1);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_count() {
+    let app = TestApp::spawn(&["--ip-failures", "3", "--trusted-proxies", "127.0.0.1/32"]);
+    for user in ["t_one", "t_two", "t_three"] {
+        // The right-most untrusted entry is the client; a forged left part is ignored.
+        assert_eq!(
+            api_sign_in(&app, user, "guess-guess", Some("6.6.6.6, 203.0.113.5"))
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        api_sign_in(&app, "t_four", "guess-guess", Some("1.1.1.1, 203.0.113.5"))
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        api_sign_in(&app, "t_four", "guess-guess", Some("203.0.113.6"))
+            .await
+            .status(),
+        401,
+        "another client"
+    );
+    // Sessions record the forwarded client address.
+    sign_up(&app, &app.client(), "proxied", "proxied-password").await;
+    let r = app
+        .client()
+        .post(app.url("/api/session"))
+        .header("x-forwarded-for", "192.0.2.44")
+        .json(&json!({"username": "proxied", "password": "proxied-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let ip: String = app
+        .db()
+        .query_row(
+            "SELECT ip FROM sessions ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ip, "192.0.2.44");
+}
+
+#[tokio::test]
+async fn the_kdf_budget_limits_valid_sign_ins_and_sign_ups_too() {
+    let app = TestApp::spawn(&["--ip-kdf-rate", "4", "--ip-failures", "0"]);
+    let c = app.client();
+    sign_up(&app, &c, "budget", "budget-password").await; // 1
+    for _ in 0..3 {
+        assert_eq!(
+            api_sign_in(&app, "budget", "budget-password", None)
+                .await
+                .status(),
+            204
+        );
+    }
+    let r = api_sign_in(&app, "budget", "budget-password", None).await;
+    assert_eq!(r.status(), 429, "valid sign-ins spend the budget too");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=15).contains(&retry), "{retry}");
+    let r = c
+        .post(app.url("/api/users"))
+        .json(&json!({"username": "more", "password": "more-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+}
+
+#[tokio::test]
+async fn zero_turns_the_address_limits_off() {
+    let app = TestApp::spawn(&[
+        "--ip-failures",
+        "0",
+        "--ip-kdf-rate",
+        "0",
+        "--lock-attempts",
+        "1000",
+    ]);
+    for i in 0..40 {
+        let r = api_sign_in(&app, &format!("zero{i}"), "guess-guess", None).await;
+        assert_eq!(r.status(), 401);
+    }
+}
