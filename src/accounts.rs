@@ -63,6 +63,8 @@ impl FieldErrors {
 #[derive(Clone, Debug, Default)]
 pub struct Client {
     pub addr: Option<IpAddr>,
+    /// The browser's device cookie, if any (checked against the user being signed in).
+    pub device: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -321,8 +323,41 @@ fn lock_refusal(r: Reservation) -> Result<(), SignInError> {
     }
 }
 
-/// Checks a sign-in: address limits and the username lock first (no KDF when refused), then
-/// the password with the same KDF work for every outcome, then opens a session replacing
+/// A successful sign-in: who, the new session, and a fresh device token for the browser.
+pub struct SignedIn {
+    pub username: String,
+    pub session: SessionId,
+    pub device_token: String,
+}
+
+/// Which fail-lock an attempt is counted in: the username's, or (for a browser holding a valid
+/// device token for this user) the device's own.
+enum Counted {
+    Username(Username),
+    Device(String),
+    Nothing,
+}
+
+impl Counted {
+    fn reserve(&self, state: &AppState) -> Reservation {
+        match self {
+            Counted::Username(u) => state.lock.reserve(u, Instant::now()),
+            Counted::Device(d) => state.device_lock.reserve(d, Instant::now()),
+            Counted::Nothing => Reservation::Proceed,
+        }
+    }
+
+    fn release(&self, state: &AppState) {
+        match self {
+            Counted::Username(u) => state.lock.release(u),
+            Counted::Device(d) => state.device_lock.release(d),
+            Counted::Nothing => {}
+        }
+    }
+}
+
+/// Checks a sign-in: address limits and the lock first (no KDF when refused), then the
+/// password with the same KDF work for every outcome, then opens a session replacing
 /// `replaces`.
 pub async fn sign_in(
     state: &AppState,
@@ -330,7 +365,7 @@ pub async fn sign_in(
     password: PasswordInput<'_>,
     client: &Client,
     replaces: Option<[u8; 32]>,
-) -> Result<(String, SessionId), SignInError> {
+) -> Result<SignedIn, SignInError> {
     client.admit(state)?;
     let canonical = crate::domain::canonical_username(typed_username);
     let username = Username::parse(typed_username).ok();
@@ -341,24 +376,44 @@ pub async fn sign_in(
         }
         PasswordInput::Missing => Ok(PasswordDigest::compute(typed_username, "")),
     };
+    let creds = match &username {
+        Some(_) => state
+            .store
+            .credentials(&canonical)
+            .map_err(AppError::from)?,
+        None => None,
+    };
+    let now = crate::clock::now_ms();
+    let device = match (&creds, client.device.as_deref()) {
+        (Some(c), Some(token)) => {
+            crate::device::verify(&state.key, token, c.user_id, c.password_changed_ms, now)
+        }
+        _ => None,
+    };
+    let counted = match (&username, device) {
+        (_, Some(d)) => Counted::Device(d),
+        (Some(u), None) => Counted::Username(u.clone()),
+        (None, None) => Counted::Nothing,
+    };
     // Lock before field rules (SPEC §3's order): a locked name answers 429 even to a bad digest.
     // Malformed input on a free name is not a guess: nothing is counted.
-    if let Some(u) = &username
-        && (digest.is_ok() || state.lock.is_locked(u, Instant::now()))
-    {
-        lock_refusal(state.lock.reserve(u, Instant::now())).inspect_err(|e| {
+    let locked_now = match &counted {
+        Counted::Username(u) => state.lock.is_locked(u, Instant::now()),
+        Counted::Device(d) => state.device_lock.is_locked(d, Instant::now()),
+        Counted::Nothing => false,
+    };
+    if digest.is_ok() || locked_now {
+        lock_refusal(counted.reserve(state)).inspect_err(|e| {
             if matches!(e, SignInError::Locked(_)) {
                 client.failed(state);
-                tracing::warn!(event = "sign_in", username = %u, outcome = "locked", "sign-in refused: username locked");
+                let by = if matches!(counted, Counted::Device(_)) { "device" } else { "username" };
+                tracing::warn!(event = "sign_in", username = %canonical, outcome = "locked", by, "sign-in refused: locked");
             }
         })?;
     }
-    // From here on a failure is reserved for `username`; give it back if the password is
-    // never checked.
+    // From here on a failure is reserved; give it back if the password is never checked.
     let release = |e: AppError| {
-        if let Some(u) = &username {
-            state.lock.release(u);
-        }
+        counted.release(state);
         SignInError::App(e)
     };
     let digest = match digest {
@@ -366,10 +421,6 @@ pub async fn sign_in(
         Err(msg) => return Err(SignInError::BadDigest(msg)),
     };
     client.spend_kdf(state).map_err(release)?;
-    let creds = state
-        .store
-        .credentials(&canonical)
-        .map_err(|e| release(e.into()))?;
     let check = creds.clone();
     let verified = state
         .kdf
@@ -397,6 +448,9 @@ pub async fn sign_in(
         return Err(SignInError::Failed);
     };
     state.lock.succeeded(u);
+    if let Counted::Device(d) = &counted {
+        state.device_lock.succeeded(d);
+    }
     let Some(id) =
         open_session(state, creds.user_id, &creds.password_hash, client, replaces).await?
     else {
@@ -413,7 +467,16 @@ pub async fn sign_in(
             PasswordInput::digest_owned(&password, typed_username),
         );
     }
-    Ok((u.as_str().to_owned(), id))
+    Ok(SignedIn {
+        username: u.as_str().to_owned(),
+        session: id,
+        device_token: crate::device::issue(
+            &state.key,
+            creds.user_id,
+            creds.password_changed_ms,
+            now,
+        ),
+    })
 }
 
 impl PasswordInput<'_> {
@@ -471,7 +534,7 @@ pub async fn change_password(
     current: PasswordInput<'_>,
     new: PasswordInput<'_>,
     client: &Client,
-) -> Result<SessionId, ChangeError> {
+) -> Result<SignedIn, ChangeError> {
     let username = Username::parse(&user.username)
         .map_err(|_| AppError::Internal("stored username invalid".into()))?;
     client.admit(state)?;
@@ -576,5 +639,10 @@ pub async fn change_password(
         return Err(ChangeError::WrongPassword);
     }
     tracing::info!(event = "password_change", username = %username, outcome = "ok", "password changed; other sessions ended");
-    Ok(id)
+    Ok(SignedIn {
+        username: username.as_str().to_owned(),
+        session: id,
+        // Every older device token died with the old password; this browser gets a new one.
+        device_token: crate::device::issue(&state.key, user.id, now, now),
+    })
 }

@@ -9,6 +9,7 @@
 //! the default capacity is derived from that (see `docs/design.md`).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -31,15 +32,16 @@ pub enum Reservation {
     Full { retry_after: Duration },
 }
 
-pub struct FailLock {
+/// Keyed by canonical username; the same rules also key by device id (see `device`).
+pub struct FailLock<K = Username> {
     attempts: u32,
     window: Duration,
     capacity: usize,
-    records: Mutex<HashMap<Username, Record>>,
+    records: Mutex<HashMap<K, Record>>,
     last_sweep: Mutex<Option<Instant>>,
 }
 
-impl FailLock {
+impl<K: Eq + Hash + Clone> FailLock<K> {
     pub fn new(attempts: u32, window: Duration, capacity: usize) -> Self {
         Self {
             attempts: attempts.max(1),
@@ -60,7 +62,7 @@ impl FailLock {
 
     /// Checks the lock and reserves one failure for this attempt, atomically, so N parallel
     /// guesses count as N.
-    pub fn reserve(&self, user: &Username, now: Instant) -> Reservation {
+    pub fn reserve(&self, user: &K, now: Instant) -> Reservation {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if !records.contains_key(user) && records.len() >= self.capacity {
             records.retain(|_, r| now.saturating_duration_since(r.last_failure) < self.window);
@@ -98,7 +100,7 @@ impl FailLock {
     }
 
     /// Whether `user` is locked now, without counting anything (for display).
-    pub fn is_locked(&self, user: &Username, now: Instant) -> bool {
+    pub fn is_locked(&self, user: &K, now: Instant) -> bool {
         let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         records
             .get(user)
@@ -106,14 +108,14 @@ impl FailLock {
     }
 
     /// A correct password: forget the record (the reserved failure included).
-    pub fn succeeded(&self, user: &Username) {
+    pub fn succeeded(&self, user: &K) {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         records.remove(user);
     }
 
     /// Gives back a failure reserved for an attempt that never checked the password (e.g. the
     /// KDF queue was full), so server load cannot lock anyone.
-    pub fn release(&self, user: &Username) {
+    pub fn release(&self, user: &K) {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = records.get_mut(user) {
             r.failures = r.failures.saturating_sub(1);

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod cli;
 pub mod clock;
 pub mod csrf;
+pub mod device;
 pub mod digest;
 pub mod domain;
 pub mod error;

@@ -20,6 +20,8 @@ pub struct AppState {
     pub store: Store,
     pub kdf: KdfPool,
     pub lock: FailLock,
+    /// Failures of browsers that hold a device token, keyed by device id.
+    pub device_lock: FailLock<String>,
     pub guard: crate::throttle::AddressGuard,
     pub key: SecretKey,
     pub sessions: SessionPolicy,
@@ -88,6 +90,7 @@ impl Application {
             store,
             kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue),
             lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
+            device_lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
             guard: crate::throttle::AddressGuard::new(
                 config.ip_failures,
                 config.ip_window,
@@ -145,6 +148,7 @@ async fn housekeeping(state: web::Data<AppState>) {
     loop {
         tick.tick().await;
         state.lock.sweep(Instant::now());
+        state.device_lock.sweep(Instant::now());
         state.guard.sweep(Instant::now());
         let idle_ms = state.sessions.idle.as_millis() as i64;
         let now = crate::clock::now_ms();

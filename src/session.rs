@@ -92,6 +92,20 @@ impl SessionPolicy {
         self.base_cookie(self.cookie_name(), String::new(), Duration::ZERO)
     }
 
+    pub fn device_cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-device"
+        } else {
+            "device"
+        }
+    }
+
+    /// The device cookie: lives as long as the token it carries.
+    pub fn device_cookie(&self, token: String) -> Cookie<'static> {
+        let lifetime = Duration::from_millis(crate::device::LIFETIME_MS as u64);
+        self.base_cookie(self.device_cookie_name(), token, lifetime)
+    }
+
     /// The anonymous CSRF cookie: a browser-lifetime random value, no data in it.
     pub fn csrf_cookie(&self, value: String) -> Cookie<'static> {
         let mut c = self.base_cookie(self.csrf_cookie_name(), value, Duration::ZERO);

@@ -62,6 +62,7 @@ pub struct Credentials {
     pub user_id: i64,
     pub password_hash: String,
     pub active: bool,
+    pub password_changed_ms: i64,
 }
 
 /// A session joined with the facts that decide its validity.
@@ -308,13 +309,14 @@ impl Store {
         self.read(|c| {
             Ok(
                 c.prepare_cached(
-                    "SELECT id, password_hash, active FROM users WHERE username = ?1",
+                    "SELECT id, password_hash, active, password_changed_at FROM users WHERE username = ?1",
                 )?
                 .query_row([username], |r| {
                     Ok(Credentials {
                         user_id: r.get(0)?,
                         password_hash: r.get(1)?,
                         active: r.get(2)?,
+                        password_changed_ms: r.get(3)?,
                     })
                 })
                 .optional()?,
@@ -324,17 +326,18 @@ impl Store {
 
     pub fn credentials_by_id(&self, user_id: i64) -> Result<Option<Credentials>> {
         self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT id, password_hash, active FROM users WHERE id = ?1")?
-                    .query_row([user_id], |r| {
-                        Ok(Credentials {
-                            user_id: r.get(0)?,
-                            password_hash: r.get(1)?,
-                            active: r.get(2)?,
-                        })
-                    })
-                    .optional()?,
-            )
+            Ok(c.prepare_cached(
+                "SELECT id, password_hash, active, password_changed_at FROM users WHERE id = ?1",
+            )?
+            .query_row([user_id], |r| {
+                Ok(Credentials {
+                    user_id: r.get(0)?,
+                    password_hash: r.get(1)?,
+                    active: r.get(2)?,
+                    password_changed_ms: r.get(3)?,
+                })
+            })
+            .optional()?)
         })
     }
 

@@ -144,10 +144,9 @@ pub async fn change_password(
     .await;
     let mut view = password_form(&current.user, &token);
     let (status, retry) = match outcome {
-        Ok(id) => {
-            let mut resp = super::see_other("/account?changed=1");
-            let _ = resp.add_cookie(&state.sessions.session_cookie(&id));
-            return Ok(resp);
+        Ok(signed_in) => {
+            let resp = super::see_other("/account?changed=1");
+            return Ok(context::signed_in(resp, &state, signed_in));
         }
         Err(ChangeError::App(e)) => return Err(e),
         Err(ChangeError::Locked(retry)) => {

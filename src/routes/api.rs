@@ -114,11 +114,11 @@ pub async fn create_session(
     let client = context::client(&req, &state);
     let typed = body.username.as_deref().unwrap_or("");
     match accounts::sign_in(&state, typed, body.password()?, &client, visitor.presented).await {
-        Ok((_, id)) => {
-            let mut resp = HttpResponse::NoContent().finish();
-            let _ = resp.add_cookie(&state.sessions.session_cookie(&id));
-            Ok(resp)
-        }
+        Ok(signed_in) => Ok(context::signed_in(
+            HttpResponse::NoContent().finish(),
+            &state,
+            signed_in,
+        )),
         Err(SignInError::Failed) => {
             Ok(HttpResponse::Unauthorized()
                 .json(json!({ "error": super::sign_in::GENERIC_FAILURE })))

@@ -186,8 +186,11 @@ pub async fn read_form(req: &HttpRequest, payload: Payload) -> Result<FormData, 
 
 pub fn client(req: &HttpRequest, state: &AppState) -> Client {
     let addr = crate::request::client_ip(req, &state.trusted_proxies);
+    let header = cookie_header(req);
     Client {
         addr,
+        device: session::cookie_value(&header, state.sessions.device_cookie_name())
+            .map(|v| v.into_owned()),
         ip: addr.map(|ip| ip.to_string()),
         user_agent: crate::request::user_agent(req),
     }
@@ -201,6 +204,17 @@ pub fn to_sign_in(state: &AppState, path: &str) -> HttpResponse {
         "/sign-in?{}",
         redirect::sign_in_query(&state.key, &next)
     ))
+}
+
+/// Adds the session and device cookies of a successful sign-in.
+pub fn signed_in(
+    mut resp: HttpResponse,
+    state: &AppState,
+    signed_in: crate::accounts::SignedIn,
+) -> HttpResponse {
+    let _ = resp.add_cookie(&state.sessions.session_cookie(&signed_in.session));
+    let _ = resp.add_cookie(&state.sessions.device_cookie(signed_in.device_token));
+    resp
 }
 
 /// Adds `cookie` to `resp` when present.

@@ -94,10 +94,9 @@ pub async fn submit(
 
     let (status, notice, retry_after) =
         match accounts::sign_in(&state, typed, password, &client, visitor.presented).await {
-            Ok((_, id)) => {
-                let mut resp = super::see_other(&target.to_location());
-                let _ = resp.add_cookie(&state.sessions.session_cookie(&id));
-                return Ok(resp);
+            Ok(signed_in) => {
+                let resp = super::see_other(&target.to_location());
+                return Ok(context::signed_in(resp, &state, signed_in));
             }
             Err(SignInError::Failed) => {
                 (StatusCode::UNAUTHORIZED, GENERIC_FAILURE.to_owned(), None)

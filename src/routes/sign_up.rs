@@ -75,10 +75,22 @@ pub async fn submit(
     let client = context::client(&req, &state);
     let outcome = accounts::sign_up(&state, input, &client, Some(visitor.presented)).await;
     let (status, view) = match outcome {
-        Ok((_, Some(id))) => {
-            let mut resp = super::see_other("/welcome");
-            let _ = resp.add_cookie(&state.sessions.session_cookie(&id));
-            return Ok(resp);
+        Ok((user, Some(session))) => {
+            let signed_in = accounts::SignedIn {
+                device_token: crate::device::issue(
+                    &state.key,
+                    user.id,
+                    user.created_ms,
+                    user.created_ms,
+                ),
+                username: user.username,
+                session,
+            };
+            return Ok(context::signed_in(
+                super::see_other("/welcome"),
+                &state,
+                signed_in,
+            ));
         }
         // Created, but the password changed before the session opened: sign in by hand.
         Ok((_, None)) => return Ok(super::see_other("/sign-in")),

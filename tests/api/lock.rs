@@ -72,7 +72,7 @@ async fn three_strikes_lock_even_the_right_password_until_the_window_passes() {
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     let body = r.text().await.unwrap();
     assert!(body.contains("Try again in"), "{body}");
-    assert!(app.log().contains("username locked"));
+    assert!(app.log_contains("sign-in refused: locked").await);
     tokio::time::sleep(Duration::from_millis(2_300)).await;
     assert_eq!(
         sign_in(&app, &c, "victim", "right-password").await.status(),

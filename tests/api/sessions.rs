@@ -46,7 +46,7 @@ async fn sign_out_deletes_the_session_server_side() {
         .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1, "only the sign-up session remains");
-    assert!(app.log().contains("signed out"));
+    assert!(app.log_contains("signed out").await);
 }
 
 #[tokio::test]

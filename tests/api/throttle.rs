@@ -110,7 +110,7 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     let r = api_sign_in(&app, "s_four", "guess-guess", Some("198.51.100.77")).await;
     assert_eq!(r.status(), 429, "all counted against the real peer");
     assert!(
-        app.log().contains("not in --trusted-proxies"),
+        app.log_contains("not in --trusted-proxies").await,
         "operator warned once"
     );
     assert_eq!(app.log().matches("not in --trusted-proxies").count(), 1);

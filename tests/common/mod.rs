@@ -139,6 +139,19 @@ impl TestApp {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (up to 5 s) for the server's log to contain `needle`; the log is read by a
+    /// background thread, so a line may arrive just after the response.
+    pub async fn log_contains(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

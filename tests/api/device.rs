@@ -1,0 +1,143 @@
+//! Device cookies: a browser that signed in as a user is exempt from that username's lock,
+//! with its own failure limit; a password change invalidates old device cookies.
+
+use crate::common::*;
+
+async fn lock_out(app: &TestApp, user: &str) {
+    let attacker = app.client();
+    for _ in 0..3 {
+        assert_eq!(
+            sign_in(app, &attacker, user, "attacker-guess")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        sign_in(app, &attacker, user, "attacker-guess")
+            .await
+            .status(),
+        429
+    );
+}
+
+#[tokio::test]
+async fn the_owners_browser_signs_in_while_the_username_is_locked() {
+    let app = TestApp::spawn(&[]);
+    let owner = app.client();
+    sign_up(&app, &owner, "owner", "owner-password").await;
+    let r = sign_in(&app, &owner, "owner", "owner-password").await;
+    let device = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("device="))
+        .expect("device cookie");
+    for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(device.contains(part), "{device}");
+    }
+
+    lock_out(&app, "owner").await;
+    // A browser that never signed in as owner is locked out ...
+    assert_eq!(
+        sign_in(&app, &app.client(), "owner", "owner-password")
+            .await
+            .status(),
+        429
+    );
+    // ... the owner's own browser is not.
+    assert_eq!(
+        sign_in(&app, &owner, "owner", "owner-password")
+            .await
+            .status(),
+        303
+    );
+    // The device cookie is for this user only.
+    sign_up(&app, &app.client(), "neighbour", "neighbour-password").await;
+    lock_out(&app, "neighbour").await;
+    assert_eq!(
+        sign_in(&app, &owner, "neighbour", "neighbour-password")
+            .await
+            .status(),
+        429
+    );
+}
+
+#[tokio::test]
+async fn a_device_has_its_own_failure_limit() {
+    let app = TestApp::spawn(&[]);
+    let owner = app.client();
+    sign_up(&app, &owner, "fumbler", "fumbler-password").await;
+    assert_eq!(
+        sign_in(&app, &owner, "fumbler", "fumbler-password")
+            .await
+            .status(),
+        303
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            sign_in(&app, &owner, "fumbler", "wrong-password")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        sign_in(&app, &owner, "fumbler", "fumbler-password")
+            .await
+            .status(),
+        429,
+        "device locked"
+    );
+    // The device's failures did not lock the username for other browsers.
+    assert_eq!(
+        sign_in(&app, &app.client(), "fumbler", "fumbler-password")
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_invalidates_device_cookies() {
+    let app = TestApp::spawn(&[]);
+    let a = app.client();
+    sign_up(&app, &a, "rotating", "first-password").await;
+    let b = app.client();
+    assert_eq!(
+        sign_in(&app, &b, "rotating", "first-password")
+            .await
+            .status(),
+        303
+    );
+    let token = csrf_token(&app, &b, "/account").await;
+    let r = post_form(
+        &app,
+        &b,
+        "/account/password",
+        &token,
+        &[
+            ("current_password", "first-password"),
+            ("new_password", "second-password"),
+            ("new_password_repeat", "second-password"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    lock_out(&app, "rotating").await;
+    assert_eq!(
+        sign_in(&app, &a, "rotating", "second-password")
+            .await
+            .status(),
+        429,
+        "A's device cookie is stale"
+    );
+    assert_eq!(
+        sign_in(&app, &b, "rotating", "second-password")
+            .await
+            .status(),
+        303,
+        "B got a fresh one"
+    );
+}
