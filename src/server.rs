@@ -150,6 +150,15 @@ async fn housekeeping(state: web::Data<AppState>) {
         state.lock.sweep(Instant::now());
         state.device_lock.sweep(Instant::now());
         state.guard.sweep(Instant::now());
+        let (ip_failures, ip_buckets) = state.guard.sizes();
+        tracing::debug!(
+            lock_records = state.lock.len(),
+            device_records = state.device_lock.len(),
+            ip_failures,
+            ip_buckets,
+            rss_kib = crate::server::rss_kib().unwrap_or(0),
+            "abuse tables"
+        );
         let idle_ms = state.sessions.idle.as_millis() as i64;
         let now = crate::clock::now_ms();
         match state
@@ -162,6 +171,13 @@ async fn housekeeping(state: web::Data<AppState>) {
             Err(e) => tracing::warn!("session purge failed: {e}"),
         }
     }
+}
+
+/// The process's resident set size in KiB (Linux), for the housekeeping log line.
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Builds and serves; the entry point of the binary.
