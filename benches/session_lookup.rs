@@ -40,7 +40,7 @@ fn main() {
             .create_session(&NewSession {
                 token_hash: id.hash(),
                 user_id: user.id,
-                verified_hash: hash,
+                password_changed_ms: 1,
                 now_ms: 1,
                 expires_ms: i64::MAX,
                 user_agent: Some("bench"),

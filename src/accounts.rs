@@ -261,29 +261,30 @@ pub async fn sign_up(
     let Some(replaces) = session else {
         return Ok((user, None));
     };
-    let id = open_session(state, user.id, &hash, client, replaces).await?;
+    let id = open_session(state, user.id, user.created_ms, client, replaces).await?;
     Ok((user, id))
 }
 
-/// Opens a session if the user's hash is still `verified_hash`. `None` when it changed.
+/// Opens a session if the user's password has not changed since `password_changed_ms` (read
+/// with the hash just verified). `None` when it changed or the user was disabled.
 async fn open_session(
     state: &AppState,
     user_id: i64,
-    verified_hash: &str,
+    password_changed_ms: i64,
     client: &Client,
     replaces: Option<[u8; 32]>,
 ) -> Result<Option<SessionId>, AppError> {
     let id = SessionId::generate();
     let now = crate::clock::now_ms();
     let expires = now + state.sessions.max.as_millis() as i64;
-    let (token_hash, hash, client) = (id.hash(), verified_hash.to_owned(), client.clone());
+    let (token_hash, client) = (id.hash(), client.clone());
     let created = state
         .store
         .blocking(move |s| {
             s.create_session(&NewSession {
                 token_hash,
                 user_id,
-                verified_hash: &hash,
+                password_changed_ms,
                 now_ms: now,
                 expires_ms: expires,
                 user_agent: client.user_agent.as_deref(),
@@ -451,8 +452,14 @@ pub async fn sign_in(
     if let Counted::Device(d) = &counted {
         state.device_lock.succeeded(d);
     }
-    let Some(id) =
-        open_session(state, creds.user_id, &creds.password_hash, client, replaces).await?
+    let Some(id) = open_session(
+        state,
+        creds.user_id,
+        creds.password_changed_ms,
+        client,
+        replaces,
+    )
+    .await?
     else {
         // The password changed or the user was disabled while we were checking.
         tracing::info!(event = "sign_in", username = %u, outcome = "raced", "sign-in lost a race with a password change");
@@ -611,20 +618,21 @@ pub async fn change_password(
     state.lock.succeeded(&username);
 
     let id = SessionId::generate();
-    let now = crate::clock::now_ms();
+    // Strictly later than the old change time, so "changed since" is never ambiguous.
+    let now = crate::clock::now_ms().max(creds.password_changed_ms + 1);
     let expires = now + state.sessions.max.as_millis() as i64;
     let (token_hash, user_id, client) = (id.hash(), user.id, client.clone());
-    let old_hash = creds.password_hash;
+    let old_changed = creds.password_changed_ms;
     let changed = state
         .store
         .blocking(move |s| {
             s.change_password(
-                &old_hash,
+                old_changed,
                 &new_hash,
                 &NewSession {
                     token_hash,
                     user_id,
-                    verified_hash: &new_hash,
+                    password_changed_ms: now,
                     now_ms: now,
                     expires_ms: expires,
                     user_agent: client.user_agent.as_deref(),
@@ -636,7 +644,11 @@ pub async fn change_password(
         .await
         .map_err(AppError::from)?;
     if changed.is_none() {
-        return Err(ChangeError::WrongPassword);
+        // Changed elsewhere (or the user disabled) between our read and our write.
+        return Err(AppError::Conflict(
+            "Your password was changed elsewhere just now. Sign in again.",
+        )
+        .into());
     }
     tracing::info!(event = "password_change", username = %username, outcome = "ok", "password changed; other sessions ended");
     Ok(SignedIn {

@@ -39,6 +39,8 @@ pub enum AppError {
     },
     #[error("Sign in to continue.")]
     Unauthorized,
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -67,6 +69,7 @@ impl AppError {
             AppError::TooManyRequests { .. } => "Too many attempts",
             AppError::Unavailable { .. } => "Busy, please retry",
             AppError::Unauthorized => "Sign in required",
+            AppError::Conflict(_) => "Changed elsewhere",
             AppError::Internal(_) => "Server error",
         }
     }
@@ -127,6 +130,7 @@ impl ResponseError for AppError {
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

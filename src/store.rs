@@ -86,9 +86,10 @@ pub struct SessionSummary {
 pub struct NewSession<'a> {
     pub token_hash: [u8; 32],
     pub user_id: i64,
-    /// The hash that was just verified: the session is created only if it is still current,
-    /// so a sign-in racing a password change cannot outlive it.
-    pub verified_hash: &'a str,
+    /// The user's `password_changed_at` read with the hash that was just verified: the session
+    /// is created only if it is unchanged (and the user active), so a sign-in racing a password
+    /// change cannot outlive it. A rehash does not change it, so it cannot fail a sign-in.
+    pub password_changed_ms: i64,
     pub now_ms: i64,
     pub expires_ms: i64,
     pub user_agent: Option<&'a str>,
@@ -352,41 +353,47 @@ impl Store {
         })
     }
 
-    /// Changes the password if the hash is still `old`, ends every session of the user and
-    /// opens `session` in its place, all in one transaction. Returns the new session's id, or
-    /// `None` when the password was changed meanwhile.
+    /// Changes the password if it has not changed since `old_changed_ms` (when the current one
+    /// was verified), ends every session of the user and opens `session` in its place, all in
+    /// one transaction. `session.password_changed_ms` becomes the new change time. Returns the
+    /// new session's id, or `None` when the password was changed meanwhile.
     pub fn change_password(
         &self,
-        old: &str,
-        new: &str,
+        old_changed_ms: i64,
+        new_hash: &str,
         session: &NewSession<'_>,
     ) -> Result<Option<i64>> {
         self.write(|c| {
             let tx = c.transaction()?;
             let changed = tx.execute(
                 "UPDATE users SET password_hash = ?3, updated_at = ?4, password_changed_at = ?4
-                 WHERE id = ?1 AND password_hash = ?2 AND active = 1",
-                params![session.user_id, old, new, session.now_ms],
+                 WHERE id = ?1 AND password_changed_at = ?2 AND active = 1",
+                params![
+                    session.user_id,
+                    old_changed_ms,
+                    new_hash,
+                    session.password_changed_ms
+                ],
             )?;
             if changed != 1 {
                 return Ok(None);
             }
             tx.execute("DELETE FROM sessions WHERE user_id = ?1", [session.user_id])?;
-            let id = insert_session(&tx, session, new)?;
+            let id = insert_session(&tx, session)?;
             tx.commit()?;
             Ok(id)
         })
     }
 
-    /// Opens a session for a user whose password hash is still `verified_hash` and who is
-    /// active; drops the replaced session and the user's oldest beyond the per-user cap.
+    /// Opens a session for a user whose password has not changed since it was verified and who
+    /// is active; drops the replaced session and the user's oldest beyond the per-user cap.
     pub fn create_session(&self, session: &NewSession<'_>) -> Result<Option<i64>> {
         self.write(|c| {
             let tx = c.transaction()?;
             if let Some(old) = &session.replaces {
                 tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [&old[..]])?;
             }
-            let id = insert_session(&tx, session, session.verified_hash)?;
+            let id = insert_session(&tx, session)?;
             tx.commit()?;
             Ok(id)
         })
@@ -500,16 +507,12 @@ impl Store {
     }
 }
 
-fn insert_session(
-    tx: &rusqlite::Transaction<'_>,
-    s: &NewSession<'_>,
-    current_hash: &str,
-) -> Result<Option<i64>> {
+fn insert_session(tx: &rusqlite::Transaction<'_>, s: &NewSession<'_>) -> Result<Option<i64>> {
     let inserted = tx.execute(
         "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, user_agent, ip)
          SELECT ?1, id, ?3, ?3, ?4, ?5, ?6 FROM users
-         WHERE id = ?2 AND password_hash = ?7 AND active = 1",
-        params![&s.token_hash[..], s.user_id, s.now_ms, s.expires_ms, s.user_agent, s.ip, current_hash],
+         WHERE id = ?2 AND password_changed_at = ?7 AND active = 1",
+        params![&s.token_hash[..], s.user_id, s.now_ms, s.expires_ms, s.user_agent, s.ip, s.password_changed_ms],
     )?;
     if inserted != 1 {
         return Ok(None);
@@ -549,7 +552,7 @@ mod tests {
         NewSession {
             token_hash: [token; 32],
             user_id,
-            verified_hash: HASH,
+            password_changed_ms: 1_000,
             now_ms: now,
             expires_ms: now + 100_000,
             user_agent: Some("test"),
@@ -647,16 +650,18 @@ mod tests {
     }
 
     #[test]
-    fn sessions_need_the_verified_hash_and_an_active_user() {
+    fn sessions_need_an_unchanged_password_and_an_active_user() {
         let (_d, s) = store();
         let u = user(&s, "alice");
         let mut stale = new_session(u.id, 1, 2_000);
-        stale.verified_hash = HASH2;
+        stale.password_changed_ms = 999;
         assert_eq!(
             s.create_session(&stale).unwrap(),
             None,
-            "hash changed meanwhile"
+            "password changed meanwhile"
         );
+        // A rehash (same password, new PHC string) does not stop a sign-in.
+        assert!(s.rehash(u.id, HASH, HASH2, 1_500).unwrap());
         let id = s
             .create_session(&new_session(u.id, 2, 2_000))
             .unwrap()
@@ -678,18 +683,17 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut rotated = new_session(u.id, 3, 3_000);
-        rotated.verified_hash = HASH;
-        assert!(s.change_password(HASH, HASH2, &rotated).unwrap().is_some());
+        rotated.password_changed_ms = 3_000;
+        assert!(s.change_password(1_000, HASH2, &rotated).unwrap().is_some());
         assert!(s.session(&[1; 32]).unwrap().is_none());
         assert!(s.session(&[2; 32]).unwrap().is_none());
         let rec = s.session(&[3; 32]).unwrap().unwrap();
         assert_eq!(rec.state.password_changed_ms, 3_000);
-        // A second change from the old hash fails: someone changed it already.
-        assert!(
-            s.change_password(HASH, HASH, &new_session(u.id, 4, 4_000))
-                .unwrap()
-                .is_none()
-        );
+        // A second change verified before the first one fails: it was changed meanwhile.
+        let mut late = new_session(u.id, 4, 4_000);
+        late.password_changed_ms = 4_000;
+        assert!(s.change_password(1_000, HASH, &late).unwrap().is_none());
+        assert!(s.session(&[4; 32]).unwrap().is_none());
         // Rehash from the old hash cannot bring the old password back.
         assert!(!s.rehash(u.id, HASH, HASH, 5_000).unwrap());
         assert!(s.rehash(u.id, HASH2, HASH, 5_000).unwrap());
@@ -744,6 +748,18 @@ mod tests {
             s.purge_expired_sessions(2_500, 500).unwrap(),
             1,
             "idle limit"
+        );
+    }
+
+    #[test]
+    fn disabled_users_get_no_session() {
+        let (_d, s) = store();
+        let u = user(&s, "alice");
+        s.write(|c| Ok(c.execute("UPDATE users SET active = 0", [])?))
+            .unwrap();
+        assert_eq!(
+            s.create_session(&new_session(u.id, 1, 2_000)).unwrap(),
+            None
         );
     }
 

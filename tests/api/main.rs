@@ -10,6 +10,7 @@ mod json_api;
 mod load;
 mod lock;
 mod pages;
+mod races;
 mod redirects;
 mod sessions;
 mod sign_up;

@@ -1,0 +1,162 @@
+//! Races (issue 4 §4): a sign-in that verified the old password cannot leave a session that
+//! outlives a concurrent password change or disable, and a rehash cannot bring back an old
+//! password. Each scenario is driven concurrently, many times.
+
+use futures_util::future::join_all;
+
+use crate::common::*;
+
+const ROUNDS: usize = 12;
+
+/// Signs in with `password` on a fresh client; the session cookie when it answered 303.
+async fn try_sign_in(app: &TestApp, user: &str, password: &str) -> Option<String> {
+    let c = app.client();
+    let r = sign_in(app, &c, user, password).await;
+    let status = r.status().as_u16();
+    assert!(status == 303 || status == 401, "unexpected {status}");
+    session_cookie(&r)
+}
+
+async fn alive(app: &TestApp, cookie: &str) -> bool {
+    let (c, header) = with_cookie(cookie);
+    c.get(app.url("/welcome"))
+        .header("cookie", header)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == 200
+}
+
+async fn change_password(app: &TestApp, c: &reqwest::Client, old: &str, new: &str) -> u16 {
+    let token = csrf_token(app, c, "/account").await;
+    post_form(
+        app,
+        c,
+        "/account/password",
+        &token,
+        &[
+            ("current_password", old),
+            ("new_password", new),
+            ("new_password_repeat", new),
+        ],
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+#[tokio::test]
+async fn sign_ins_racing_a_password_change_leave_no_old_session() {
+    // Limits off: this test makes many attempts from one address on purpose.
+    let app = TestApp::spawn(&[
+        "--ip-failures",
+        "0",
+        "--ip-kdf-rate",
+        "0",
+        "--lock-attempts",
+        "100000",
+    ]);
+    for round in 0..ROUNDS {
+        let user = format!("racer{round}");
+        let (old, new) = (
+            format!("old-password-{round}"),
+            format!("new-password-{round}"),
+        );
+        let owner = app.client();
+        sign_up(&app, &owner, &user, &old).await;
+        let sign_ins = join_all((0..6).map(|_| try_sign_in(&app, &user, &old)));
+        let (results, changed) = tokio::join!(sign_ins, change_password(&app, &owner, &old, &new));
+        assert_eq!(changed, 303);
+        let cookies: Vec<String> = results.into_iter().flatten().collect();
+        for cookie in &cookies {
+            assert!(
+                !alive(&app, cookie).await,
+                "round {round}: an old-password session survived"
+            );
+        }
+        assert!(try_sign_in(&app, &user, &old).await.is_none());
+        assert!(try_sign_in(&app, &user, &new).await.is_some());
+    }
+}
+
+#[tokio::test]
+async fn sign_ins_racing_a_disable_leave_no_valid_session() {
+    let app = TestApp::spawn(&[
+        "--ip-failures",
+        "0",
+        "--ip-kdf-rate",
+        "0",
+        "--lock-attempts",
+        "100000",
+    ]);
+    for round in 0..ROUNDS {
+        let user = format!("sleeper{round}");
+        sign_up(&app, &app.client(), &user, "sleeper-password").await;
+        let sign_ins = join_all((0..6).map(|_| try_sign_in(&app, &user, "sleeper-password")));
+        let disable = async {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            app.db()
+                .execute("UPDATE users SET active = 0 WHERE username = ?1", [&user])
+                .unwrap();
+        };
+        let (results, ()) = tokio::join!(sign_ins, disable);
+        let cookies: Vec<String> = results.into_iter().flatten().collect();
+        for cookie in &cookies {
+            assert!(
+                !alive(&app, cookie).await,
+                "round {round}: a disabled user's session is valid"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rehash_racing_a_password_change_cannot_restore_the_old_password() {
+    let mut app = TestApp::spawn(&[
+        "--ip-failures",
+        "0",
+        "--ip-kdf-rate",
+        "0",
+        "--lock-attempts",
+        "100000",
+    ]);
+    let users: Vec<String> = (0..ROUNDS).map(|i| format!("rehash{i}")).collect();
+    for u in &users {
+        sign_up(&app, &app.client(), u, "before-password").await;
+    }
+    // New costs: every successful sign-in now schedules a rehash of the old password.
+    app.restart_with(&[
+        "--argon2-m",
+        "96",
+        "--ip-failures",
+        "0",
+        "--ip-kdf-rate",
+        "0",
+        "--lock-attempts",
+        "100000",
+    ]);
+    for u in &users {
+        let owner = app.client();
+        assert_eq!(
+            sign_in(&app, &owner, u, "before-password").await.status(),
+            303
+        );
+        let sign_ins = join_all((0..4).map(|_| try_sign_in(&app, u, "before-password")));
+        let (_, changed) = tokio::join!(
+            sign_ins,
+            change_password(&app, &owner, "before-password", "after-password")
+        );
+        assert_eq!(changed, 303);
+        // Let any background rehash land, then check which password works.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            try_sign_in(&app, u, "before-password").await.is_none(),
+            "{u}: old password came back"
+        );
+        assert!(
+            try_sign_in(&app, u, "after-password").await.is_some(),
+            "{u}"
+        );
+    }
+}
