@@ -130,6 +130,16 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_SESSION_MAX", default_value = "12h", value_parser = duration)]
     pub session_max: Duration,
 
+    /// Time a client has to send a request's headers, and again its body; slower clients get
+    /// 408 and are disconnected (slowloris defence).
+    #[arg(long, env = "GATEHOUSE_CLIENT_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub client_timeout: Duration,
+
+    /// Open connections per HTTP worker; beyond that, new connections wait in the kernel's
+    /// accept queue until one closes.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 5_000)]
+    pub max_connections: usize,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     pub log_level: String,

@@ -21,6 +21,8 @@ pub enum AppError {
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("The request body is larger than 64 KiB.")]
     PayloadTooLarge,
+    #[error("The request took too long to arrive.")]
+    RequestTimeout,
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
     #[error("{0}")]
@@ -63,6 +65,7 @@ impl AppError {
             AppError::NotFound => "Page not found",
             AppError::MethodNotAllowed { .. } => "Method not allowed",
             AppError::PayloadTooLarge => "Request too large",
+            AppError::RequestTimeout => "Request too slow",
             AppError::UnsupportedMediaType(_) => "Unsupported form encoding",
             AppError::BadRequest(_) => "Bad request",
             AppError::Forbidden(_) => "Request refused",
@@ -124,6 +127,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,

@@ -12,8 +12,20 @@ use crate::error::AppError;
 
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// Reads the whole body, refusing more than [`MAX_BODY`] bytes.
-pub async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, AppError> {
+/// Reads the whole body, refusing more than [`MAX_BODY`] bytes or a body that takes longer
+/// than the configured client timeout to arrive (a slow-body attack holds a worker's memory,
+/// not its thread, but must still end).
+pub async fn read_body(req: &HttpRequest, payload: Payload) -> Result<Bytes, AppError> {
+    let limit = req
+        .app_data::<crate::server::State>()
+        .map_or(std::time::Duration::from_secs(10), |s| s.body_timeout);
+    match tokio::time::timeout(limit, read_limited(req, payload)).await {
+        Ok(body) => body,
+        Err(_) => Err(AppError::RequestTimeout),
+    }
+}
+
+async fn read_limited(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, AppError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -27,6 +27,8 @@ pub struct AppState {
     pub sessions: SessionPolicy,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 pub type State = web::Data<AppState>;
@@ -105,6 +107,7 @@ impl Application {
             },
             public_url: config.public_url.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            body_timeout: config.client_timeout,
         });
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
@@ -120,8 +123,13 @@ impl Application {
                 .configure(crate::routes::configure)
         })
         .workers(config.workers.max(1))
-        .client_request_timeout(Duration::from_secs(10))
+        // Slow clients: the head must arrive within the timeout (else 408); bodies have the
+        // same budget in `forms::read_body`. Header size is capped by actix at 32 KiB / 96
+        // headers, above the 16 KiB SPEC §6 guarantees.
+        .client_request_timeout(config.client_timeout)
         .client_disconnect_timeout(Duration::from_secs(2))
+        .keep_alive(Duration::from_secs(30))
+        .max_connections(config.max_connections)
         .listen(listener)?
         .run();
         tracing::info!("listening on http://{addr}");

@@ -14,5 +14,6 @@ mod races;
 mod redirects;
 mod sessions;
 mod sign_up;
+mod slow_clients;
 mod storage;
 mod throttle;
