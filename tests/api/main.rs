@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_input;
+mod crash;
 mod device;
 mod json_api;
 mod load;

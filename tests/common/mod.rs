@@ -135,6 +135,11 @@ impl TestApp {
         }
     }
 
+    /// The server's process id (for killing it from another task).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
