@@ -289,7 +289,7 @@ async fn an_outside_writer_holding_the_lock_causes_no_500() {
                     .as_u16(),
             );
             statuses.push(
-                sign_in(&app, &c, "steady", "steady-password")
+                sign_in(app, &c, "steady", "steady-password")
                     .await
                     .status()
                     .as_u16(),
