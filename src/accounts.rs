@@ -74,7 +74,10 @@ impl Client {
     /// full.
     fn admit(&self, state: &AppState) -> Result<(), AppError> {
         match self.addr {
-            Some(ip) => state.guard.admit(ip, Instant::now()).map_err(refusal),
+            Some(ip) => state
+                .guard
+                .admit(ip, Instant::now(), state.kdf.waiting() > 0)
+                .map_err(refusal),
             None => Ok(()),
         }
     }
@@ -82,7 +85,10 @@ impl Client {
     /// Spends one Argon2 run from the address's budget.
     fn spend_kdf(&self, state: &AppState) -> Result<(), AppError> {
         match self.addr {
-            Some(ip) => state.guard.spend_kdf(ip, Instant::now()).map_err(refusal),
+            Some(ip) => state
+                .guard
+                .spend_kdf(ip, Instant::now(), state.kdf.waiting() > 0)
+                .map_err(refusal),
             None => Ok(()),
         }
     }

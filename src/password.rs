@@ -2,6 +2,7 @@
 //! the bounded thread pool it runs on, so hashing never blocks the async workers.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -136,6 +137,8 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 pub struct KdfPool {
     tx: SyncSender<Job>,
     kdf: Kdf,
+    /// Jobs accepted but not yet started: > 0 means the pool is contended.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl KdfPool {
@@ -161,7 +164,16 @@ impl KdfPool {
                 })
                 .expect("spawn KDF thread");
         }
-        Self { tx, kdf }
+        Self {
+            tx,
+            kdf,
+            waiting: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Jobs waiting for a thread right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     pub fn kdf(&self) -> &Kdf {
@@ -176,13 +188,21 @@ impl KdfPool {
     {
         let (done, result) = tokio::sync::oneshot::channel();
         let kdf = self.kdf.clone();
+        let waiting = Arc::clone(&self.waiting);
         let job: Job = Box::new(move || {
+            waiting.fetch_sub(1, Ordering::Relaxed);
             let _ = done.send(f(&kdf));
         });
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(KdfError::QueueFull),
-            Err(TrySendError::Disconnected(_)) => return Err(KdfError::PoolGone),
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(match e {
+                    TrySendError::Full(_) => KdfError::QueueFull,
+                    TrySendError::Disconnected(_) => KdfError::PoolGone,
+                });
+            }
         }
         result.await.map_err(|_| KdfError::PoolGone)
     }
@@ -297,9 +317,12 @@ mod tests {
             async move { pool.run(|_| 1).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(pool.waiting(), 1, "one job queued behind the blocked one");
         assert!(matches!(pool.run(|_| 2).await, Err(KdfError::QueueFull)));
+        assert_eq!(pool.waiting(), 1, "a refused job is not counted");
         release.send(()).unwrap();
         assert!(blocker.await.unwrap().is_ok());
         assert_eq!(queued.await.unwrap().unwrap(), 1);
+        assert_eq!(pool.waiting(), 0);
     }
 }

@@ -80,7 +80,8 @@ impl AddressGuard {
     }
 
     /// Whether this address may make an attempt now (checks both limits, counts nothing).
-    pub fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+    /// `contended`: whether the KDF pool has jobs waiting; the budget only bites then.
+    pub fn admit(&self, ip: IpAddr, now: Instant, contended: bool) -> Result<(), Refusal> {
         let key = AddressKey::of(ip);
         if self.max_failures > 0 {
             let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -94,7 +95,7 @@ impl AddressGuard {
                 return Err(Refusal::Throttled(left.max(Duration::from_secs(1))));
             }
         }
-        if self.kdf_per_minute > 0 {
+        if self.kdf_per_minute > 0 && contended {
             let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(b) = buckets.get(&key) {
                 let tokens = self.refilled(b, now);
@@ -145,8 +146,10 @@ impl AddressGuard {
         Duration::from_secs_f64(((1.0 - tokens) / per_sec).max(1.0))
     }
 
-    /// Takes one Argon2 run from the address's budget.
-    pub fn spend_kdf(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+    /// Takes one Argon2 run from the address's budget. An empty budget refuses only while the
+    /// pool is `contended` (jobs waiting): an idle pool harms no one, so it is never refused,
+    /// but the run is still spent, so an address that brings contention finds its budget gone.
+    pub fn spend_kdf(&self, ip: IpAddr, now: Instant, contended: bool) -> Result<(), Refusal> {
         if self.kdf_per_minute == 0 {
             return Ok(());
         }
@@ -166,11 +169,11 @@ impl AddressGuard {
             last: now,
         });
         let tokens = self.refilled(b, now);
-        if tokens < 1.0 {
+        if tokens < 1.0 && contended {
             return Err(Refusal::Throttled(self.wait_for_token(tokens)));
         }
         *b = Bucket {
-            tokens: tokens - 1.0,
+            tokens: (tokens - 1.0).max(0.0),
             last: now,
         };
         Ok(())
@@ -237,15 +240,15 @@ mod tests {
         let t0 = Instant::now();
         let a = ip("198.51.100.7");
         for _ in 0..3 {
-            assert!(g.admit(a, t0).is_ok());
+            assert!(g.admit(a, t0, true).is_ok());
             g.failed(a, t0);
         }
         assert_eq!(
-            g.admit(a, t0 + Duration::from_secs(10)),
+            g.admit(a, t0 + Duration::from_secs(10), true),
             Err(Refusal::Throttled(Duration::from_secs(590)))
         );
         assert!(
-            g.admit(ip("198.51.100.8"), t0).is_ok(),
+            g.admit(ip("198.51.100.8"), t0, true).is_ok(),
             "another address is unaffected"
         );
         // The /64 neighbour of an IPv6 address shares its fate.
@@ -253,10 +256,10 @@ mod tests {
         for _ in 0..3 {
             g.failed(v6, t0);
         }
-        assert!(g.admit(ip("2001:db8::abcd"), t0).is_err());
-        assert!(g.admit(a, t0 + W).is_ok(), "free after the window");
+        assert!(g.admit(ip("2001:db8::abcd"), t0, true).is_err());
+        assert!(g.admit(a, t0 + W, true).is_ok(), "free after the window");
         g.failed(a, t0 + W);
-        assert!(g.admit(a, t0 + W).is_ok(), "count restarted");
+        assert!(g.admit(a, t0 + W, true).is_ok(), "count restarted");
     }
 
     #[test]
@@ -265,9 +268,9 @@ mod tests {
         let t0 = Instant::now();
         for _ in 0..1000 {
             g.failed(ip("192.0.2.1"), t0);
-            assert!(g.spend_kdf(ip("192.0.2.1"), t0).is_ok());
+            assert!(g.spend_kdf(ip("192.0.2.1"), t0, true).is_ok());
         }
-        assert!(g.admit(ip("192.0.2.1"), t0).is_ok());
+        assert!(g.admit(ip("192.0.2.1"), t0, true).is_ok());
         assert_eq!(g.sizes(), (0, 0));
     }
 
@@ -277,16 +280,32 @@ mod tests {
         let t0 = Instant::now();
         let a = ip("192.0.2.1");
         for _ in 0..6 {
-            assert!(g.spend_kdf(a, t0).is_ok());
+            assert!(g.spend_kdf(a, t0, true).is_ok());
         }
         assert_eq!(
-            g.spend_kdf(a, t0),
+            g.spend_kdf(a, t0, true),
             Err(Refusal::Throttled(Duration::from_secs(10)))
         );
-        assert!(g.admit(a, t0).is_err(), "admit sees the empty budget");
-        assert!(g.spend_kdf(ip("192.0.2.2"), t0).is_ok());
-        assert!(g.spend_kdf(a, t0 + Duration::from_secs(10)).is_ok());
-        assert!(g.spend_kdf(a, t0 + Duration::from_secs(10)).is_err());
+        assert!(g.admit(a, t0, true).is_err(), "admit sees the empty budget");
+        assert!(g.spend_kdf(ip("192.0.2.2"), t0, true).is_ok());
+        assert!(g.spend_kdf(a, t0 + Duration::from_secs(10), true).is_ok());
+        assert!(g.spend_kdf(a, t0 + Duration::from_secs(10), true).is_err());
+    }
+
+    #[test]
+    fn an_empty_budget_refuses_only_under_contention() {
+        let g = AddressGuard::new(0, W, 2, 100);
+        let t0 = Instant::now();
+        let a = ip("192.0.2.1");
+        for _ in 0..5 {
+            assert!(
+                g.spend_kdf(a, t0, false).is_ok(),
+                "idle pool: never refused"
+            );
+        }
+        assert!(g.admit(a, t0, false).is_ok());
+        assert!(g.admit(a, t0, true).is_err(), "but the budget is spent");
+        assert!(g.spend_kdf(a, t0, true).is_err());
     }
 
     #[test]
@@ -299,17 +318,17 @@ mod tests {
         for i in 0..100u32 {
             let other = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
             g.failed(other, t0);
-            let _ = g.spend_kdf(other, t0);
-            let _ = g.spend_kdf(other, t0);
+            let _ = g.spend_kdf(other, t0, true);
+            let _ = g.spend_kdf(other, t0, true);
         }
         let (f, b) = g.sizes();
         assert!(f <= 10 && b <= 10);
         assert!(
-            g.admit(attacker, t0).is_err(),
+            g.admit(attacker, t0, true).is_err(),
             "the live record survived the spray"
         );
         assert!(matches!(
-            g.spend_kdf(ip("203.0.113.99"), t0),
+            g.spend_kdf(ip("203.0.113.99"), t0, true),
             Err(Refusal::Full(_))
         ));
         g.sweep(t0 + W + Duration::from_secs(60));

@@ -164,11 +164,23 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_count() {
 }
 
 #[tokio::test]
-async fn the_kdf_budget_limits_valid_sign_ins_and_sign_ups_too() {
-    let app = TestApp::spawn(&["--ip-kdf-rate", "4", "--ip-failures", "0"]);
-    let c = app.client();
-    sign_up(&app, &c, "budget", "budget-password").await; // 1
-    for _ in 0..3 {
+async fn the_kdf_budget_limits_valid_sign_ins_and_sign_ups_under_contention() {
+    // Real costs and one KDF thread, so concurrent requests queue up (contention).
+    let app = TestApp::spawn(&[
+        "--ip-kdf-rate",
+        "4",
+        "--ip-failures",
+        "0",
+        "--argon2-m",
+        "19456",
+        "--argon2-t",
+        "2",
+        "--kdf-threads",
+        "1",
+    ]);
+    // Sequential use on an idle pool is never refused, however much.
+    sign_up(&app, &app.client(), "budget", "budget-password").await;
+    for _ in 0..6 {
         assert_eq!(
             api_sign_in(&app, "budget", "budget-password", None)
                 .await
@@ -176,21 +188,49 @@ async fn the_kdf_budget_limits_valid_sign_ins_and_sign_ups_too() {
             204
         );
     }
-    let r = api_sign_in(&app, "budget", "budget-password", None).await;
-    assert_eq!(r.status(), 429, "valid sign-ins spend the budget too");
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=15).contains(&retry), "{retry}");
-    let r = c
-        .post(app.url("/api/users"))
-        .json(&json!({"username": "more", "password": "more-password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 429);
+    // A burst of valid sign-ins from one address: past its budget, 429 while others queue.
+    let statuses: Vec<(u16, Option<String>)> =
+        futures_util::future::join_all((0..12).map(|_| async {
+            let r = api_sign_in(&app, "budget", "budget-password", None).await;
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            )
+        }))
+        .await;
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(!refused.is_empty(), "{statuses:?}");
+    assert!(
+        refused.iter().all(|(_, r)| r.is_some()),
+        "Retry-After on every 429"
+    );
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 204 || *s == 429),
+        "{statuses:?}"
+    );
+    // The same for a burst of sign-ups.
+    let c = app.client();
+    let statuses: Vec<u16> = futures_util::future::join_all((0..12).map(|i| {
+        let c = c.clone();
+        let url = app.url("/api/users");
+        async move {
+            c.post(url)
+                .json(&json!({"username": format!("burst_{i}"), "password": "burst-password"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    }))
+    .await;
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 429),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
