@@ -113,8 +113,8 @@ pub struct Config {
     pub ip_window: Duration,
 
     /// Argon2 runs (sign-ins, sign-ups, password changes) per minute one address may cause,
-    /// as a token bucket with the same burst; 0 turns this off. The default, 2 a second, is a
-    /// few percent of one core at OWASP costs: no single address can monopolise the pool.
+    /// as a token bucket with the same burst; an empty budget is refused (429) only while the
+    /// KDF pool has jobs waiting. 0 turns this off.
     #[arg(long, env = "GATEHOUSE_IP_KDF_RATE", default_value_t = 120)]
     pub ip_kdf_rate: u32,
 
