@@ -551,11 +551,30 @@ pub async fn change_password(
     let username = Username::parse(&user.username)
         .map_err(|_| AppError::Internal("stored username invalid".into()))?;
     client.admit(state)?;
-    match state.lock.reserve(&username, Instant::now()) {
+    let creds = state
+        .store
+        .credentials_by_id(user.id)
+        .map_err(AppError::from)?;
+    let Some(creds) = creds else {
+        return Err(AppError::Unauthorized.into());
+    };
+    // As on sign-in: this browser's valid device token moves the count to its own lock, so a
+    // username locked by someone else does not stop its owner from changing the password.
+    let device = client.device.as_deref().and_then(|token| {
+        crate::device::verify(
+            &state.key,
+            token,
+            user.id,
+            creds.password_changed_ms,
+            crate::clock::now_ms(),
+        )
+    });
+    let counted = device.map_or_else(|| Counted::Username(username.clone()), Counted::Device);
+    match counted.reserve(state) {
         Reservation::Proceed => {}
         Reservation::Locked { retry_after } => {
             client.failed(state);
-            tracing::warn!(event = "password_change", username = %username, outcome = "locked", "refused: username locked");
+            tracing::warn!(event = "password_change", username = %username, outcome = "locked", "refused: locked");
             return Err(ChangeError::Locked(retry_after));
         }
         Reservation::Full { retry_after } => {
@@ -588,21 +607,14 @@ pub async fn change_password(
         &mut errors,
     );
     let (Some(current_digest), Some(new_digest)) = (current_digest, new_digest) else {
-        state.lock.release(&username);
+        counted.release(state);
         return Err(ChangeError::Invalid(errors));
     };
     let release = |e: AppError| {
-        state.lock.release(&username);
+        counted.release(state);
         ChangeError::App(e)
     };
     client.spend_kdf(state).map_err(release)?;
-    let creds = state
-        .store
-        .credentials_by_id(user.id)
-        .map_err(|e| release(e.into()))?;
-    let Some(creds) = creds else {
-        return Err(release(AppError::Unauthorized));
-    };
     let old_hash = creds.password_hash.clone();
     let outcome = state
         .kdf
@@ -622,6 +634,9 @@ pub async fn change_password(
         return Err(ChangeError::WrongPassword);
     };
     state.lock.succeeded(&username);
+    if let Counted::Device(d) = &counted {
+        state.device_lock.succeeded(d);
+    }
 
     let id = SessionId::generate();
     // Strictly later than the old change time, so "changed since" is never ambiguous.

@@ -3,9 +3,11 @@
 //! keep many usernames locked nor keep the KDF pool busy.
 //!
 //! Addresses are grouped as a careful operator would: IPv4 per address, IPv6 per /64 (one
-//! customer's allocation), IPv4-mapped IPv6 unmapped first. Both tables are bounded; when one is
-//! full of live entries a *new* address is refused (503) instead of evicting a live entry,
-//! which would let an attacker reset their own count.
+//! customer's allocation), IPv4-mapped IPv6 unmapped first. Both tables are bounded and never
+//! evict a live entry (that would let an attacker reset their own count). When the KDF-budget
+//! table is full, a new address is refused (503). When the failure table is full, a new
+//! address's failure goes uncounted (logged): the username locks still hold, and refusing
+//! would let whoever filled the table shut every newcomer out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

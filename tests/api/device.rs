@@ -141,3 +141,35 @@ async fn a_password_change_invalidates_device_cookies() {
         "B got a fresh one"
     );
 }
+
+#[tokio::test]
+async fn the_owner_can_change_the_password_while_the_username_is_locked() {
+    let app = TestApp::spawn(&[]);
+    let owner = app.client();
+    sign_up(&app, &owner, "besieged", "besieged-password").await;
+    lock_out(&app, "besieged").await;
+    let token = csrf_token(&app, &owner, "/account").await;
+    let r = post_form(
+        &app,
+        &owner,
+        "/account/password",
+        &token,
+        &[
+            ("current_password", "besieged-password"),
+            ("new_password", "fresh-password"),
+            ("new_password_repeat", "fresh-password"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        303,
+        "the device cookie from sign-up exempts the owner"
+    );
+    assert_eq!(
+        sign_in(&app, &owner, "besieged", "fresh-password")
+            .await
+            .status(),
+        303
+    );
+}
