@@ -337,28 +337,78 @@ pub struct SignedIn {
     pub device_token: String,
 }
 
-/// Which fail-lock an attempt is counted in: the username's, or (for a browser holding a valid
-/// device token for this user) the device's own.
-enum Counted {
-    Username(Username),
-    Device(String),
-    Nothing,
+/// The fail-lock records an attempt counts in. Every attempt on a well-formed username counts
+/// for that username (SPEC §4). A browser holding a valid device token for the user also counts
+/// in its device's own record, and only that record can refuse it: the username's lock does not
+/// apply to the owner's own browsers.
+struct Counted {
+    user: Option<Username>,
+    device: Option<String>,
+    reserved_user: std::cell::Cell<bool>,
+    reserved_device: std::cell::Cell<bool>,
 }
 
 impl Counted {
-    fn reserve(&self, state: &AppState) -> Reservation {
-        match self {
-            Counted::Username(u) => state.lock.reserve(u, Instant::now()),
-            Counted::Device(d) => state.device_lock.reserve(d, Instant::now()),
-            Counted::Nothing => Reservation::Proceed,
+    fn new(user: Option<Username>, device: Option<String>) -> Self {
+        Self {
+            user,
+            device,
+            reserved_user: false.into(),
+            reserved_device: false.into(),
         }
     }
 
+    fn by_device(&self) -> bool {
+        self.device.is_some()
+    }
+
+    /// Whether the record that decides for this attempt is locked.
+    fn is_locked(&self, state: &AppState) -> bool {
+        match (&self.device, &self.user) {
+            (Some(d), _) => state.device_lock.is_locked(d, Instant::now()),
+            (None, Some(u)) => state.lock.is_locked(u, Instant::now()),
+            (None, None) => false,
+        }
+    }
+
+    /// Reserves a failure in each record; the device's verdict wins when there is a device.
+    fn reserve(&self, state: &AppState) -> Reservation {
+        let stored = |r: &Reservation| !matches!(r, Reservation::Full { .. });
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| state.lock.reserve(u, Instant::now()));
+        self.reserved_user.set(user.as_ref().is_some_and(stored));
+        match &self.device {
+            Some(d) => {
+                let r = state.device_lock.reserve(d, Instant::now());
+                self.reserved_device.set(stored(&r));
+                r
+            }
+            None => user.unwrap_or(Reservation::Proceed),
+        }
+    }
+
+    /// Gives back the reserved failures of an attempt that never checked the password.
     fn release(&self, state: &AppState) {
-        match self {
-            Counted::Username(u) => state.lock.release(u),
-            Counted::Device(d) => state.device_lock.release(d),
-            Counted::Nothing => {}
+        if let (Some(u), true) = (&self.user, self.reserved_user.get()) {
+            state.lock.release(u);
+        }
+        if let (Some(d), true) = (&self.device, self.reserved_device.get()) {
+            state.device_lock.release(d);
+        }
+    }
+
+    /// A correct password clears the device's record, and the username's unless it is locked:
+    /// the owner signing in through their device must not hand an attacker three fresh guesses.
+    fn succeeded(&self, state: &AppState) {
+        if let Some(u) = &self.user
+            && !(self.by_device() && state.lock.is_locked(u, Instant::now()))
+        {
+            state.lock.succeeded(u);
+        }
+        if let Some(d) = &self.device {
+            state.device_lock.succeeded(d);
         }
     }
 }
@@ -397,23 +447,15 @@ pub async fn sign_in(
         }
         _ => None,
     };
-    let counted = match (&username, device) {
-        (_, Some(d)) => Counted::Device(d),
-        (Some(u), None) => Counted::Username(u.clone()),
-        (None, None) => Counted::Nothing,
-    };
+    let counted = Counted::new(username.clone(), device);
     // Lock before field rules (SPEC §3's order): a locked name answers 429 even to a bad digest.
     // Malformed input on a free name is not a guess: nothing is counted.
-    let locked_now = match &counted {
-        Counted::Username(u) => state.lock.is_locked(u, Instant::now()),
-        Counted::Device(d) => state.device_lock.is_locked(d, Instant::now()),
-        Counted::Nothing => false,
-    };
+    let locked_now = counted.is_locked(state);
     if digest.is_ok() || locked_now {
         lock_refusal(counted.reserve(state)).inspect_err(|e| {
             if matches!(e, SignInError::Locked(_)) {
                 client.failed(state);
-                let by = if matches!(counted, Counted::Device(_)) { "device" } else { "username" };
+                let by = if counted.by_device() { "device" } else { "username" };
                 tracing::warn!(event = "sign_in", username = %canonical, outcome = "locked", by, "sign-in refused: locked");
             }
         })?;
@@ -454,10 +496,7 @@ pub async fn sign_in(
         }
         return Err(SignInError::Failed);
     };
-    state.lock.succeeded(u);
-    if let Counted::Device(d) = &counted {
-        state.device_lock.succeeded(d);
-    }
+    counted.succeeded(state);
     let Some(id) = open_session(
         state,
         creds.user_id,
@@ -569,7 +608,7 @@ pub async fn change_password(
             crate::clock::now_ms(),
         )
     });
-    let counted = device.map_or_else(|| Counted::Username(username.clone()), Counted::Device);
+    let counted = Counted::new(Some(username.clone()), device);
     match counted.reserve(state) {
         Reservation::Proceed => {}
         Reservation::Locked { retry_after } => {
@@ -633,10 +672,7 @@ pub async fn change_password(
         tracing::info!(event = "password_change", username = %username, outcome = "wrong_password", "password change refused");
         return Err(ChangeError::WrongPassword);
     };
-    state.lock.succeeded(&username);
-    if let Counted::Device(d) = &counted {
-        state.device_lock.succeeded(d);
-    }
+    counted.succeeded(state);
 
     let id = SessionId::generate();
     // Strictly later than the old change time, so "changed since" is never ambiguous.

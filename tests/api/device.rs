@@ -53,6 +53,13 @@ async fn the_owners_browser_signs_in_while_the_username_is_locked() {
             .status(),
         303
     );
+    // And the owner's success did not lift the lock for the attacker.
+    assert_eq!(
+        sign_in(&app, &app.client(), "owner", "attacker-guess")
+            .await
+            .status(),
+        429
+    );
     // The device cookie is for this user only.
     sign_up(&app, &app.client(), "neighbour", "neighbour-password").await;
     lock_out(&app, "neighbour").await;
@@ -90,12 +97,12 @@ async fn a_device_has_its_own_failure_limit() {
         429,
         "device locked"
     );
-    // The device's failures did not lock the username for other browsers.
+    // Its failures counted for the username too (SPEC §4): other browsers are locked as well.
     assert_eq!(
         sign_in(&app, &app.client(), "fumbler", "fumbler-password")
             .await
             .status(),
-        303
+        429
     );
 }
 
