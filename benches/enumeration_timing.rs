@@ -1,0 +1,317 @@
+//! Benchmark: no user enumeration by timing. A failed sign-in must take as long for an unknown
+//! username as for a known one with a wrong password (SPEC §3: the same KDF work for all).
+//!
+//! Starts the release binary (`target/release/gatehouse`; `scripts/timing.sh` builds it first)
+//! on 127.0.0.1 with a fresh temporary database, the default Argon2 costs and the per-address
+//! limits and the username lock out of the way; creates `KNOWN_USERS` users, then measures
+//! `SAMPLES` (env, default 200) sign-ins of each kind, interleaved (unknown, known, unknown,
+//! …), one at a time on one keep-alive connection so nothing queues. Every answer must be a
+//! 401. Prints p10 / median / p90 per kind and the median ratio unknown/known (target
+//! 0.95–1.05).
+//!
+//! Run: `scripts/timing.sh` (or `cargo build --release --locked && cargo bench --bench
+//! enumeration_timing`; `SAMPLES=500 scripts/timing.sh` for more samples).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::CONTENT_TYPE;
+
+const KNOWN_USERS: usize = 50;
+const DEFAULT_SAMPLES: usize = 200;
+const MAX_SAMPLES: usize = 100_000;
+const WARM_UP_PAIRS: usize = 10;
+const TARGET: (f64, f64) = (0.95, 1.05);
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+/// The release server on a free loopback port with a fresh database; killed on drop (also
+/// when the benchmark panics).
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+fn server_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let bin = target.join("release").join("gatehouse");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --release --locked` first (scripts/timing.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(server_binary());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("GATEHOUSE_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.current_dir(dir.path())
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .arg("--database")
+            .arg(dir.path().join("users.database"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start target/release/gatehouse");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut server = Self {
+            child,
+            addr: String::new(),
+            _dir: dir,
+        };
+        // Reads the log to the end (a full pipe would stall the server), reporting the address.
+        let (tx, rx) = mpsc::channel::<Result<String, String>>();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            let mut early = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let Some(sender) = &tx else { continue };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = sender.send(Ok(addr));
+                    tx = None;
+                } else {
+                    early.push_str(&line);
+                    early.push('\n');
+                }
+            }
+            if let Some(sender) = tx {
+                let _ = sender.send(Err(early));
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(Ok(addr)) => server.addr = addr,
+            Ok(Err(log)) => panic!("the server exited before listening:\n{log}"),
+            Err(e) => panic!("the server did not say where it listens: {e}"),
+        }
+        assert!(
+            server.addr.starts_with("127.0.0.1:"),
+            "unexpected address {:?}",
+            server.addr
+        );
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn credentials(username: &str, password: &str) -> String {
+    serde_json::json!({ "username": username, "password": password }).to_string()
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    assert!(!sorted.is_empty(), "no samples");
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn samples_from_env() -> usize {
+    match std::env::var("SAMPLES") {
+        Ok(s) => {
+            let n: usize = s
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("SAMPLES={s:?} is not a number"));
+            assert!(
+                (1..=MAX_SAMPLES).contains(&n),
+                "SAMPLES must be 1..={MAX_SAMPLES}"
+            );
+            n
+        }
+        Err(_) => DEFAULT_SAMPLES,
+    }
+}
+
+/// One sign-in, timed from the start of the request to the end of the answer's body.
+async fn sign_in(
+    client: &reqwest::Client,
+    url: &str,
+    username: &str,
+    password: &str,
+) -> (u16, Duration) {
+    let body = credentials(username, password);
+    let sent = Instant::now();
+    let resp = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST /api/session");
+    let status = resp.status().as_u16();
+    resp.bytes().await.expect("answer body");
+    (status, sent.elapsed())
+}
+
+fn known_user(i: usize) -> String {
+    format!("known_{:03}", i % KNOWN_USERS)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    let started = Instant::now();
+    let samples = samples_from_env();
+    let server = Server::start(&[
+        "--ip-failures",
+        "0",
+        "--ip-kdf-rate",
+        "0",
+        "--lock-attempts",
+        "1000000",
+    ]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run(&server, samples));
+    drop(server);
+    eprintln!(
+        "timing benchmark finished in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn run(server: &Server, samples: usize) {
+    // One keep-alive connection, one request at a time: no queueing anywhere.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+
+    let users_url = server.url("/api/users");
+    for i in 0..KNOWN_USERS {
+        let resp = client
+            .post(&users_url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(credentials(&known_user(i), &format!("right password {i}")))
+            .send()
+            .await
+            .expect("POST /api/users");
+        assert_eq!(resp.status().as_u16(), 201, "creating {}", known_user(i));
+        resp.bytes().await.expect("body");
+    }
+    eprintln!("created {KNOWN_USERS} users; sampling {samples} sign-ins of each kind");
+
+    let session_url = server.url("/api/session");
+    // Warm-up pairs (discarded), with their own unknown names.
+    for i in 0..WARM_UP_PAIRS {
+        let (s, _) = sign_in(&client, &session_url, &format!("warmup_{i:04}"), "x").await;
+        assert_eq!(s, 401, "warm-up sign-in of an unknown user");
+        let (s, _) = sign_in(&client, &session_url, &known_user(i), "wrong password").await;
+        assert_eq!(s, 401, "warm-up sign-in of a known user");
+    }
+
+    let mut unknown = Vec::with_capacity(samples);
+    let mut known = Vec::with_capacity(samples);
+    let mut paired = Vec::with_capacity(samples);
+    let mut statuses: Vec<(u16, &str)> = Vec::new();
+    let sampling = Instant::now();
+    for i in 0..samples {
+        // Distinct, well-formed, never created; the same shape as the known names.
+        let ghost = format!("ghost_{i:05}");
+        let wrong = format!("wrong password {i}");
+        let (su, tu) = sign_in(&client, &session_url, &ghost, &wrong).await;
+        let (sk, tk) = sign_in(&client, &session_url, &known_user(i), &wrong).await;
+        if su != 401 {
+            statuses.push((su, "unknown"));
+        }
+        if sk != 401 {
+            statuses.push((sk, "known"));
+        }
+        unknown.push(tu);
+        known.push(tk);
+        paired.push(tu.as_secs_f64() - tk.as_secs_f64());
+    }
+    let sampling = sampling.elapsed();
+    assert!(
+        statuses.is_empty(),
+        "every sample must be a 401 (no 429 may slip in); got {} others, first: {:?}",
+        statuses.len(),
+        &statuses[..statuses.len().min(5)]
+    );
+
+    unknown.sort();
+    known.sort();
+    paired.sort_by(f64::total_cmp);
+    let mean = |v: &[Duration]| v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
+    let row = |name: &str, v: &[Duration]| {
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            v.len(),
+            ms(percentile(v, 10.0)),
+            ms(percentile(v, 50.0)),
+            ms(percentile(v, 90.0)),
+            mean(v)
+        );
+    };
+    let ratio = |p: f64| ms(percentile(&unknown, p)) / ms(percentile(&known, p));
+    let median_ratio = ratio(50.0);
+    let paired_median_ms = paired[paired.len() / 2] * 1e3;
+
+    println!();
+    println!(
+        "### Enumeration timing: failed `POST /api/session`, unknown username vs. known username with a wrong password"
+    );
+    println!();
+    println!(
+        "Default Argon2 (m=19456, t=2, p=1), {samples} samples of each kind, interleaved, sequential on one keep-alive connection, all 401; {:.1} s of sampling; latencies in ms",
+        sampling.as_secs_f64()
+    );
+    println!();
+    println!("| kind | samples | p10 | median | p90 | mean |");
+    println!("|---|--:|--:|--:|--:|--:|");
+    row("unknown username", &unknown);
+    row("known username, wrong password", &known);
+    println!(
+        "| ratio unknown/known | | {:.3} | {:.3} | {:.3} | {:.3} |",
+        ratio(10.0),
+        median_ratio,
+        ratio(90.0),
+        mean(&unknown) / mean(&known)
+    );
+    println!();
+    let met = (TARGET.0..=TARGET.1).contains(&median_ratio);
+    println!(
+        "Median ratio unknown/known {median_ratio:.3} (target {:.2}–{:.2}: {}); median paired difference (unknown − known) {paired_median_ms:+.2} ms.",
+        TARGET.0,
+        TARGET.1,
+        if met { "met" } else { "MISSED" }
+    );
+}
