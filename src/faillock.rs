@@ -38,6 +38,9 @@ pub struct FailLock<K = Username> {
     window: Duration,
     capacity: usize,
     records: Mutex<HashMap<K, Record>>,
+    /// When the table was last found full of live records: the earliest time one of them can
+    /// expire. Until then a new name is refused without scanning the table.
+    full_until: Mutex<Option<Instant>>,
     last_sweep: Mutex<Option<Instant>>,
 }
 
@@ -48,6 +51,7 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
             window,
             capacity: capacity.max(1),
             records: Mutex::new(HashMap::new()),
+            full_until: Mutex::new(None),
             last_sweep: Mutex::new(None),
         }
     }
@@ -65,6 +69,14 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
     pub fn reserve(&self, user: &K, now: Instant) -> Reservation {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if !records.contains_key(user) && records.len() >= self.capacity {
+            let mut full_until = self.full_until.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(until) = *full_until
+                && now < until
+            {
+                return Reservation::Full {
+                    retry_after: until.duration_since(now).max(Duration::from_secs(1)),
+                };
+            }
             records.retain(|_, r| now.saturating_duration_since(r.last_failure) < self.window);
             if records.len() >= self.capacity {
                 let oldest = records
@@ -75,6 +87,7 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
                 let retry_after = self
                     .window
                     .saturating_sub(now.saturating_duration_since(oldest));
+                *full_until = Some(now + retry_after);
                 return Reservation::Full {
                     retry_after: retry_after.max(Duration::from_secs(1)),
                 };
