@@ -27,3 +27,5 @@ echo "== cargo test"
 # Browser and HTTP tests start real servers; a few test threads keep the 2-core machine responsive.
 # Benchmarks are not run here (scripts/bench.sh).
 cargo test --locked --lib --bins --tests -- --test-threads="${TEST_THREADS:-4}"
+echo "== fuzz: a short run of each target (scripts/fuzz.sh SECONDS for a longer one)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

@@ -126,8 +126,10 @@ fn decode(raw: &[u8]) -> Result<String, AppError> {
         match raw[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Exactly two hex digits: `from_str_radix` alone would also take "+1".
                 let hex = raw
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok());
                 let byte = hex
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
@@ -174,6 +176,10 @@ mod tests {
             b"a=\xff",
             b"%C3=1",
             b"a=%ED%A0%80",
+            b"a=%+1",
+            b"a=%+F%+0",
+            b"a=%-1",
+            b"a=% 1",
         ] {
             let e = FormData::parse(bad).unwrap_err();
             assert!(matches!(e, AppError::BadRequest(_)), "{bad:?}");
