@@ -131,6 +131,23 @@ pub fn parse_params(phc: &str) -> Option<KdfParams> {
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Runs the calling thread at a lower CPU priority (nice +10), so that while a sign-in flood
+/// keeps the KDF busy, the HTTP workers still get a core first: pages stay fast and sign-ins
+/// only queue. Best effort: without permission the thread keeps its priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on the current thread's id; no memory is passed.
+        let ok = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 10) == 0
+        };
+        if !ok {
+            tracing::debug!("could not lower the KDF thread's priority");
+        }
+    }
+}
+
 /// A fixed set of OS threads fed by a bounded queue. A full queue is refused at once (503)
 /// instead of letting latency grow without bound.
 #[derive(Clone)]
@@ -150,6 +167,7 @@ impl KdfPool {
             std::thread::Builder::new()
                 .name(format!("kdf-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match rx.lock() {
@@ -299,6 +317,26 @@ mod tests {
     fn dummy_never_verifies() {
         let kdf = tiny();
         kdf.verify_dummy(&PasswordDigest::compute("x", "dummy"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn kdf_threads_run_at_a_lower_priority() {
+        fn nice() -> i32 {
+            // SAFETY: plain syscalls on the current thread.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::getpriority(libc::PRIO_PROCESS, tid)
+            }
+        }
+        let pool = KdfPool::new(tiny(), 1, 4);
+        let here = nice();
+        let there = pool.run(|_| nice()).await.unwrap();
+        assert_eq!(
+            there,
+            (here + 10).min(19),
+            "KDF thread nice {there}, caller {here}"
+        );
     }
 
     #[tokio::test]
