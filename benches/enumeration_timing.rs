@@ -12,10 +12,10 @@
 //! Run: `scripts/timing.sh` (or `cargo build --release --locked && cargo bench --bench
 //! enumeration_timing`; `SAMPLES=500 scripts/timing.sh` for more samples).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+#[path = "support/mod.rs"]
+mod support;
+use support::{Server, credentials, ms, percentile};
+
 use std::time::{Duration, Instant};
 
 use reqwest::header::CONTENT_TYPE;
@@ -27,117 +27,7 @@ const WARM_UP_PAIRS: usize = 10;
 const TARGET: (f64, f64) = (0.95, 1.05);
 
 // ---------------------------------------------------------------------------------------------
-// The server process
-
-/// The release server on a free loopback port with a fresh database; killed on drop (also
-/// when the benchmark panics).
-struct Server {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-fn server_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let bin = target.join("release").join("gatehouse");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --release --locked` first (scripts/timing.sh does)",
-        bin.display()
-    );
-    bin
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut cmd = Command::new(server_binary());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("GATEHOUSE_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.current_dir(dir.path())
-            .arg("--bind")
-            .arg("127.0.0.1:0")
-            .arg("--database")
-            .arg(dir.path().join("users.database"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start target/release/gatehouse");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut server = Self {
-            child,
-            addr: String::new(),
-            _dir: dir,
-        };
-        // Reads the log to the end (a full pipe would stall the server), reporting the address.
-        let (tx, rx) = mpsc::channel::<Result<String, String>>();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut early = String::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let Some(sender) = &tx else { continue };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = sender.send(Ok(addr));
-                    tx = None;
-                } else {
-                    early.push_str(&line);
-                    early.push('\n');
-                }
-            }
-            if let Some(sender) = tx {
-                let _ = sender.send(Err(early));
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(Ok(addr)) => server.addr = addr,
-            Ok(Err(log)) => panic!("the server exited before listening:\n{log}"),
-            Err(e) => panic!("the server did not say where it listens: {e}"),
-        }
-        assert!(
-            server.addr.starts_with("127.0.0.1:"),
-            "unexpected address {:?}",
-            server.addr
-        );
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn credentials(username: &str, password: &str) -> String {
-    serde_json::json!({ "username": username, "password": password }).to_string()
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    assert!(!sorted.is_empty(), "no samples");
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn samples_from_env() -> usize {
     match std::env::var("SAMPLES") {
