@@ -118,19 +118,7 @@ async fn a_password_change_invalidates_device_cookies() {
             .status(),
         303
     );
-    let token = csrf_token(&app, &b, "/account").await;
-    let r = post_form(
-        &app,
-        &b,
-        "/account/password",
-        &token,
-        &[
-            ("current_password", "first-password"),
-            ("new_password", "second-password"),
-            ("new_password_repeat", "second-password"),
-        ],
-    )
-    .await;
+    let r = change_password(&app, &b, "first-password", "second-password").await;
     assert_eq!(r.status(), 303);
     lock_out(&app, "rotating").await;
     assert_eq!(
@@ -155,19 +143,7 @@ async fn the_owner_can_change_the_password_while_the_username_is_locked() {
     let owner = app.client();
     sign_up(&app, &owner, "besieged", "besieged-password").await;
     lock_out(&app, "besieged").await;
-    let token = csrf_token(&app, &owner, "/account").await;
-    let r = post_form(
-        &app,
-        &owner,
-        "/account/password",
-        &token,
-        &[
-            ("current_password", "besieged-password"),
-            ("new_password", "fresh-password"),
-            ("new_password_repeat", "fresh-password"),
-        ],
-    )
-    .await;
+    let r = change_password(&app, &owner, "besieged-password", "fresh-password").await;
     assert_eq!(
         r.status(),
         303,

@@ -74,19 +74,7 @@ async fn a_password_change_ends_other_sessions_and_rotates_this_one() {
     sign_up(&app, &app.client(), "changer", "old-password-1").await;
     let (_a, cookie_a) = signed_in(&app, "changer", "old-password-1").await;
     let (b, cookie_b) = signed_in(&app, "changer", "old-password-1").await;
-    let token = csrf_token(&app, &b, "/account").await;
-    let r = post_form(
-        &app,
-        &b,
-        "/account/password",
-        &token,
-        &[
-            ("current_password", "old-password-1"),
-            ("new_password", "new-password-2"),
-            ("new_password_repeat", "new-password-2"),
-        ],
-    )
-    .await;
+    let r = change_password(&app, &b, "old-password-1", "new-password-2").await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account?changed=1");
     let new_b = session_cookie(&r).expect("rotated cookie");

@@ -272,6 +272,28 @@ pub async fn sign_in(
     .await
 }
 
+/// Changes a signed-in client's password through the no-JS account form.
+pub async fn change_password(
+    app: &TestApp,
+    client: &reqwest::Client,
+    old: &str,
+    new: &str,
+) -> reqwest::Response {
+    let token = csrf_token(app, client, "/account").await;
+    post_form(
+        app,
+        client,
+        "/account/password",
+        &token,
+        &[
+            ("current_password", old),
+            ("new_password", new),
+            ("new_password_repeat", new),
+        ],
+    )
+    .await
+}
+
 pub fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get("location")
