@@ -30,52 +30,60 @@ fn default_parallelism() -> usize {
         .unwrap_or(2)
 }
 
+/// Whether the public may sign up.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignUp {
+    Open,
+    Closed,
+}
+
 /// Gatehouse: a self-hosted sign-up / sign-in website. Run without arguments to serve on
 /// http://127.0.0.1:8080 with ./users.database.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "gatehouse", version, about, long_about = None, args_override_self = true)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the log says which).
-    #[arg(long, env = "GATEHOUSE_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(global = true, long, env = "GATEHOUSE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
     /// SQLite database file, created from the built-in schema when missing.
-    #[arg(long, env = "GATEHOUSE_DATABASE", default_value = "users.database")]
+    #[arg(global = true, long, env = "GATEHOUSE_DATABASE", default_value = "users.database")]
     pub database: PathBuf,
 
     /// Secret key file (32 random bytes, mode 0600, created at first start) used when
     /// GATEHOUSE_SECRET_KEY (hex) is not set. Default: `gatehouse.key` beside the database.
-    #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE")]
+    #[arg(global = true, long, env = "GATEHOUSE_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
 
     /// The site's public origin, e.g. https://login.example.com, used for the Origin check.
     /// Default: the request's own scheme and Host.
-    #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+    #[arg(global = true, long, env = "GATEHOUSE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// Mark cookies Secure and use the __Host- prefix (serve over HTTPS).
-    #[arg(long, env = "GATEHOUSE_SECURE_COOKIES")]
+    #[arg(global = true, long, env = "GATEHOUSE_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
     /// Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-* headers are trusted.
-    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy)]
+    #[arg(global = true, long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy)]
     pub trusted_proxies: Vec<IpNet>,
 
     /// HTTP worker threads. Default: one per core.
-    #[arg(long, env = "GATEHOUSE_WORKERS", default_value_t = default_parallelism())]
+    #[arg(global = true, long, env = "GATEHOUSE_WORKERS", default_value_t = default_parallelism())]
     pub workers: usize,
 
     /// Threads that run Argon2. Default: one fewer than the cores (at least 1), so a
     /// sign-in flood leaves a core for serving pages.
-    #[arg(long, env = "GATEHOUSE_KDF_THREADS", default_value_t = default_parallelism().saturating_sub(1).max(1))]
+    #[arg(global = true, long, env = "GATEHOUSE_KDF_THREADS", default_value_t = default_parallelism().saturating_sub(1).max(1))]
     pub kdf_threads: usize,
 
     /// Sign-ins waiting for a KDF thread before new ones are refused with 503.
-    #[arg(long, env = "GATEHOUSE_KDF_QUEUE", default_value_t = 256)]
+    #[arg(global = true, long, env = "GATEHOUSE_KDF_QUEUE", default_value_t = 256)]
     pub kdf_queue: usize,
 
     /// Argon2id memory cost in KiB (OWASP: 19456).
     #[arg(
+        global = true,
         long = "argon2-m",
         env = "GATEHOUSE_ARGON2_M",
         default_value_t = 19_456
@@ -83,69 +91,212 @@ pub struct Config {
     pub argon2_m: u32,
 
     /// Argon2id time cost (iterations).
-    #[arg(long = "argon2-t", env = "GATEHOUSE_ARGON2_T", default_value_t = 2)]
+    #[arg(global = true, long = "argon2-t", env = "GATEHOUSE_ARGON2_T", default_value_t = 2)]
     pub argon2_t: u32,
 
     /// Argon2id parallelism (lanes).
-    #[arg(long = "argon2-p", env = "GATEHOUSE_ARGON2_P", default_value_t = 1)]
+    #[arg(global = true, long = "argon2-p", env = "GATEHOUSE_ARGON2_P", default_value_t = 1)]
     pub argon2_p: u32,
 
     /// Failed sign-ins that lock a username.
-    #[arg(long, env = "GATEHOUSE_LOCK_ATTEMPTS", default_value_t = 3)]
+    #[arg(global = true, long, env = "GATEHOUSE_LOCK_ATTEMPTS", default_value_t = 3)]
     pub lock_attempts: u32,
 
     /// How long a username stays locked after its last failed attempt.
-    #[arg(long, env = "GATEHOUSE_LOCK_WINDOW", default_value = "10m", value_parser = duration)]
+    #[arg(global = true, long, env = "GATEHOUSE_LOCK_WINDOW", default_value = "10m", value_parser = duration)]
     pub lock_window: Duration,
 
     /// Most usernames with a live failure record. Default: what the KDF pool can produce in
     /// one lock window (measured at start-up), at least 10000.
-    #[arg(long, env = "GATEHOUSE_LOCK_MAX_ENTRIES")]
+    #[arg(global = true, long, env = "GATEHOUSE_LOCK_MAX_ENTRIES")]
     pub lock_max_entries: Option<usize>,
 
     /// Failed attempts (wrong passwords, locked or taken usernames) from one address (IPv6: one
     /// /64) within --ip-window before it gets 429 for every username; 0 turns this off.
-    #[arg(long, env = "GATEHOUSE_IP_FAILURES", default_value_t = 30)]
+    #[arg(global = true, long, env = "GATEHOUSE_IP_FAILURES", default_value_t = 30)]
     pub ip_failures: u32,
 
     /// The window of --ip-failures, counted from the address's last failure.
-    #[arg(long, env = "GATEHOUSE_IP_WINDOW", default_value = "10m", value_parser = duration)]
+    #[arg(global = true, long, env = "GATEHOUSE_IP_WINDOW", default_value = "10m", value_parser = duration)]
     pub ip_window: Duration,
 
     /// Argon2 runs (sign-ins, sign-ups, password changes) per minute one address may cause,
     /// as a token bucket with the same burst; an empty budget is refused (429) only while the
     /// KDF pool has jobs waiting. 0 turns this off.
-    #[arg(long, env = "GATEHOUSE_IP_KDF_RATE", default_value_t = 120)]
+    #[arg(global = true, long, env = "GATEHOUSE_IP_KDF_RATE", default_value_t = 120)]
     pub ip_kdf_rate: u32,
 
     /// Most addresses tracked by each address limit; a new address beyond that gets 503.
-    #[arg(long, env = "GATEHOUSE_IP_MAX_ENTRIES", default_value_t = 100_000)]
+    #[arg(global = true, long, env = "GATEHOUSE_IP_MAX_ENTRIES", default_value_t = 100_000)]
     pub ip_max_entries: usize,
 
     /// A session ends after this long without a request.
-    #[arg(long, env = "GATEHOUSE_SESSION_IDLE", default_value = "30m", value_parser = duration)]
+    #[arg(global = true, long, env = "GATEHOUSE_SESSION_IDLE", default_value = "30m", value_parser = duration)]
     pub session_idle: Duration,
 
     /// A session ends this long after sign-in, active or not.
-    #[arg(long, env = "GATEHOUSE_SESSION_MAX", default_value = "12h", value_parser = duration)]
+    #[arg(global = true, long, env = "GATEHOUSE_SESSION_MAX", default_value = "12h", value_parser = duration)]
     pub session_max: Duration,
 
     /// Time a client has to send a request's headers, and again its body; slower clients get
     /// 408 and are disconnected (slowloris defence).
-    #[arg(long, env = "GATEHOUSE_CLIENT_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(global = true, long, env = "GATEHOUSE_CLIENT_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub client_timeout: Duration,
 
     /// Open connections per HTTP worker; beyond that, new connections wait in the kernel's
     /// accept queue until one closes.
-    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 5_000)]
+    #[arg(global = true, long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 5_000)]
     pub max_connections: usize,
 
+    /// Whether visitors may create accounts; when closed only `gatehouse user add` does.
+    #[arg(global = true, long = "sign-up", env = "GATEHOUSE_SIGN_UP", value_enum, default_value_t = SignUp::Open)]
+    pub sign_up: SignUp,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (a separate, private address; off when
+    /// unset). Never served on the public address.
+    #[arg(global = true, long, env = "GATEHOUSE_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// PEM certificate chain: serve HTTPS directly (with --tls-key). Turns on secure cookies
+    /// and HSTS.
+    #[arg(global = true, long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(global = true, long, env = "GATEHOUSE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// How long audit events are kept.
+    #[arg(global = true, long, env = "GATEHOUSE_AUDIT_RETENTION", default_value = "90d", value_parser = duration)]
+    pub audit_retention: Duration,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive).
-    #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
+    #[arg(global = true, long, env = "GATEHOUSE_LOG", default_value = "info")]
     pub log_level: String,
 }
 
+/// The whole command line: server settings (accepted before or after any subcommand) and an
+/// optional subcommand; no subcommand serves the site.
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse", version, about, long_about = None, args_override_self = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Serve the site (what `gatehouse` alone does).
+    Serve,
+    /// Manage users: add, list, show, disable, enable, delete, unlock, set-password.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List and revoke sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Check or back up the database.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Import the users of the original FastAPI demo's users.database; they keep their
+    /// passwords.
+    ImportSeed {
+        /// The demo's SQLite file (table users(id, username, password_hash)).
+        path: PathBuf,
+    },
+    /// Print the audit trail, oldest first.
+    Audit {
+        /// Only events of this username.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events since this time: RFC 3339 (2026-01-02T03:04:05Z) or a duration ago (2h).
+        #[arg(long, value_parser = since)]
+        since: Option<std::time::SystemTime>,
+        /// Only events of this kind (e.g. sign_in, sign_up, admin.user.disable).
+        #[arg(long)]
+        event: Option<String>,
+        /// Print at most this many events (the most recent ones).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Fill the database with synthetic users and sessions for benchmarks (one shared hash).
+    #[command(hide = true)]
+    BenchData {
+        #[arg(long)]
+        users: u64,
+        #[arg(long, default_value_t = 0)]
+        sessions: u64,
+    },
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum UserCommand {
+    /// Create a user; the password is read from a no-echo prompt, or from standard input's
+    /// first line when it is not a terminal.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        full_name: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Show one user, their sessions and lock state.
+    Show { username: String },
+    /// Disable a user: they cannot sign in and their sessions end.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// Delete a user and their sessions.
+    Delete { username: String },
+    /// Lift the fail-lock on a username, on the running server too.
+    Unlock { username: String },
+    /// Set a new password (prompt or standard input, like `add`); ends the user's sessions.
+    SetPassword { username: String },
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum SessionCommand {
+    /// List live sessions by public id.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End a session by its public id (as `/account` and `session list` show it).
+    Revoke { id: i64 },
+    /// Delete expired sessions now.
+    PurgeExpired,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum DbCommand {
+    /// Integrity check and schema version.
+    Check,
+    /// A consistent copy of the live database (SQLite online backup).
+    Backup { path: PathBuf },
+}
+
+/// `--since`: an RFC 3339 time, or a humantime duration before now.
+fn since(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let ago = humantime::parse_duration(s)
+        .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration like 2h"))?;
+    std::time::SystemTime::now()
+        .checked_sub(ago)
+        .ok_or_else(|| format!("{s:?} is too long ago"))
+}
+
 impl Config {
+    /// Cookies are `Secure` with the `__Host-` prefix and HSTS is sent: asked for, or implied by
+    /// serving TLS directly.
+    pub fn secure(&self) -> bool {
+        self.secure_cookies || self.tls_cert.is_some()
+    }
+
     pub fn kdf_params(&self) -> KdfParams {
         KdfParams {
             m_kib: self.argon2_m,

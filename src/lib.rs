@@ -8,6 +8,7 @@
 //! design and its limits.
 
 pub mod accounts;
+pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod csrf;
