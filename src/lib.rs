@@ -18,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod faillock;
 pub mod forms;
+pub mod metrics;
 pub mod password;
 pub mod redirect;
 pub mod request;
