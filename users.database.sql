@@ -31,3 +31,29 @@ CREATE INDEX sessions_by_user ON sessions(user_id, created_at);
 CREATE INDEX sessions_by_expiry ON sessions(expires_at);
 
 PRAGMA user_version = 1;
+
+-- @version 2
+-- An admin's `gatehouse user unlock` (or set-password): the server forgives fail-lock records
+-- that began before this time, so the unlock takes effect on a running server at once.
+ALTER TABLE users ADD COLUMN unlocked_at INTEGER NOT NULL DEFAULT 0;
+
+-- The audit trail. Locked and throttled attempts are one row per episode: `count` attempts
+-- between `at` and `last_at`. No foreign key on user_id: the trail outlives a deleted user.
+CREATE TABLE audit_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    last_at    INTEGER NOT NULL,
+    count      INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1),
+    event      TEXT    NOT NULL,
+    outcome    TEXT    NOT NULL,
+    username   TEXT,
+    user_id    INTEGER,
+    ip         TEXT,
+    user_agent TEXT    CHECK (user_agent IS NULL OR length(user_agent) <= 256),
+    detail     TEXT
+);
+CREATE INDEX audit_by_time ON audit_events(last_at);
+CREATE INDEX audit_by_user ON audit_events(user_id, event, at);
+CREATE INDEX audit_by_username ON audit_events(username, at);
+
+PRAGMA user_version = 2;

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::audit::EventExt;
 use crate::digest::PasswordDigest;
 use crate::domain::{Email, FullName, PlainPassword, Username};
 use crate::error::AppError;
@@ -91,6 +92,32 @@ impl Client {
                 .map_err(refusal),
             None => Ok(()),
         }
+    }
+
+    /// An audit event from this client.
+    pub fn event(&self, kind: &'static str, outcome: &'static str) -> crate::store::AuditEvent {
+        crate::audit::event(kind, outcome).client(self)
+    }
+
+    /// Writes an audit event about this client's attempt.
+    fn audit(
+        &self,
+        state: &AppState,
+        kind: &'static str,
+        outcome: &'static str,
+        username: Option<&str>,
+        user_id: Option<i64>,
+    ) {
+        state.audit.record(
+            crate::audit::event(kind, outcome)
+                .user(username, user_id)
+                .client(self),
+        );
+    }
+
+    /// Audits a refusal by the address limits (429 or 503) as `throttled`.
+    fn throttled(&self, state: &AppState, kind: &'static str, username: Option<&str>) {
+        self.audit(state, kind, "throttled", username, None);
     }
 
     /// Counts a failure against the address.
@@ -201,7 +228,9 @@ pub async fn sign_up(
     client: &Client,
     session: Option<Option<[u8; 32]>>,
 ) -> Result<(User, Option<SessionId>), SignUpError> {
-    client.admit(state)?;
+    client
+        .admit(state)
+        .inspect_err(|_| client.throttled(state, "sign_up", None))?;
     let mut errors = FieldErrors::default();
     let username = Username::parse(input.username)
         .map_err(|m| errors.add("username", m))
@@ -235,9 +264,12 @@ pub async fn sign_up(
         .map_err(AppError::from)?
     {
         client.failed(state);
+        client.audit(state, "sign_up", "taken", Some(username.as_str()), None);
         return Err(taken(&t).expect("taken() returns a taken error"));
     }
-    client.spend_kdf(state)?;
+    client
+        .spend_kdf(state)
+        .inspect_err(|_| client.throttled(state, "sign_up", Some(username.as_str())))?;
 
     let hash = state
         .kdf
@@ -259,26 +291,38 @@ pub async fn sign_up(
             let refused = taken(&e);
             if refused.is_some() {
                 client.failed(state);
+                client.audit(state, "sign_up", "taken", Some(username.as_str()), None);
             }
             return Err(refused.unwrap_or_else(|| SignUpError::App(e.into())));
         }
     };
     tracing::info!(event = "sign_up", username = %user.username, "account created");
+    client.audit(state, "sign_up", "ok", Some(&user.username), Some(user.id));
     let Some(replaces) = session else {
         return Ok((user, None));
     };
-    let id = open_session(state, user.id, user.created_ms, client, replaces).await?;
+    let signed_in = sign_in_event(client, &user.username, user.id).detail("at sign-up");
+    let id = open_session(state, user.id, user.created_ms, client, replaces, signed_in).await?;
     Ok((user, id))
 }
 
+/// The audit event of a successful sign-in.
+fn sign_in_event(client: &Client, username: &str, user_id: i64) -> crate::store::AuditEvent {
+    crate::audit::event("sign_in", "ok")
+        .user(Some(username), Some(user_id))
+        .client(client)
+}
+
 /// Opens a session if the user's password has not changed since `password_changed_ms` (read
-/// with the hash just verified). `None` when it changed or the user was disabled.
+/// with the hash just verified). `None` when it changed or the user was disabled. The sign-in's
+/// audit row is written in the same trip to the database, so `/account` shows it at once.
 async fn open_session(
     state: &AppState,
     user_id: i64,
     password_changed_ms: i64,
     client: &Client,
     replaces: Option<[u8; 32]>,
+    signed_in: crate::store::AuditEvent,
 ) -> Result<Option<SessionId>, AppError> {
     let id = SessionId::generate();
     let now = crate::clock::now_ms();
@@ -287,7 +331,7 @@ async fn open_session(
     let created = state
         .store
         .blocking(move |s| {
-            s.create_session(&NewSession {
+            let created = s.create_session(&NewSession {
                 token_hash,
                 user_id,
                 password_changed_ms,
@@ -296,9 +340,18 @@ async fn open_session(
                 user_agent: client.user_agent.as_deref(),
                 ip: client.ip.as_deref(),
                 replaces,
-            })
+            })?;
+            if created.is_some()
+                && let Err(e) = s.write_audit(std::slice::from_ref(&signed_in), &[])
+            {
+                tracing::warn!("audit event lost: {e}");
+            }
+            Ok(created)
         })
         .await?;
+    if created.is_some() {
+        crate::metrics::event("sign_in", "ok");
+    }
     Ok(created.map(|_| id))
 }
 
@@ -371,6 +424,19 @@ impl Counted {
         }
     }
 
+    /// Applies an admin's unlock (`gatehouse user unlock`) to both records.
+    fn forgive(&self, state: &AppState, unlocked_ms: i64) {
+        if unlocked_ms <= 0 {
+            return;
+        }
+        if let Some(u) = &self.user {
+            state.lock.forgive(u, unlocked_ms);
+        }
+        if let Some(d) = &self.device {
+            state.device_lock.forgive(d, unlocked_ms);
+        }
+    }
+
     /// Reserves a failure in each record; the device's verdict wins when there is a device.
     fn reserve(&self, state: &AppState) -> Reservation {
         let stored = |r: &Reservation| !matches!(r, Reservation::Full { .. });
@@ -423,9 +489,12 @@ pub async fn sign_in(
     client: &Client,
     replaces: Option<[u8; 32]>,
 ) -> Result<SignedIn, SignInError> {
-    client.admit(state)?;
     let canonical = crate::domain::canonical_username(typed_username);
     let username = Username::parse(typed_username).ok();
+    let name = username.as_ref().map(Username::as_str);
+    client
+        .admit(state)
+        .inspect_err(|_| client.throttled(state, "sign_in", name))?;
     let digest = match &password {
         PasswordInput::Digest(d) => PasswordDigest::from_wire(d).map_err(|e| e.to_string()),
         PasswordInput::Plain { password, .. } => {
@@ -448,6 +517,10 @@ pub async fn sign_in(
         _ => None,
     };
     let counted = Counted::new(username.clone(), device);
+    if let Some(c) = &creds {
+        counted.forgive(state, c.unlocked_ms);
+    }
+    let user_id = creds.as_ref().map(|c| c.user_id);
     // Lock before field rules (SPEC §3's order): a locked name answers 429 even to a bad digest.
     // Malformed input on a free name is not a guess: nothing is counted.
     let locked_now = counted.is_locked(state);
@@ -455,6 +528,7 @@ pub async fn sign_in(
         lock_refusal(counted.reserve(state)).inspect_err(|e| {
             if matches!(e, SignInError::Locked(_)) {
                 client.failed(state);
+                client.audit(state, "sign_in", "locked", name, user_id);
                 let by = if counted.by_device() { "device" } else { "username" };
                 tracing::warn!(event = "sign_in", username = %canonical, outcome = "locked", by, "sign-in refused: locked");
             }
@@ -469,7 +543,10 @@ pub async fn sign_in(
         Ok(d) => d,
         Err(msg) => return Err(SignInError::BadDigest(msg)),
     };
-    client.spend_kdf(state).map_err(release)?;
+    client
+        .spend_kdf(state)
+        .inspect_err(|_| client.throttled(state, "sign_in", name))
+        .map_err(release)?;
     let check = creds.clone();
     let verified = state
         .kdf
@@ -484,6 +561,7 @@ pub async fn sign_in(
         .map_err(|e| release(e.into()))?;
     let (Some(u), Some(creds), true) = (&username, creds, verified) else {
         client.failed(state);
+        client.audit(state, "sign_in", "failed", name, user_id);
         match &username {
             Some(u) => {
                 tracing::info!(event = "sign_in", username = %u, outcome = "failed", "sign-in failed")
@@ -503,10 +581,12 @@ pub async fn sign_in(
         creds.password_changed_ms,
         client,
         replaces,
+        sign_in_event(client, u.as_str(), creds.user_id),
     )
     .await?
     else {
         // The password changed or the user was disabled while we were checking.
+        client.audit(state, "sign_in", "failed", name, user_id);
         tracing::info!(event = "sign_in", username = %u, outcome = "raced", "sign-in lost a race with a password change");
         return Err(SignInError::Failed);
     };
@@ -589,7 +669,10 @@ pub async fn change_password(
 ) -> Result<SignedIn, ChangeError> {
     let username = Username::parse(&user.username)
         .map_err(|_| AppError::Internal("stored username invalid".into()))?;
-    client.admit(state)?;
+    let name = Some(username.as_str());
+    client
+        .admit(state)
+        .inspect_err(|_| client.throttled(state, "password_change", name))?;
     let creds = state
         .store
         .credentials_by_id(user.id)
@@ -609,10 +692,12 @@ pub async fn change_password(
         )
     });
     let counted = Counted::new(Some(username.clone()), device);
+    counted.forgive(state, creds.unlocked_ms);
     match counted.reserve(state) {
         Reservation::Proceed => {}
         Reservation::Locked { retry_after } => {
             client.failed(state);
+            client.audit(state, "password_change", "locked", name, Some(user.id));
             tracing::warn!(event = "password_change", username = %username, outcome = "locked", "refused: locked");
             return Err(ChangeError::Locked(retry_after));
         }
@@ -653,7 +738,10 @@ pub async fn change_password(
         counted.release(state);
         ChangeError::App(e)
     };
-    client.spend_kdf(state).map_err(release)?;
+    client
+        .spend_kdf(state)
+        .inspect_err(|_| client.throttled(state, "password_change", name))
+        .map_err(release)?;
     let old_hash = creds.password_hash.clone();
     let outcome = state
         .kdf
@@ -669,6 +757,7 @@ pub async fn change_password(
         .map_err(|e| release(e.into()))?;
     let Some(new_hash) = outcome else {
         client.failed(state);
+        client.audit(state, "password_change", "failed", name, Some(user.id));
         tracing::info!(event = "password_change", username = %username, outcome = "wrong_password", "password change refused");
         return Err(ChangeError::WrongPassword);
     };
@@ -678,7 +767,7 @@ pub async fn change_password(
     // Strictly later than the old change time, so "changed since" is never ambiguous.
     let now = crate::clock::now_ms().max(creds.password_changed_ms + 1);
     let expires = now + state.sessions.max.as_millis() as i64;
-    let (token_hash, user_id, client) = (id.hash(), user.id, client.clone());
+    let (token_hash, user_id, owned) = (id.hash(), user.id, client.clone());
     let old_changed = creds.password_changed_ms;
     let changed = state
         .store
@@ -692,8 +781,8 @@ pub async fn change_password(
                     password_changed_ms: now,
                     now_ms: now,
                     expires_ms: expires,
-                    user_agent: client.user_agent.as_deref(),
-                    ip: client.ip.as_deref(),
+                    user_agent: owned.user_agent.as_deref(),
+                    ip: owned.ip.as_deref(),
                     replaces: None,
                 },
             )
@@ -708,6 +797,7 @@ pub async fn change_password(
         .into());
     }
     tracing::info!(event = "password_change", username = %username, outcome = "ok", "password changed; other sessions ended");
+    client.audit(state, "password_change", "ok", name, Some(user.id));
     Ok(SignedIn {
         username: username.as_str().to_owned(),
         session: id,

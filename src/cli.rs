@@ -43,11 +43,21 @@ pub enum SignUp {
 #[command(name = "gatehouse", version, about, long_about = None, args_override_self = true)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the log says which).
-    #[arg(global = true, long, env = "GATEHOUSE_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(
+        global = true,
+        long,
+        env = "GATEHOUSE_BIND",
+        default_value = "127.0.0.1:8080"
+    )]
     pub bind: SocketAddr,
 
     /// SQLite database file, created from the built-in schema when missing.
-    #[arg(global = true, long, env = "GATEHOUSE_DATABASE", default_value = "users.database")]
+    #[arg(
+        global = true,
+        long,
+        env = "GATEHOUSE_DATABASE",
+        default_value = "users.database"
+    )]
     pub database: PathBuf,
 
     /// Secret key file (32 random bytes, mode 0600, created at first start) used when
@@ -78,7 +88,12 @@ pub struct Config {
     pub kdf_threads: usize,
 
     /// Sign-ins waiting for a KDF thread before new ones are refused with 503.
-    #[arg(global = true, long, env = "GATEHOUSE_KDF_QUEUE", default_value_t = 256)]
+    #[arg(
+        global = true,
+        long,
+        env = "GATEHOUSE_KDF_QUEUE",
+        default_value_t = 256
+    )]
     pub kdf_queue: usize,
 
     /// Argon2id memory cost in KiB (OWASP: 19456).
@@ -91,15 +106,30 @@ pub struct Config {
     pub argon2_m: u32,
 
     /// Argon2id time cost (iterations).
-    #[arg(global = true, long = "argon2-t", env = "GATEHOUSE_ARGON2_T", default_value_t = 2)]
+    #[arg(
+        global = true,
+        long = "argon2-t",
+        env = "GATEHOUSE_ARGON2_T",
+        default_value_t = 2
+    )]
     pub argon2_t: u32,
 
     /// Argon2id parallelism (lanes).
-    #[arg(global = true, long = "argon2-p", env = "GATEHOUSE_ARGON2_P", default_value_t = 1)]
+    #[arg(
+        global = true,
+        long = "argon2-p",
+        env = "GATEHOUSE_ARGON2_P",
+        default_value_t = 1
+    )]
     pub argon2_p: u32,
 
     /// Failed sign-ins that lock a username.
-    #[arg(global = true, long, env = "GATEHOUSE_LOCK_ATTEMPTS", default_value_t = 3)]
+    #[arg(
+        global = true,
+        long,
+        env = "GATEHOUSE_LOCK_ATTEMPTS",
+        default_value_t = 3
+    )]
     pub lock_attempts: u32,
 
     /// How long a username stays locked after its last failed attempt.
@@ -113,7 +143,12 @@ pub struct Config {
 
     /// Failed attempts (wrong passwords, locked or taken usernames) from one address (IPv6: one
     /// /64) within --ip-window before it gets 429 for every username; 0 turns this off.
-    #[arg(global = true, long, env = "GATEHOUSE_IP_FAILURES", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "GATEHOUSE_IP_FAILURES",
+        default_value_t = 30
+    )]
     pub ip_failures: u32,
 
     /// The window of --ip-failures, counted from the address's last failure.
@@ -123,11 +158,21 @@ pub struct Config {
     /// Argon2 runs (sign-ins, sign-ups, password changes) per minute one address may cause,
     /// as a token bucket with the same burst; an empty budget is refused (429) only while the
     /// KDF pool has jobs waiting. 0 turns this off.
-    #[arg(global = true, long, env = "GATEHOUSE_IP_KDF_RATE", default_value_t = 120)]
+    #[arg(
+        global = true,
+        long,
+        env = "GATEHOUSE_IP_KDF_RATE",
+        default_value_t = 120
+    )]
     pub ip_kdf_rate: u32,
 
     /// Most addresses tracked by each address limit; a new address beyond that gets 503.
-    #[arg(global = true, long, env = "GATEHOUSE_IP_MAX_ENTRIES", default_value_t = 100_000)]
+    #[arg(
+        global = true,
+        long,
+        env = "GATEHOUSE_IP_MAX_ENTRIES",
+        default_value_t = 100_000
+    )]
     pub ip_max_entries: usize,
 
     /// A session ends after this long without a request.
@@ -145,7 +190,12 @@ pub struct Config {
 
     /// Open connections per HTTP worker; beyond that, new connections wait in the kernel's
     /// accept queue until one closes.
-    #[arg(global = true, long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 5_000)]
+    #[arg(
+        global = true,
+        long,
+        env = "GATEHOUSE_MAX_CONNECTIONS",
+        default_value_t = 5_000
+    )]
     pub max_connections: usize,
 
     /// Whether visitors may create accounts; when closed only `gatehouse user add` does.

@@ -29,6 +29,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("This site does not take sign-ups: accounts are created by the administrator.")]
+    SignUpClosed,
     #[error("{message}")]
     TooManyRequests {
         retry_after: Duration,
@@ -69,6 +71,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "Unsupported form encoding",
             AppError::BadRequest(_) => "Bad request",
             AppError::Forbidden(_) => "Request refused",
+            AppError::SignUpClosed => "Sign-up closed",
             AppError::TooManyRequests { .. } => "Too many attempts",
             AppError::Unavailable { .. } => "Busy, please retry",
             AppError::Unauthorized => "Sign in required",
@@ -130,7 +133,7 @@ impl ResponseError for AppError {
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::SignUpClosed => StatusCode::FORBIDDEN,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -19,6 +19,8 @@ use crate::domain::Username;
 struct Record {
     failures: u32,
     last_failure: Instant,
+    /// Wall-clock start of this run of failures, compared with an admin's unlock time.
+    started_ms: i64,
 }
 
 /// What an attempt may do, decided before any KDF work.
@@ -93,13 +95,16 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
                 };
             }
         }
+        let wall = crate::clock::now_ms();
         let record = records.entry(user.clone()).or_insert(Record {
             failures: 0,
             last_failure: now,
+            started_ms: wall,
         });
         let locked = record.failures >= self.attempts && self.is_live(record, now);
         if record.failures > 0 && !self.is_live(record, now) {
             record.failures = 0;
+            record.started_ms = wall;
         }
         record.failures = record.failures.saturating_add(1);
         record.last_failure = now;
@@ -118,6 +123,18 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
         records
             .get(user)
             .is_some_and(|r| r.failures >= self.attempts && self.is_live(r, now))
+    }
+
+    /// An admin unlocked `user` at `unlocked_ms` (wall clock): forget a record that began before
+    /// then. Later failures (a new run) stay counted.
+    pub fn forgive(&self, user: &K, unlocked_ms: i64) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records
+            .get(user)
+            .is_some_and(|r| r.started_ms <= unlocked_ms)
+        {
+            records.remove(user);
+        }
     }
 
     /// A correct password: forget the record (the reserved failure included).
@@ -203,6 +220,33 @@ mod tests {
         assert!(lock.is_locked(&alice, t0 + Duration::from_secs(3)));
         // Other usernames are unaffected.
         assert_eq!(lock.reserve(&u("bob"), t0), Reservation::Proceed);
+    }
+
+    #[test]
+    fn an_admin_unlock_forgives_only_failures_that_began_before_it() {
+        let lock = FailLock::new(3, W, 100);
+        let t0 = Instant::now();
+        let alice = u("alice");
+        for _ in 0..4 {
+            lock.reserve(&alice, t0);
+        }
+        assert!(lock.is_locked(&alice, t0));
+        // An unlock recorded before the run began changes nothing.
+        lock.forgive(&alice, crate::clock::now_ms() - 60_000);
+        assert!(lock.is_locked(&alice, t0));
+        lock.forgive(&alice, crate::clock::now_ms());
+        assert!(!lock.is_locked(&alice, t0));
+        // A new run after the unlock counts in full: the old unlock does not forgive it.
+        let unlocked = crate::clock::now_ms();
+        std::thread::sleep(Duration::from_millis(5));
+        for _ in 0..3 {
+            assert_eq!(lock.reserve(&alice, t0), Reservation::Proceed);
+        }
+        lock.forgive(&alice, unlocked);
+        assert!(matches!(
+            lock.reserve(&alice, t0),
+            Reservation::Locked { .. }
+        ));
     }
 
     #[test]

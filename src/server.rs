@@ -29,6 +29,9 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
+    pub audit: crate::audit::AuditLog,
+    pub sign_up_open: bool,
+    pub audit_retention: Duration,
 }
 
 pub type State = web::Data<AppState>;
@@ -88,7 +91,12 @@ impl Application {
             lock_capacity = capacity,
             "password hashing ready"
         );
+        let audit =
+            crate::audit::AuditLog::new(store.clone(), config.lock_window.max(config.ip_window));
         let state = web::Data::new(AppState {
+            audit,
+            sign_up_open: config.sign_up == crate::cli::SignUp::Open,
+            audit_retention: config.audit_retention,
             store,
             kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue),
             lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
@@ -143,8 +151,10 @@ impl Application {
     /// Serves until the server stops, with housekeeping alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
-        actix_web::rt::spawn(housekeeping(state));
-        self.server.await
+        actix_web::rt::spawn(housekeeping(state.clone()));
+        let result = self.server.await;
+        state.audit.flush();
+        result
     }
 }
 
@@ -177,6 +187,12 @@ async fn housekeeping(state: web::Data<AppState>) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired sessions deleted"),
             Err(e) => tracing::warn!("session purge failed: {e}"),
+        }
+        let before = now.saturating_sub(state.audit_retention.as_millis() as i64);
+        match state.store.blocking(move |s| s.purge_audit(before)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "old audit events deleted"),
+            Err(e) => tracing::warn!("audit purge failed: {e}"),
         }
     }
 }

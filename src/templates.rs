@@ -204,6 +204,21 @@ pub struct AccountPage {
     pub form: FormView,
     pub sessions: Vec<SessionRow>,
     pub csrf_token: String,
+    /// The latest successful sign-ins, newest first.
+    pub sign_ins: Vec<ActivityRow>,
+    /// Failed or locked-out attempts on this username since the sign-in before the latest.
+    pub failed_since_previous: i64,
+    /// When that previous sign-in was, for people.
+    pub previous_sign_in: Option<String>,
+}
+
+/// A past sign-in on `/account`.
+pub struct ActivityRow {
+    pub at: String,
+    pub at_text: String,
+    pub ip: String,
+    pub browser: String,
+    pub user_agent: String,
 }
 
 #[derive(Template)]

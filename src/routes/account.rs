@@ -8,11 +8,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::context::{self, Current, Visitor, read_form, to_sign_in};
 use super::home::render_status;
 use crate::accounts::{self, ChangeError, PasswordInput};
+use crate::audit::EventExt;
 use crate::clock::{format_human, format_ms};
 use crate::error::{AppError, retry_after_secs};
 use crate::forms::FormData;
 use crate::server::State;
-use crate::templates::{AccountPage, Chrome, Field, FormView, SessionRow};
+use crate::templates::{AccountPage, ActivityRow, Chrome, Field, FormView, SessionRow};
 
 fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
     FormView {
@@ -66,6 +67,25 @@ async fn page(
             current: s.id == current.session_id,
         })
         .collect();
+    let recent = state.store.recent_sign_ins(user_id, 5)?;
+    // The latest sign-in is usually this very session's; failures count from the one before.
+    let previous = recent.get(1).map(|r| r.at_ms);
+    let failed_since_previous = state
+        .store
+        .failed_sign_ins_since(user_id, previous.unwrap_or(0))?;
+    let sign_ins = recent
+        .into_iter()
+        .map(|r| ActivityRow {
+            at: format_ms(r.at_ms),
+            at_text: format_human(r.at_ms),
+            ip: r.ip.unwrap_or_else(|| "unknown".into()),
+            browser: r
+                .user_agent
+                .as_deref()
+                .map_or_else(|| "Unknown".into(), crate::request::describe_user_agent),
+            user_agent: r.user_agent.unwrap_or_else(|| "unknown".into()),
+        })
+        .collect();
     let mut chrome = Chrome::new("Account", Some(&current.user));
     chrome.wide = true;
     Ok(AccountPage {
@@ -77,6 +97,9 @@ async fn page(
         form: form.unwrap_or_else(|| password_form(&current.user, &csrf_token)),
         sessions,
         csrf_token,
+        sign_ins,
+        failed_since_previous,
+        previous_sign_in: previous.map(format_human),
     })
 }
 
@@ -200,6 +223,12 @@ pub async fn revoke(
         .await?;
     if deleted {
         tracing::info!(event = "session_revoked", username = %current.user.username, session = id, "session revoked");
+        state.audit.record(
+            context::client(&req, &state)
+                .event("session_revoke", "ok")
+                .user(Some(&current.user.username), Some(user_id))
+                .detail(format!("session {id}")),
+        );
     }
     Ok(super::see_other("/account?revoked=1"))
 }
@@ -220,5 +249,11 @@ pub async fn revoke_others(
         .blocking(move |s| s.delete_other_sessions(user_id, keep))
         .await?;
     tracing::info!(event = "sessions_revoked", username = %current.user.username, count = n, "other sessions revoked");
+    state.audit.record(
+        context::client(&req, &state)
+            .event("session_revoke", "ok")
+            .user(Some(&current.user.username), Some(user_id))
+            .detail(format!("all other sessions ({n})")),
+    );
     Ok(super::see_other("/account?revoked=others"))
 }

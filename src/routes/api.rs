@@ -78,6 +78,7 @@ pub async fn create_user(
     payload: Payload,
     state: State,
 ) -> Result<HttpResponse, ApiError> {
+    super::sign_up::open(&state)?;
     let body = read_json(&req, payload).await?;
     let input = SignUpInput {
         username: body.username.as_deref().unwrap_or(""),
@@ -151,7 +152,7 @@ pub async fn me(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError
 pub async fn delete_session(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     context::check_origin(&req, &state)?;
     let visitor = Visitor::of(&req, &state)?;
-    super::sign_out::end_session(&state, &visitor).await?;
+    super::sign_out::end_session(&state, &visitor, &context::client(&req, &state)).await?;
     let mut resp = HttpResponse::NoContent().finish();
     let _ = resp.add_cookie(&state.sessions.clear_session_cookie());
     Ok(resp)

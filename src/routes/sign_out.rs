@@ -5,6 +5,8 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::context::{self, Visitor, read_form, with_cookie};
 use super::home::render;
+use crate::accounts::Client;
+use crate::audit::EventExt;
 use crate::error::AppError;
 use crate::server::State;
 use crate::templates::{Chrome, SignOutPage};
@@ -32,14 +34,18 @@ pub async fn submit(
     if let Err(e) = visitor.check_csrf(&req, &state, &form) {
         return Ok(context::forbidden(&visitor, &state, e));
     }
-    end_session(&state, &visitor).await?;
+    end_session(&state, &visitor, &context::client(&req, &state)).await?;
     let mut resp = super::see_other("/sign-in");
     let _ = resp.add_cookie(&state.sessions.clear_session_cookie());
     Ok(resp)
 }
 
 /// Deletes the browser's session server-side (valid or not).
-pub async fn end_session(state: &State, visitor: &Visitor) -> Result<(), AppError> {
+pub async fn end_session(
+    state: &State,
+    visitor: &Visitor,
+    client: &Client,
+) -> Result<(), AppError> {
     if let Some(hash) = visitor.presented {
         state
             .store
@@ -48,6 +54,11 @@ pub async fn end_session(state: &State, visitor: &Visitor) -> Result<(), AppErro
     }
     if let Some(user) = visitor.user() {
         tracing::info!(event = "sign_out", username = %user.username, "signed out");
+        state.audit.record(
+            client
+                .event("sign_out", "ok")
+                .user(Some(&user.username), Some(user.id)),
+        );
     }
     Ok(())
 }

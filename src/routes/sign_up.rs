@@ -45,7 +45,17 @@ fn page(req_visitor: &Visitor, form: FormView) -> SignUpPage {
     }
 }
 
+/// With `--sign-up closed` only `gatehouse user add` creates accounts.
+pub fn open(state: &State) -> Result<(), AppError> {
+    if state.sign_up_open {
+        Ok(())
+    } else {
+        Err(AppError::SignUpClosed)
+    }
+}
+
 pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
+    open(&state)?;
     let visitor = Visitor::of(&req, &state)?;
     let (token, cookie) = visitor.anonymous_token(&state);
     let resp = render_status(StatusCode::OK, &page(&visitor, form_view(token)))?;
@@ -57,6 +67,7 @@ pub async fn submit(
     payload: Payload,
     state: State,
 ) -> Result<HttpResponse, AppError> {
+    open(&state)?;
     let form = read_form(&req, payload).await?;
     let visitor = Visitor::of(&req, &state)?;
     if let Err(e) = visitor.check_csrf(&req, &state, &form) {

@@ -15,8 +15,14 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::domain::{Email, FullName, Username};
 
+mod admin;
+mod audit;
+
+pub use admin::{CheckReport, ImportOutcome, SessionListing, UserDetails, check};
+pub use audit::{AuditEvent, AuditFilter, AuditRow};
+
 /// The schema, compiled in so the server runs from any directory.
-pub const SCHEMA: &str = include_str!("../users.database.sql");
+pub const SCHEMA: &str = include_str!("../../users.database.sql");
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,8 @@ pub struct Credentials {
     pub password_hash: String,
     pub active: bool,
     pub password_changed_ms: i64,
+    /// When an admin last lifted the fail-lock (0: never); older lock records are forgiven.
+    pub unlocked_ms: i64,
 }
 
 /// A session joined with the facts that decide its validity.
@@ -310,7 +318,7 @@ impl Store {
         self.read(|c| {
             Ok(
                 c.prepare_cached(
-                    "SELECT id, password_hash, active, password_changed_at FROM users WHERE username = ?1",
+                    "SELECT id, password_hash, active, password_changed_at, unlocked_at FROM users WHERE username = ?1",
                 )?
                 .query_row([username], |r| {
                     Ok(Credentials {
@@ -318,6 +326,7 @@ impl Store {
                         password_hash: r.get(1)?,
                         active: r.get(2)?,
                         password_changed_ms: r.get(3)?,
+                        unlocked_ms: r.get(4)?,
                     })
                 })
                 .optional()?,
@@ -328,7 +337,7 @@ impl Store {
     pub fn credentials_by_id(&self, user_id: i64) -> Result<Option<Credentials>> {
         self.read(|c| {
             Ok(c.prepare_cached(
-                "SELECT id, password_hash, active, password_changed_at FROM users WHERE id = ?1",
+                "SELECT id, password_hash, active, password_changed_at, unlocked_at FROM users WHERE id = ?1",
             )?
             .query_row([user_id], |r| {
                 Ok(Credentials {
@@ -336,6 +345,7 @@ impl Store {
                     password_hash: r.get(1)?,
                     active: r.get(2)?,
                     password_changed_ms: r.get(3)?,
+                    unlocked_ms: r.get(4)?,
                 })
             })
             .optional()?)

@@ -1,0 +1,54 @@
+//! `gatehouse bench-data` (hidden): a benchmark database in seconds. Users `bench0…` share one
+//! precomputed Argon2id hash — that of `bench0` with the password [`PASSWORD`] — so only
+//! `bench0` can sign in; sessions have predictable ids ([`crate::session::SessionId::bench`]),
+//! which is why this refuses a database that holds any other user.
+
+use super::{Result, refused};
+use crate::cli::Config;
+use crate::clock::now_ms;
+use crate::digest::PasswordDigest;
+use crate::password::Kdf;
+use crate::session::SessionId;
+use crate::store::Store;
+
+pub const PASSWORD: &str = "bench-password";
+const PREFIX: &str = "bench";
+const BATCH: u64 = 20_000;
+
+pub fn run(config: &Config, users: u64, sessions: u64) -> Result<()> {
+    if sessions > users {
+        return refused("--sessions cannot exceed --users (one session per user)");
+    }
+    let store = Store::open(&config.database)?;
+    if store.count_users_outside(PREFIX)? > 0 {
+        return refused(format!(
+            "{} holds real users; bench-data only fills a fresh database",
+            config.database.display()
+        ));
+    }
+    let hash = Kdf::new(config.kdf_params())?.hash(&PasswordDigest::compute("bench0", PASSWORD))?;
+    let now = now_ms();
+    // Far-off absolute expiry: the benchmark sets its own --session-idle.
+    let expires = now + 30 * 24 * 3600 * 1000;
+    let started = std::time::Instant::now();
+    let mut from = 0;
+    while from < users {
+        let to = (from + BATCH).min(users);
+        store.bench_fill(PREFIX, from..to, sessions, &hash, now, expires)?;
+        from = to;
+    }
+    eprintln!(
+        "{users} users, {sessions} sessions in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("username=bench0");
+    println!("password={PASSWORD}");
+    if sessions > 0 {
+        println!("session_first={}", SessionId::bench(0).cookie_value());
+        println!(
+            "session_last={}",
+            SessionId::bench(sessions - 1).cookie_value()
+        );
+    }
+    Ok(())
+}

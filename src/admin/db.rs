@@ -1,0 +1,85 @@
+//! `gatehouse db check` and `gatehouse db backup PATH`.
+
+use super::{Result, audit_admin, display, existing_store, refused};
+use crate::cli::{Config, DbCommand};
+
+pub fn run(config: &Config, command: DbCommand) -> Result<()> {
+    match command {
+        DbCommand::Check => {
+            if !config.database.exists() {
+                return refused(format!("no database at {}", display(&config.database)));
+            }
+            let report = crate::store::check(&config.database)?;
+            report_check(&report);
+            if !report.problems.is_empty() {
+                return refused(format!(
+                    "{}: integrity check failed",
+                    display(&config.database)
+                ));
+            }
+            if report.schema_version > report.latest_version {
+                return refused("the database is newer than this gatehouse: upgrade the binary");
+            }
+            // Only a current schema is opened for writing: a check never upgrades the file.
+            if report.schema_version == report.latest_version {
+                audit_admin(
+                    &existing_store(config)?,
+                    "admin.db.check",
+                    "ok",
+                    None,
+                    None,
+                    None,
+                );
+            }
+            Ok(())
+        }
+        DbCommand::Backup { path } => {
+            let store = existing_store(config)?;
+            if path.exists() {
+                return refused(format!("{} exists; choose a new file", display(&path)));
+            }
+            store.backup_to(&path)?;
+            let report = crate::store::check(&path)?;
+            if !report.problems.is_empty() {
+                return refused(format!("the copy at {} failed its check", display(&path)));
+            }
+            audit_admin(
+                &store,
+                "admin.db.backup",
+                "ok",
+                None,
+                None,
+                Some(format!("to {}", display(&path))),
+            );
+            eprintln!(
+                "backed up {} users and {} sessions to {}",
+                report.users,
+                report.sessions,
+                display(&path)
+            );
+            Ok(())
+        }
+    }
+}
+
+fn report_check(r: &crate::store::CheckReport) {
+    if r.problems.is_empty() {
+        println!("integrity: ok");
+    } else {
+        println!("integrity: {} problem(s)", r.problems.len());
+        for p in &r.problems {
+            println!("  {p}");
+        }
+    }
+    let note = match r.schema_version.cmp(&r.latest_version) {
+        std::cmp::Ordering::Equal => "current",
+        std::cmp::Ordering::Less => "older: the server upgrades it at its next start",
+        std::cmp::Ordering::Greater => "newer than this binary",
+    };
+    println!(
+        "schema version: {} ({note}; this binary knows {})",
+        r.schema_version, r.latest_version
+    );
+    println!("users: {}", r.users);
+    println!("sessions: {}", r.sessions);
+}

@@ -1,0 +1,169 @@
+//! `gatehouse import-seed PATH`: brings over the users of the original FastAPI demo, whose
+//! `users.password_hash` is `'$1$' + base64(SHA-512(username ‖ password)) + '$'`: the SPEC §2
+//! digest itself. Each stored digest is wrapped in Argon2id exactly as a sign-up would hash it,
+//! so those users sign in with their old passwords. The demo's file held password
+//! equivalents: imported accounts are only as safe as every copy of that file (see
+//! docs/operations.md).
+//!
+//! Hashing happens outside any write transaction, on `--kdf-threads` threads, and each batch
+//! is committed in one short transaction, so a running server never waits on the import for
+//! longer than one batch's inserts.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{Result, audit_admin, display, refused};
+use crate::cli::Config;
+use crate::clock::now_ms;
+use crate::digest::PasswordDigest;
+use crate::domain::Username;
+use crate::password::Kdf;
+use crate::store::{ImportOutcome, Store};
+
+const BATCH: usize = 32;
+
+/// A demo row that can be imported: canonical name and its digest.
+struct Seed {
+    username: Username,
+    digest: PasswordDigest,
+}
+
+/// Why a demo row is skipped, or the row ready to import.
+fn parse_row(raw_name: &str, stored: &str) -> std::result::Result<Seed, String> {
+    let username = match Username::parse(raw_name) {
+        Ok(u) if u.as_str() == raw_name => u,
+        Ok(u) => {
+            return Err(format!(
+                "not canonical (it would be {:?}, whose digest differs)",
+                u.as_str()
+            ));
+        }
+        Err(m) => return Err(format!("not a valid username: {m}")),
+    };
+    let wire = stored
+        .strip_prefix("$1$")
+        .and_then(|s| s.strip_suffix('$'))
+        .ok_or("password_hash is not '$1$' + base64 + '$'")?;
+    let digest = PasswordDigest::from_wire(wire).map_err(|e| format!("password_hash: {e}"))?;
+    Ok(Seed { username, digest })
+}
+
+fn read_seed(path: &Path) -> Result<Vec<(String, String)>> {
+    if !path.exists() {
+        return refused(format!("no file at {}", display(path)));
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .or_else(|e| refused(format!("{}: {e}", display(path))))?;
+    let mut stmt = conn
+        .prepare("SELECT username, password_hash FROM users ORDER BY id")
+        .or_else(|e| {
+            refused(format!(
+                "{} has no users(id, username, password_hash) table: {e}",
+                display(path)
+            ))
+        })?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .or_else(|e| refused(format!("{}: {e}", display(path))))?;
+    Ok(rows)
+}
+
+pub fn run(config: &Config, path: &Path) -> Result<()> {
+    let rows = read_seed(path)?;
+    let store = Store::open(&config.database)?;
+    let kdf = Kdf::new(config.kdf_params())?;
+    let (mut imported, mut existed, mut skipped) = (0usize, 0usize, 0usize);
+    let mut seeds = Vec::new();
+    for (name, stored) in &rows {
+        match parse_row(name, stored) {
+            Ok(seed) => seeds.push(seed),
+            Err(why) => {
+                skipped += 1;
+                eprintln!("skipped {name:?}: {why}");
+            }
+        }
+    }
+    let threads = config.kdf_threads.max(1);
+    for batch in seeds.chunks(BATCH) {
+        let hashed = hash_all(&kdf, batch, threads)?;
+        for ((name, _), outcome) in hashed.iter().zip(store.import_users(&hashed, now_ms())?) {
+            match outcome {
+                ImportOutcome::Imported => imported += 1,
+                ImportOutcome::Exists => {
+                    existed += 1;
+                    eprintln!("skipped {:?}: a user with that name exists", name.as_str());
+                }
+            }
+        }
+    }
+    let summary = format!(
+        "from {}: {imported} imported, {existed} already existed, {skipped} skipped",
+        display(path)
+    );
+    audit_admin(
+        &store,
+        "admin.import_seed",
+        "ok",
+        None,
+        None,
+        Some(summary.clone()),
+    );
+    eprintln!("{summary}");
+    Ok(())
+}
+
+/// Argon2id over each digest, on `threads` threads.
+fn hash_all(kdf: &Kdf, seeds: &[Seed], threads: usize) -> Result<Vec<(Username, String)>> {
+    let per = seeds.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = seeds
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|s| Ok((s.username.clone(), kdf.hash(&s.digest)?)))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(seeds.len());
+        for job in jobs {
+            out.extend(job.join().expect("hashing thread panicked")?);
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_rows_parse_or_say_why_not() {
+        let digest = PasswordDigest::compute("alice", "correct horse battery staple");
+        let ok = parse_row("alice", &format!("$1${}$", digest.to_wire())).unwrap();
+        assert_eq!(ok.username.as_str(), "alice");
+        assert_eq!(ok.digest.as_bytes(), digest.as_bytes());
+        let wire = digest.to_wire();
+        assert!(
+            parse_row("Alice", &format!("$1${wire}$"))
+                .err()
+                .expect("refused")
+                .contains("canonical")
+        );
+        assert!(parse_row(" alice", &format!("$1${wire}$")).is_err());
+        assert!(parse_row("a", &format!("$1${wire}$")).is_err());
+        assert!(parse_row("alice", &wire).is_err());
+        assert!(parse_row("alice", "$1$short$").is_err());
+        assert!(parse_row("alice", &format!("$2${wire}$")).is_err());
+        assert!(parse_row("alice", "").is_err());
+    }
+}

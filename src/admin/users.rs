@@ -1,0 +1,295 @@
+//! `gatehouse user …`: add, list, show, disable, enable, delete, unlock, set-password.
+
+use super::{Result, audit_admin, clean, existing_store, read_password, refused, username};
+use crate::cli::{Config, UserCommand};
+use crate::clock::{format_ms, now_ms};
+use crate::digest::PasswordDigest;
+use crate::domain::{Email, FullName, PlainPassword, Username};
+use crate::password::Kdf;
+use crate::store::{Store, StoreError};
+
+pub fn run(config: &Config, command: UserCommand) -> Result<()> {
+    match command {
+        UserCommand::Add {
+            username: typed,
+            email,
+            full_name,
+        } => add(config, &typed, email.as_deref(), full_name.as_deref()),
+        UserCommand::List => list(config),
+        UserCommand::Show { username: typed } => show(config, &typed),
+        UserCommand::Disable { username: typed } => set_active(config, &typed, false),
+        UserCommand::Enable { username: typed } => set_active(config, &typed, true),
+        UserCommand::Delete { username: typed } => delete(config, &typed),
+        UserCommand::Unlock { username: typed } => unlock(config, &typed),
+        UserCommand::SetPassword { username: typed } => set_password(config, &typed),
+    }
+}
+
+/// The site's own path: the password's rules, the SPEC §2 digest, then Argon2id.
+fn hash_new_password(config: &Config, user: &Username) -> Result<String> {
+    let typed = read_password(user.as_str())?;
+    PlainPassword::parse(&typed).or_else(|m| refused(format!("password refused: {m}")))?;
+    let digest = PasswordDigest::compute(user.as_str(), &typed);
+    Ok(Kdf::new(config.kdf_params())?.hash(&digest)?)
+}
+
+fn add(config: &Config, typed: &str, email: Option<&str>, full_name: Option<&str>) -> Result<()> {
+    let user = username(typed)?;
+    let email = Email::parse_optional(email.unwrap_or(""))
+        .or_else(|m| refused(format!("email refused: {m}")))?;
+    let full_name = FullName::parse_optional(full_name.unwrap_or(""))
+        .or_else(|m| refused(format!("full name refused: {m}")))?;
+    let store = Store::open(&config.database)?;
+    if let Some(taken) = store.taken(&user, email.as_ref())? {
+        audit_admin(
+            &store,
+            "admin.user.add",
+            "refused",
+            Some(user.as_str()),
+            None,
+            Some(taken.to_string()),
+        );
+        return refused(format!("{}: {taken}", user.as_str()));
+    }
+    let hash = hash_new_password(config, &user)?;
+    match store.create_user(&user, email.as_ref(), full_name.as_ref(), &hash, now_ms()) {
+        Ok(created) => {
+            audit_admin(
+                &store,
+                "admin.user.add",
+                "ok",
+                Some(&created.username),
+                Some(created.id),
+                None,
+            );
+            eprintln!("created user {} (id {})", created.username, created.id);
+            Ok(())
+        }
+        Err(e @ (StoreError::UsernameTaken | StoreError::EmailTaken)) => {
+            audit_admin(
+                &store,
+                "admin.user.add",
+                "refused",
+                Some(user.as_str()),
+                None,
+                Some(e.to_string()),
+            );
+            refused(format!("{}: {e}", user.as_str()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn list(config: &Config) -> Result<()> {
+    let store = existing_store(config)?;
+    audit_admin(&store, "admin.user.list", "ok", None, None, None);
+    println!("id\tusername\tstatus\tsessions\tcreated\temail\tfull_name");
+    for u in store.list_users()? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            u.id,
+            u.username,
+            if u.active { "active" } else { "disabled" },
+            u.sessions,
+            format_ms(u.created_ms),
+            u.email.as_deref().unwrap_or("-"),
+            clean(u.full_name.as_deref().unwrap_or("-")),
+        );
+    }
+    Ok(())
+}
+
+fn show(config: &Config, typed: &str) -> Result<()> {
+    let user = username(typed)?;
+    let store = existing_store(config)?;
+    let Some(u) = store.user_details(&user)? else {
+        audit_admin(
+            &store,
+            "admin.user.show",
+            "refused",
+            Some(user.as_str()),
+            None,
+            Some("no such user".into()),
+        );
+        return refused(format!("no user {}", user.as_str()));
+    };
+    audit_admin(
+        &store,
+        "admin.user.show",
+        "ok",
+        Some(user.as_str()),
+        Some(u.id),
+        None,
+    );
+    println!("id: {}", u.id);
+    println!("username: {}", u.username);
+    println!("status: {}", if u.active { "active" } else { "disabled" });
+    println!("email: {}", u.email.as_deref().unwrap_or("-"));
+    println!(
+        "full name: {}",
+        clean(u.full_name.as_deref().unwrap_or("-"))
+    );
+    println!("created: {}", format_ms(u.created_ms));
+    println!("password changed: {}", format_ms(u.password_changed_ms));
+    if u.unlocked_ms > 0 {
+        println!("last unlocked: {}", format_ms(u.unlocked_ms));
+    }
+    let idle = config.session_idle.as_millis() as i64;
+    let sessions = store.list_sessions(Some(&user), now_ms(), idle)?;
+    println!("sessions: {}", sessions.len());
+    for s in sessions {
+        println!(
+            "  session {}\tsigned in {}\tlast seen {}\tfrom {}\t{}",
+            s.id,
+            format_ms(s.created_ms),
+            format_ms(s.last_seen_ms),
+            s.ip.as_deref().unwrap_or("-"),
+            clean(s.user_agent.as_deref().unwrap_or("-")),
+        );
+    }
+    let recent = store.audit_events(&crate::store::AuditFilter {
+        username: Some(u.username.clone()),
+        limit: 10,
+        ..Default::default()
+    })?;
+    println!("recent events: {}", recent.len());
+    for r in recent {
+        println!(
+            "  {}\t{}\t{}\t×{}\t{}",
+            format_ms(r.at_ms),
+            r.event,
+            r.outcome,
+            r.count,
+            r.ip.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+fn set_active(config: &Config, typed: &str, active: bool) -> Result<()> {
+    let user = username(typed)?;
+    let store = existing_store(config)?;
+    let kind = if active {
+        "admin.user.enable"
+    } else {
+        "admin.user.disable"
+    };
+    match store.set_active(&user, active, now_ms())? {
+        Some(id) => {
+            audit_admin(&store, kind, "ok", Some(user.as_str()), Some(id), None);
+            eprintln!(
+                "{} {}",
+                if active {
+                    "enabled"
+                } else {
+                    "disabled (and signed out)"
+                },
+                user.as_str()
+            );
+            Ok(())
+        }
+        None => {
+            audit_admin(
+                &store,
+                kind,
+                "refused",
+                Some(user.as_str()),
+                None,
+                Some("no such user".into()),
+            );
+            refused(format!("no user {}", user.as_str()))
+        }
+    }
+}
+
+fn delete(config: &Config, typed: &str) -> Result<()> {
+    let user = username(typed)?;
+    let store = existing_store(config)?;
+    match store.delete_user(&user)? {
+        Some(id) => {
+            audit_admin(
+                &store,
+                "admin.user.delete",
+                "ok",
+                Some(user.as_str()),
+                Some(id),
+                None,
+            );
+            eprintln!("deleted {} and their sessions", user.as_str());
+            Ok(())
+        }
+        None => {
+            audit_admin(
+                &store,
+                "admin.user.delete",
+                "refused",
+                Some(user.as_str()),
+                None,
+                Some("no such user".into()),
+            );
+            refused(format!("no user {}", user.as_str()))
+        }
+    }
+}
+
+fn unlock(config: &Config, typed: &str) -> Result<()> {
+    let user = username(typed)?;
+    let store = existing_store(config)?;
+    match store.unlock_user(&user, now_ms())? {
+        Some(id) => {
+            audit_admin(
+                &store,
+                "admin.user.unlock",
+                "ok",
+                Some(user.as_str()),
+                Some(id),
+                None,
+            );
+            eprintln!("unlocked {}", user.as_str());
+            Ok(())
+        }
+        None => {
+            audit_admin(
+                &store,
+                "admin.user.unlock",
+                "refused",
+                Some(user.as_str()),
+                None,
+                Some("no such user".into()),
+            );
+            refused(format!("no user {}", user.as_str()))
+        }
+    }
+}
+
+fn set_password(config: &Config, typed: &str) -> Result<()> {
+    let user = username(typed)?;
+    let store = existing_store(config)?;
+    if store.user_details(&user)?.is_none() {
+        audit_admin(
+            &store,
+            "admin.user.set_password",
+            "refused",
+            Some(user.as_str()),
+            None,
+            Some("no such user".into()),
+        );
+        return refused(format!("no user {}", user.as_str()));
+    }
+    let hash = hash_new_password(config, &user)?;
+    match store.set_password(&user, &hash, now_ms())? {
+        Some(id) => {
+            audit_admin(
+                &store,
+                "admin.user.set_password",
+                "ok",
+                Some(user.as_str()),
+                Some(id),
+                None,
+            );
+            eprintln!("password set for {}; their sessions ended", user.as_str());
+            Ok(())
+        }
+        None => refused(format!("no user {}", user.as_str())),
+    }
+}
