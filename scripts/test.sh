@@ -8,6 +8,7 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)  # the import-seed test builds a demo database with it
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} from Debian"
   sudo=""

@@ -4,9 +4,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
+mod audit;
 mod bad_input;
 mod crash;
 mod device;
+mod import_seed;
 mod json_api;
 mod load;
 mod lock;

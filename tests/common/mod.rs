@@ -321,3 +321,115 @@ pub fn with_cookie(cookie: &str) -> (reqwest::Client, String) {
         .unwrap();
     (c, format!("session={cookie}"))
 }
+
+/// How an admin command ended.
+#[derive(Debug)]
+pub struct AdminRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `gatehouse ARGS` against `database` with fast KDF costs, feeding `stdin` (not a
+/// terminal, so passwords are read from its first line).
+pub fn admin_at(database: &std::path::Path, args: &[&str], stdin: &str) -> AdminRun {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env_clear()
+        .args(args)
+        .arg("--database")
+        .arg(database)
+        .args(FAST_KDF)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gatehouse admin command");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("admin command output");
+    AdminRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl TestApp {
+    /// Runs an admin command on this server's database while it runs.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> AdminRun {
+        admin_at(&self.database(), args, stdin)
+    }
+
+    /// Like [`TestApp::admin`], asserting exit code 0.
+    pub fn admin_ok(&self, args: &[&str], stdin: &str) -> AdminRun {
+        let run = self.admin(args, stdin);
+        assert_eq!(run.code, 0, "gatehouse {args:?}: {run:?}");
+        run
+    }
+
+    /// Audit rows (event, outcome, username, count) as the database holds them, after waiting
+    /// up to 5 s for `expect` to hold (the server writes them in the background).
+    pub async fn audit_rows(&self, expect: impl Fn(&[AuditRow]) -> bool) -> Vec<AuditRow> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let rows = self.read_audit();
+            if expect(&rows) || Instant::now() > deadline {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn read_audit(&self) -> Vec<AuditRow> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT event, outcome, username, user_id, ip, user_agent, count, at, last_at, detail
+                 FROM audit_events ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(AuditRow {
+                event: r.get(0)?,
+                outcome: r.get(1)?,
+                username: r.get(2)?,
+                user_id: r.get(3)?,
+                ip: r.get(4)?,
+                user_agent: r.get(5)?,
+                count: r.get(6)?,
+                at: r.get(7)?,
+                last_at: r.get(8)?,
+                detail: r.get(9)?,
+            })
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+}
+
+/// One row of `audit_events`.
+#[derive(Clone, Debug)]
+pub struct AuditRow {
+    pub event: String,
+    pub outcome: String,
+    pub username: Option<String>,
+    pub user_id: Option<i64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub count: i64,
+    pub at: i64,
+    pub last_at: i64,
+    pub detail: Option<String>,
+}
+
+impl AuditRow {
+    pub fn is(&self, event: &str, outcome: &str, username: &str) -> bool {
+        self.event == event && self.outcome == outcome && self.username.as_deref() == Some(username)
+    }
+}
