@@ -91,6 +91,7 @@ impl Application {
             lock_capacity = capacity,
             "password hashing ready"
         );
+        crate::templates::set_sign_up_open(config.sign_up == crate::cli::SignUp::Open);
         let audit =
             crate::audit::AuditLog::new(store.clone(), config.lock_window.max(config.ip_window));
         let state = web::Data::new(AppState {

@@ -15,6 +15,16 @@ pub struct Chrome {
     pub wide: bool,
     pub css_url: &'static str,
     pub js_url: &'static str,
+    /// Whether to link to the sign-up page (`--sign-up open`).
+    pub sign_up: bool,
+}
+
+/// `--sign-up`, set once at start-up: every page's header reads it, and threading it through
+/// each handler would only repeat it.
+static SIGN_UP_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_sign_up_open(open: bool) {
+    SIGN_UP_OPEN.store(open, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Chrome {
@@ -25,6 +35,7 @@ impl Chrome {
             wide: false,
             css_url: static_files::url("style.css"),
             js_url: static_files::url("gatehouse.js"),
+            sign_up: SIGN_UP_OPEN.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

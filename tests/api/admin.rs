@@ -348,6 +348,18 @@ async fn commands_on_a_missing_database_refuse_and_create_nothing() {
 async fn sign_up_closed_leaves_only_the_admin_to_create_users() {
     let app = TestApp::spawn(&["--sign-up", "closed"]);
     let c = app.client();
+    let sign_in_page = c
+        .get(app.url("/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !sign_in_page.contains("href=\"/sign-up\""),
+        "no link to a closed page"
+    );
     let page = c.get(app.url("/sign-up")).send().await.unwrap();
     assert_eq!(page.status(), 403);
     assert!(
