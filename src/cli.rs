@@ -277,6 +277,17 @@ pub enum Command {
         users: u64,
         #[arg(long, default_value_t = 0)]
         sessions: u64,
+        /// Write this many session cookie values, spread over all sessions, one per line.
+        #[arg(long)]
+        sample_cookies: Option<PathBuf>,
+    },
+    /// Raw Argon2id rate with the configured parameters: hashes per second on N threads.
+    #[command(hide = true)]
+    BenchKdf {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
 }
 

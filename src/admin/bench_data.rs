@@ -15,7 +15,12 @@ pub const PASSWORD: &str = "bench-password";
 const PREFIX: &str = "bench";
 const BATCH: u64 = 20_000;
 
-pub fn run(config: &Config, users: u64, sessions: u64) -> Result<()> {
+pub fn run(
+    config: &Config,
+    users: u64,
+    sessions: u64,
+    sample_cookies: Option<&std::path::Path>,
+) -> Result<()> {
     if sessions > users {
         return refused("--sessions cannot exceed --users (one session per user)");
     }
@@ -43,6 +48,10 @@ pub fn run(config: &Config, users: u64, sessions: u64) -> Result<()> {
     );
     println!("username=bench0");
     println!("password={PASSWORD}");
+    println!(
+        "password_digest={}",
+        PasswordDigest::compute("bench0", PASSWORD).to_wire()
+    );
     if sessions > 0 {
         println!("session_first={}", SessionId::bench(0).cookie_value());
         println!(
@@ -50,5 +59,38 @@ pub fn run(config: &Config, users: u64, sessions: u64) -> Result<()> {
             SessionId::bench(sessions - 1).cookie_value()
         );
     }
+    if let (Some(path), true) = (sample_cookies, sessions > 0) {
+        // Spread over the whole table, so lookups touch pages across the index.
+        let n = sessions.min(1000);
+        let lines: String = (0..n)
+            .map(|i| SessionId::bench(i * sessions / n).cookie_value() + "\n")
+            .collect();
+        std::fs::write(path, lines)?;
+    }
+    Ok(())
+}
+
+/// Hashes per second of the configured Argon2id on `threads` threads for `seconds`.
+pub fn kdf_rate(config: &Config, threads: usize, seconds: f64) -> Result<()> {
+    let kdf = Kdf::new(config.kdf_params())?;
+    let digest = PasswordDigest::compute("bench0", PASSWORD);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let started = std::time::Instant::now();
+    let total: u64 = std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while std::time::Instant::now() < until {
+                        let _ = kdf.hash(&digest);
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap_or(0)).sum()
+    });
+    println!("{:.2}", total as f64 / started.elapsed().as_secs_f64());
     Ok(())
 }

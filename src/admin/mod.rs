@@ -59,7 +59,12 @@ pub fn run(config: &Config, command: Command) -> ExitCode {
             event,
             limit,
         } => audit(config, user, since, event, limit),
-        Command::BenchData { users, sessions } => bench_data::run(config, users, sessions),
+        Command::BenchData {
+            users,
+            sessions,
+            sample_cookies,
+        } => bench_data::run(config, users, sessions, sample_cookies.as_deref()),
+        Command::BenchKdf { threads, seconds } => bench_data::kdf_rate(config, threads, seconds),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
