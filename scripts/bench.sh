@@ -1,5 +1,216 @@
 #!/usr/bin/env bash
-# Benchmarks (not part of scripts/test.sh): where the session lookup runs.
+# The ceilings benchmark (issue 6; not part of scripts/test.sh). Builds the release binary,
+# makes a 1 k and a 1 M bench database with `gatehouse bench-data`, starts one server on each
+# (2 workers, per-address limits off), measures the raw Argon2id rate K, then runs wrk in
+# interleaved rounds over the cells R0 P A F S L (and P, S on 1 M) at 16 and 64 connections,
+# each first checked for its status. Prints medians and per-round ratios, records RSS, and
+# rewrites the measured part of docs/performance.md and docs/performance.svg.
+#
+# Usage: scripts/bench.sh [ROUNDS]   (default 3)
+# Env:   BENCH_SECONDS (per wrk run, default 8), BENCH_LARGE (default 1000000),
+#        BENCH_KDF_THREADS (default 2), BENCH_NO_DOCS=1 (print only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --locked --bench session_lookup
+ROUNDS=${1:-3}
+SECS=${BENCH_SECONDS:-8}
+LARGE=${BENCH_LARGE:-1000000}
+KDF_THREADS=${BENCH_KDF_THREADS:-2}
+ARGON2_M=19456
+ARGON2_T=2
+
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "== installing ${need[*]} from Debian"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== building the release binary"
+cargo build --release --locked --bin gatehouse
+BIN=$PWD/target/release/gatehouse
+OUT=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+echo "== results in $OUT"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+echo "== bench databases (1 k and $LARGE users and sessions)"
+"$BIN" bench-data --database "$OUT/small.db" --users 1000 --sessions 1000 \
+  --sample-cookies "$OUT/small.cookies" --sign-in-bodies "$OUT/bodies" >"$OUT/small.env"
+"$BIN" bench-data --database "$OUT/large.db" --users "$LARGE" --sessions "$LARGE" \
+  --sample-cookies "$OUT/large.cookies" >"$OUT/large.env"
+DIGEST=$(sed -n 's/^password_digest=//p' "$OUT/small.env")
+DIGEST_ENC=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$DIGEST")
+
+echo "== K: raw Argon2id m=$ARGON2_M t=$ARGON2_T p=1 on $KDF_THREADS threads (3 × 5 s)"
+KDF_RATES=()
+for _ in 1 2 3; do
+  KDF_RATES+=("$("$BIN" bench-kdf --threads "$KDF_THREADS" --seconds 5)")
+done
+echo "   ${KDF_RATES[*]} hashes/s"
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# start_server NAME DB → sets ${NAME}_URL and ${NAME}_PID
+start_server() {
+  local name=$1 db=$2 log="$OUT/$1.log"
+  "$BIN" serve --database "$db" --bind 127.0.0.1:0 --workers 2 --kdf-threads "$KDF_THREADS" \
+    --ip-failures 0 --ip-kdf-rate 0 --session-idle 24h --session-max 30d --log-level info \
+    2>"$log" &
+  local pid=$!
+  PIDS+=("$pid")
+  local url=""
+  for _ in $(seq 1 300); do
+    url=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$log" | head -1)
+    [ -n "$url" ] && break
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "server $name did not start:"; cat "$log"; exit 1; }
+  printf -v "${name}_URL" '%s' "$url"
+  printf -v "${name}_PID" '%s' "$pid"
+}
+
+start_server SMALL "$OUT/small.db"
+start_server LARGE "$OUT/large.db"
+declare -A RSS
+sleep 1
+RSS[idle_1k]=$(rss "$SMALL_PID")
+RSS[idle_1m]=$(rss "$LARGE_PID")
+echo "   RSS after start-up: 1 k $((RSS[idle_1k] / 1024)) MiB, 1 M $((RSS[idle_1m] / 1024)) MiB"
+
+status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+expect() { # expect STATUS DESCRIPTION curl-args...
+  local want=$1 what=$2; shift 2
+  local got; got=$(status_of "$@")
+  [ "$got" = "$want" ] || { echo "check failed: $what answered $got, not $want"; exit 1; }
+}
+
+CSS=$(curl -s "$SMALL_URL/sign-in" | grep -o '/static/style[^"]*\.css' | head -1)
+FIRST_SMALL=$(sed -n 's/^session_first=//p' "$OUT/small.env")
+FIRST_LARGE=$(sed -n 's/^session_first=//p' "$OUT/large.env")
+
+# A CSRF cookie and its token for the form POSTs, per server.
+csrf_for() { # csrf_for URL → "COOKIE TOKEN"
+  local jar="$OUT/jar.$RANDOM" html token cookie
+  html=$(curl -s -c "$jar" "$1/sign-in")
+  token=$(printf '%s' "$html" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -1)
+  cookie=$(awk '$6 == "csrf" {print "csrf=" $7}' "$jar")
+  echo "$cookie $token"
+}
+read -r CSRF_SMALL_COOKIE CSRF_SMALL_TOKEN < <(csrf_for "$SMALL_URL")
+read -r CSRF_LARGE_COOKIE CSRF_LARGE_TOKEN < <(csrf_for "$LARGE_URL")
+SIGN_IN_SMALL="username=bench0&password_digest=$DIGEST_ENC&csrf_token=$CSRF_SMALL_TOKEN"
+SIGN_IN_LARGE="username=bench0&password_digest=$DIGEST_ENC&csrf_token=$CSRF_LARGE_TOKEN"
+# A wrong digest (valid form) locks bench999 (not one of the sign-in users) after three tries.
+WRONG=$(python3 -c 'import base64; print(base64.b64encode(bytes(64)).decode())' | python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read().strip(), safe=""))')
+LOCKED_BODY="username=bench999&password_digest=$WRONG&csrf_token=$CSRF_SMALL_TOKEN"
+
+echo "== checking every cell's status first"
+expect 200 R0 "$SMALL_URL$CSS"
+expect 200 P -H "Cookie: session=$FIRST_SMALL" "$SMALL_URL/welcome"
+expect 200 A -H "Cookie: session=$FIRST_SMALL" "$SMALL_URL/api/me"
+expect 200 F "$SMALL_URL/sign-in"
+expect 303 S -H "Cookie: $CSRF_SMALL_COOKIE" -d "$SIGN_IN_SMALL" "$SMALL_URL/sign-in"
+expect 303 "S (1 M)" -H "Cookie: $CSRF_LARGE_COOKIE" -d "$SIGN_IN_LARGE" "$LARGE_URL/sign-in"
+expect 200 "P (1 M)" -H "Cookie: session=$FIRST_LARGE" "$LARGE_URL/welcome"
+for _ in 1 2 3; do expect 401 "L (locking)" -H "Cookie: $CSRF_SMALL_COOKIE" -d "$LOCKED_BODY" "$SMALL_URL/sign-in"; done
+expect 429 L -H "Cookie: $CSRF_SMALL_COOKIE" -d "$LOCKED_BODY" "$SMALL_URL/sign-in"
+
+RSS[after_checks_1m]=$(rss "$LARGE_PID")
+
+to_ms() { # wrk latency "1.23ms" / "456.00us" / "1.20s" → ms
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+
+FLOOD_PEAK=0
+run_cell() { # run_cell ROUND CELL CONNS URL [wrk args...]
+  local round=$1 cell=$2 conns=$3 url=$4; shift 4
+  local f="$OUT/wrk.$round.$cell.$conns.txt" sampler=""
+  if [ "$cell" = S1M ]; then
+    ( while kill -0 "$LARGE_PID" 2>/dev/null; do rss "$LARGE_PID"; sleep 0.5; done ) >"$OUT/rss.$round.$conns" &
+    sampler=$!
+  fi
+  wrk -t2 -c"$conns" -d"${SECS}s" --timeout 10s --latency "$@" "$url" >"$f"
+  [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
+  local rps p50 p99 bad reqs
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$f")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$f")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
+  bad=$(awk '/Non-2xx or 3xx/ {print $5}' "$f"); bad=${bad:-0}
+  reqs=$(awk '/requests in/ {print $1}' "$f")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$cell" "$conns" "$rps" "$p50" "$p99" "$bad" "$reqs" >>"$OUT/results.tsv"
+  printf '   round %s %-4s c=%-3s %10s req/s  p50 %8s ms  p99 %8s ms  non-2xx/3xx %s\n' "$round" "$cell" "$conns" "$rps" "$p50" "$p99" "$bad"
+}
+
+LUA=$PWD/scripts/bench
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round of $ROUNDS"
+  for conns in 16 64; do
+    run_cell "$round" R0 "$conns" "$SMALL_URL$CSS"
+    BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" P "$conns" "$SMALL_URL/welcome" -s "$LUA/cookies.lua"
+    BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" A "$conns" "$SMALL_URL/api/me" -s "$LUA/cookies.lua"
+    run_cell "$round" F "$conns" "$SMALL_URL/sign-in"
+    BENCH_BODY="$LOCKED_BODY" BENCH_COOKIE="$CSRF_SMALL_COOKIE" run_cell "$round" L "$conns" "$SMALL_URL/sign-in" -s "$LUA/post.lua"
+    BENCH_COOKIES="$OUT/large.cookies" run_cell "$round" P1M "$conns" "$LARGE_URL/welcome" -s "$LUA/cookies.lua"
+    BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_SMALL_TOKEN" BENCH_COOKIE="$CSRF_SMALL_COOKIE" \
+      run_cell "$round" S "$conns" "$SMALL_URL/sign-in" -s "$LUA/signin.lua"
+    BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_LARGE_TOKEN" BENCH_COOKIE="$CSRF_LARGE_COOKIE" \
+      run_cell "$round" S1M "$conns" "$LARGE_URL/sign-in" -s "$LUA/signin.lua"
+  done
+  [ "$round" = 1 ] && RSS[after_p_1m]=$(rss "$LARGE_PID")
+done
+sleep 2
+RSS[after_flood_1m]=$(rss "$LARGE_PID")
+RSS[flood_1m]=$(cat "$OUT"/rss.* 2>/dev/null | sort -n | tail -1)
+
+python3 - "$OUT" "$KDF_THREADS" "$ARGON2_M" "$ARGON2_T" "${KDF_RATES[@]}" <<PY
+import json, statistics, sys
+out, threads, m, t, *rates = sys.argv[1:]
+rates = [float(r) for r in rates]
+rss = {k: int(v) for k, v in [$(for k in "${!RSS[@]}"; do printf '("%s", "%s"),' "$k" "${RSS[$k]}"; done)] if v}
+json.dump(dict(kdf_rate=statistics.median(rates), kdf_rates=rates, kdf_threads=int(threads),
+               argon2_m_kib=int(m), argon2_t=int(t), rss_kib=rss), open(f"{out}/meta.json", "w"))
+PY
+echo
+python3 scripts/bench/report.py "$OUT"
+
+gnuplot <<GP
+set terminal svg size 820,420 font "sans,12" background rgb "white"
+set output "$OUT/performance.svg"
+set title "Gatehouse on 2 cores: median req/s (wrk, 2 workers)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set ylabel "requests per second"
+set format y "%.0s%c"
+set grid ytics
+set key top right
+plot "$OUT/chart.dat" using 2:xtic(1) title "16 connections" lc rgb "#3465a4", \
+     "" using 3 title "64 connections" lc rgb "#f57900"
+GP
+
+if [ "${BENCH_NO_DOCS:-0}" != 1 ]; then
+  cp "$OUT/performance.svg" docs/performance.svg
+  python3 - "$OUT" "$ROUNDS" "$SECS" "$LARGE" <<'PY'
+import datetime, os, re, subprocess, sys
+out, rounds, secs, large = sys.argv[1:]
+tables = open(f"{out}/tables.md").read()
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+head = (f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC at commit `{commit}` on {os.cpu_count()} cores "
+        f"({cpu}); `scripts/bench.sh {rounds}` with {secs} s per wrk run, 1 M = {int(large):,} users and sessions.\n\n"
+        "![median req/s per cell](performance.svg)\n\n")
+path = "docs/performance.md"
+doc = open(path).read()
+new = re.sub(r"<!-- bench:begin -->.*<!-- bench:end -->",
+             lambda _: "<!-- bench:begin -->\n" + head + tables + "<!-- bench:end -->", doc, flags=re.S)
+open(path, "w").write(new)
+print(f"== wrote {path} and docs/performance.svg")
+PY
+fi

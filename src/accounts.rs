@@ -530,7 +530,9 @@ pub async fn sign_in(
                 client.failed(state);
                 client.audit(state, "sign_in", "locked", name, user_id);
                 let by = if counted.by_device() { "device" } else { "username" };
-                tracing::warn!(event = "sign_in", username = %canonical, outcome = "locked", by, "sign-in refused: locked");
+                // Debug only: a line per hammered attempt would fill the log; the audit trail
+                // keeps one row per episode.
+                tracing::debug!(event = "sign_in", username = %canonical, outcome = "locked", by, "sign-in refused: locked");
             }
         })?;
     }
@@ -698,7 +700,7 @@ pub async fn change_password(
         Reservation::Locked { retry_after } => {
             client.failed(state);
             client.audit(state, "password_change", "locked", name, Some(user.id));
-            tracing::warn!(event = "password_change", username = %username, outcome = "locked", "refused: locked");
+            tracing::debug!(event = "password_change", username = %username, outcome = "locked", "refused: locked");
             return Err(ChangeError::Locked(retry_after));
         }
         Reservation::Full { retry_after } => {

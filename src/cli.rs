@@ -272,15 +272,7 @@ pub enum Command {
     },
     /// Fill the database with synthetic users and sessions for benchmarks (one shared hash).
     #[command(hide = true)]
-    BenchData {
-        #[arg(long)]
-        users: u64,
-        #[arg(long, default_value_t = 0)]
-        sessions: u64,
-        /// Write this many session cookie values, spread over all sessions, one per line.
-        #[arg(long)]
-        sample_cookies: Option<PathBuf>,
-    },
+    BenchData(BenchDataArgs),
     /// Raw Argon2id rate with the configured parameters: hashes per second on N threads.
     #[command(hide = true)]
     BenchKdf {
@@ -289,6 +281,24 @@ pub enum Command {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+}
+
+/// `gatehouse bench-data`: users `bench0…`, one session each for the first `sessions`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchDataArgs {
+    #[arg(long)]
+    pub users: u64,
+    #[arg(long, default_value_t = 0)]
+    pub sessions: u64,
+    /// Users (from bench0) with their own correct hash, for concurrent sign-ins.
+    #[arg(long, default_value_t = 128)]
+    pub sign_in_users: u64,
+    /// Write up to 1000 session cookie values, spread over all sessions, one per line.
+    #[arg(long)]
+    pub sample_cookies: Option<PathBuf>,
+    /// Write one form body (`username=…&password_digest=…`) per sign-in user, one per line.
+    #[arg(long)]
+    pub sign_in_bodies: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]

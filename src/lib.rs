@@ -21,6 +21,7 @@ pub mod faillock;
 pub mod forms;
 pub mod metrics;
 pub mod password;
+pub mod pool;
 pub mod redirect;
 pub mod request;
 pub mod routes;

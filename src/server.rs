@@ -153,9 +153,28 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         actix_web::rt::spawn(housekeeping(state.clone()));
+        actix_web::rt::spawn(flush_touches(state.clone()));
         let result = self.server.await;
         state.audit.flush();
+        if let Err(e) = state.store.flush_touches() {
+            tracing::warn!("last-seen times lost at shutdown: {e}");
+        }
         result
+    }
+}
+
+/// Writes batched "last seen" times: often enough that a session's stored time lags its use by
+/// well under the idle limit (touches happen at most every idle/4), rarely enough to be one
+/// small transaction instead of a write per page view.
+async fn flush_touches(state: web::Data<AppState>) {
+    let every = Duration::from_millis(state.sessions.touch_interval_ms().clamp(50, 1_000) as u64);
+    let mut tick = actix_web::rt::time::interval(every);
+    loop {
+        tick.tick().await;
+        match state.store.blocking(|s| s.flush_touches()).await {
+            Ok(_) => {}
+            Err(e) => tracing::debug!("last-seen update deferred: {e}"),
+        }
     }
 }
 

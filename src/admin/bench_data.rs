@@ -1,10 +1,12 @@
 //! `gatehouse bench-data` (hidden): a benchmark database in seconds. Users `bench0…` share one
-//! precomputed Argon2id hash — that of `bench0` with the password [`PASSWORD`] — so only
-//! `bench0` can sign in; sessions have predictable ids ([`crate::session::SessionId::bench`]),
-//! which is why this refuses a database that holds any other user.
+//! precomputed Argon2id hash, except the first `--sign-in-users`, which get their own (password
+//! [`PASSWORD`]) so a benchmark can sign many of them in at once without tripping the
+//! fail-lock (parallel attempts on one name count as parallel guesses). Sessions have
+//! predictable ids ([`crate::session::SessionId::bench`]), which is why this refuses a database
+//! that holds any other user.
 
-use super::{Result, refused};
-use crate::cli::Config;
+use super::{Result, hash_all, refused};
+use crate::cli::{BenchDataArgs, Config};
 use crate::clock::now_ms;
 use crate::digest::PasswordDigest;
 use crate::password::Kdf;
@@ -15,15 +17,12 @@ pub const PASSWORD: &str = "bench-password";
 const PREFIX: &str = "bench";
 const BATCH: u64 = 20_000;
 
-pub fn run(
-    config: &Config,
-    users: u64,
-    sessions: u64,
-    sample_cookies: Option<&std::path::Path>,
-) -> Result<()> {
+pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
+    let (users, sessions) = (args.users, args.sessions);
     if sessions > users {
         return refused("--sessions cannot exceed --users (one session per user)");
     }
+    let signers = args.sign_in_users.min(users);
     let store = Store::open(&config.database)?;
     if store.count_users_outside(PREFIX)? > 0 {
         return refused(format!(
@@ -31,27 +30,35 @@ pub fn run(
             config.database.display()
         ));
     }
-    let hash = Kdf::new(config.kdf_params())?.hash(&PasswordDigest::compute("bench0", PASSWORD))?;
+    let kdf = Kdf::new(config.kdf_params())?;
+    let digest = |n: u64| PasswordDigest::compute(&format!("{PREFIX}{n}"), PASSWORD);
+    let started = std::time::Instant::now();
+    let digests: Vec<PasswordDigest> = (0..signers).map(digest).collect();
+    let own_hashes = hash_all(
+        &kdf,
+        &digests.iter().collect::<Vec<_>>(),
+        config.kdf_threads,
+    )?;
+    let shared = kdf.hash(&digest(0))?;
     let now = now_ms();
     // Far-off absolute expiry: the benchmark sets its own --session-idle.
     let expires = now + 30 * 24 * 3600 * 1000;
-    let started = std::time::Instant::now();
-    let mut from = 0;
+    for (n, hash) in (0..signers).zip(&own_hashes) {
+        store.bench_fill(PREFIX, n..n + 1, sessions, hash, now, expires)?;
+    }
+    let mut from = signers;
     while from < users {
         let to = (from + BATCH).min(users);
-        store.bench_fill(PREFIX, from..to, sessions, &hash, now, expires)?;
+        store.bench_fill(PREFIX, from..to, sessions, &shared, now, expires)?;
         from = to;
     }
     eprintln!(
-        "{users} users, {sessions} sessions in {:.1} s",
+        "{users} users ({signers} able to sign in), {sessions} sessions in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     println!("username=bench0");
     println!("password={PASSWORD}");
-    println!(
-        "password_digest={}",
-        PasswordDigest::compute("bench0", PASSWORD).to_wire()
-    );
+    println!("password_digest={}", digest(0).to_wire());
     if sessions > 0 {
         println!("session_first={}", SessionId::bench(0).cookie_value());
         println!(
@@ -59,11 +66,23 @@ pub fn run(
             SessionId::bench(sessions - 1).cookie_value()
         );
     }
-    if let (Some(path), true) = (sample_cookies, sessions > 0) {
+    if let (Some(path), true) = (&args.sample_cookies, sessions > 0) {
         // Spread over the whole table, so lookups touch pages across the index.
         let n = sessions.min(1000);
         let lines: String = (0..n)
             .map(|i| SessionId::bench(i * sessions / n).cookie_value() + "\n")
+            .collect();
+        std::fs::write(path, lines)?;
+    }
+    if let Some(path) = &args.sign_in_bodies {
+        let lines: String = (0..signers)
+            .map(|n| {
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("username", &format!("{PREFIX}{n}"))
+                    .append_pair("password_digest", &digest(n).to_wire())
+                    .finish()
+                    + "\n"
+            })
             .collect();
         std::fs::write(path, lines)?;
     }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Result, audit_admin, display, refused};
+use super::{Result, audit_admin, display, hash_all, refused};
 use crate::cli::Config;
 use crate::clock::now_ms;
 use crate::digest::PasswordDigest;
@@ -92,7 +92,12 @@ pub fn run(config: &Config, path: &Path) -> Result<()> {
     }
     let threads = config.kdf_threads.max(1);
     for batch in seeds.chunks(BATCH) {
-        let hashed = hash_all(&kdf, batch, threads)?;
+        let digests: Vec<&PasswordDigest> = batch.iter().map(|s| &s.digest).collect();
+        let hashed: Vec<(Username, String)> = batch
+            .iter()
+            .map(|s| s.username.clone())
+            .zip(hash_all(&kdf, &digests, threads)?)
+            .collect();
         for ((name, _), outcome) in hashed.iter().zip(store.import_users(&hashed, now_ms())?) {
             match outcome {
                 ImportOutcome::Imported => imported += 1,
@@ -117,29 +122,6 @@ pub fn run(config: &Config, path: &Path) -> Result<()> {
     );
     eprintln!("{summary}");
     Ok(())
-}
-
-/// Argon2id over each digest, on `threads` threads.
-fn hash_all(kdf: &Kdf, seeds: &[Seed], threads: usize) -> Result<Vec<(Username, String)>> {
-    let per = seeds.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = seeds
-            .chunks(per)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|s| Ok((s.username.clone(), kdf.hash(&s.digest)?)))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(seeds.len());
-        for job in jobs {
-            out.extend(job.join().expect("hashing thread panicked")?);
-        }
-        Ok(out)
-    })
 }
 
 #[cfg(test)]

@@ -59,11 +59,7 @@ pub fn run(config: &Config, command: Command) -> ExitCode {
             event,
             limit,
         } => audit(config, user, since, event, limit),
-        Command::BenchData {
-            users,
-            sessions,
-            sample_cookies,
-        } => bench_data::run(config, users, sessions, sample_cookies.as_deref()),
+        Command::BenchData(args) => bench_data::run(config, &args),
         Command::BenchKdf { threads, seconds } => bench_data::kdf_rate(config, threads, seconds),
     };
     match result {
@@ -143,6 +139,29 @@ fn read_password(username: &str) -> Result<String> {
         let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
         Ok(trimmed.to_owned())
     }
+}
+
+/// Argon2id over each digest, spread over `threads` threads (imports and bench data hash many
+/// at once; the server's own pool is not running here).
+fn hash_all(
+    kdf: &crate::password::Kdf,
+    digests: &[&crate::digest::PasswordDigest],
+    threads: usize,
+) -> Result<Vec<String>> {
+    let per = digests.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let jobs: Vec<_> = digests
+            .chunks(per)
+            .map(|chunk| s.spawn(move || chunk.iter().map(|d| kdf.hash(d)).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(digests.len());
+        for job in jobs {
+            for hash in job.join().expect("hashing thread panicked") {
+                out.push(hash?);
+            }
+        }
+        Ok(out)
+    })
 }
 
 /// A typed username in canonical form, or a refusal naming the rule.

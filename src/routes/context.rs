@@ -57,13 +57,7 @@ impl Visitor {
                 let now = crate::clock::now_ms();
                 if session::is_valid(&rec.state, policy, now) {
                     if now - rec.state.last_seen_ms >= policy.touch_interval_ms() {
-                        let (store, id) = (state.store.clone(), rec.id);
-                        actix_web::rt::spawn(async move {
-                            if let Err(e) = store.blocking(move |s| s.touch_session(id, now)).await
-                            {
-                                tracing::debug!("last-seen update skipped: {e}");
-                            }
-                        });
+                        state.store.touch_later(rec.id, now);
                     }
                     Some(Current {
                         session_id: rec.id,

@@ -115,7 +115,16 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Threads for [`Store::blocking`], started on first use (admin commands never need them).
+    pool: std::sync::OnceLock<crate::pool::ThreadPool>,
+    /// Session "last seen" times waiting for [`Store::flush_touches`]: session id → time.
+    touches: Mutex<std::collections::HashMap<i64, i64>>,
 }
+
+/// Threads running store calls for the server: writes serialize on the writer connection
+/// anyway, so a few threads suffice; the queue absorbs bursts.
+const POOL_THREADS: usize = 4;
+const POOL_QUEUE: usize = 4096;
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -171,6 +180,8 @@ impl Store {
                 path: path.to_owned(),
                 writer: Mutex::new(conn),
                 readers: Mutex::new(Vec::new()),
+                pool: std::sync::OnceLock::new(),
+                touches: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -196,16 +207,58 @@ impl Store {
         &self.inner.path
     }
 
-    /// Runs `f` on the blocking thread pool, off the async workers.
+    /// Runs `f` on the store's own bounded thread pool, off the async workers. A full queue is
+    /// [`StoreError::Busy`] (503).
     pub async fn blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T> + Send + 'static,
     {
         let store = self.clone();
-        actix_web::web::block(move || f(&store))
+        let pool = self
+            .inner
+            .pool
+            .get_or_init(|| crate::pool::ThreadPool::new("store", POOL_THREADS, POOL_QUEUE));
+        pool.run(move || f(&store))
             .await
             .map_err(|_| StoreError::Busy)?
+    }
+
+    /// Notes that session `id` was used at `now_ms`; [`Store::flush_touches`] writes it later,
+    /// so a page view never waits for (or queues) a write.
+    pub fn touch_later(&self, id: i64, now_ms: i64) {
+        let mut touches = self.inner.touches.lock().unwrap_or_else(|e| e.into_inner());
+        let t = touches.entry(id).or_insert(now_ms);
+        *t = (*t).max(now_ms);
+    }
+
+    /// Writes the pending "last seen" times in one transaction. Returns how many.
+    pub fn flush_touches(&self) -> Result<usize> {
+        let pending =
+            std::mem::take(&mut *self.inner.touches.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let written = self.write(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
+                )?;
+                for (id, at) in &pending {
+                    stmt.execute(params![id, at])?;
+                }
+            }
+            tx.commit()?;
+            Ok(pending.len())
+        });
+        if written.is_err() {
+            // Keep them for the next flush (the database was busy, say).
+            for (id, at) in pending {
+                self.touch_later(id, at);
+            }
+        }
+        written
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -438,16 +491,6 @@ impl Store {
                 })
             })
             .optional()?)
-        })
-    }
-
-    pub fn touch_session(&self, id: i64, now_ms: i64) -> Result<()> {
-        self.write(|c| {
-            c.prepare_cached(
-                "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
-            )?
-            .execute(params![id, now_ms])?;
-            Ok(())
         })
     }
 
@@ -753,12 +796,35 @@ mod tests {
         assert_eq!(s.purge_expired_sessions(50_000, 1_000_000).unwrap(), 0);
         assert_eq!(s.purge_expired_sessions(102_000, 1_000_000).unwrap(), 2);
         s.create_session(&new_session(a.id, 5, 2_000)).unwrap();
-        s.touch_session(keep, 1).unwrap();
+        s.touch_later(keep, 1);
+        assert_eq!(s.flush_touches().unwrap(), 1);
         assert_eq!(
             s.purge_expired_sessions(2_500, 500).unwrap(),
             1,
             "idle limit"
         );
+    }
+
+    #[test]
+    fn touches_are_batched_and_never_move_last_seen_back() {
+        let (_d, s) = store();
+        let a = user(&s, "alice");
+        let id = s
+            .create_session(&new_session(a.id, 9, 5_000))
+            .unwrap()
+            .unwrap();
+        s.touch_later(id, 7_000);
+        s.touch_later(id, 6_000);
+        assert_eq!(s.flush_touches().unwrap(), 1);
+        assert_eq!(s.flush_touches().unwrap(), 0);
+        s.touch_later(id, 5_500);
+        s.flush_touches().unwrap();
+        let rec = s.session(&[9; 32]).unwrap().unwrap();
+        assert_eq!(rec.state.last_seen_ms, 7_000);
+        // A touch for a session deleted meanwhile is harmless.
+        s.delete_session_by_hash(&[9; 32]).unwrap();
+        s.touch_later(id, 8_000);
+        assert_eq!(s.flush_touches().unwrap(), 1);
     }
 
     #[test]

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Turns the benchmark's raw results (results.tsv: round, cell, conns, rps, p50_ms, p99_ms,
+non_2xx_3xx, requests) into medians, per-round ratios, the docs/performance.md tables and a
+gnuplot data file. Usage: report.py RESULTS_DIR"""
+import collections
+import json
+import statistics
+import sys
+
+out = sys.argv[1]
+rows = []
+with open(f"{out}/results.tsv") as f:
+    for line in f:
+        rnd, cell, conns, rps, p50, p99, bad, reqs = line.rstrip("\n").split("\t")
+        rows.append(dict(round=int(rnd), cell=cell, conns=int(conns), rps=float(rps),
+                         p50=float(p50), p99=float(p99), bad=int(bad), reqs=int(reqs)))
+meta = json.load(open(f"{out}/meta.json"))
+
+by = collections.defaultdict(list)
+for r in rows:
+    by[(r["cell"], r["conns"])].append(r)
+
+def med(cell, conns, key="rps"):
+    v = [r[key] for r in by.get((cell, conns), [])]
+    return statistics.median(v) if v else float("nan")
+
+def per_round(num, den, conns_num, conns_den=None):
+    conns_den = conns_den or conns_num
+    a = {r["round"]: r["rps"] for r in by.get((num, conns_num), [])}
+    b = {r["round"]: r["rps"] for r in by.get((den, conns_den), [])}
+    return [a[k] / b[k] for k in sorted(a) if k in b and b[k] > 0]
+
+def per_round_const(num, conns, const):
+    return [r["rps"] / const for r in sorted(by.get((num, conns), []), key=lambda r: r["round"])]
+
+DESC = {
+    "R0": "GET /static/style.css (the server's own ceiling)",
+    "P": "GET /welcome, valid session (1 k users and sessions)",
+    "A": "GET /api/me, valid session (1 k)",
+    "F": "GET /sign-in, fresh CSRF token",
+    "S": "POST /sign-in succeeding, default Argon2id (1 k)",
+    "L": "POST /sign-in, locked username",
+    "P1M": "GET /welcome, valid session (1 M users and sessions)",
+    "S1M": "POST /sign-in succeeding (1 M users and sessions)",
+}
+lines = []
+lines.append("| cell | what | conns | req/s (median) | p50 ms | p99 ms | rounds (req/s) |")
+lines.append("|---|---|---|---|---|---|---|")
+for cell in ["R0", "P", "A", "F", "S", "L", "P1M", "S1M"]:
+    for conns in sorted({c for (k, c) in by if k == cell}):
+        rs = by[(cell, conns)]
+        lines.append(
+            f"| {cell} | {DESC[cell]} | {conns} | {med(cell, conns):,.1f} | "
+            f"{med(cell, conns, 'p50'):.2f} | {med(cell, conns, 'p99'):.2f} | "
+            + ", ".join(f"{r['rps']:,.0f}" for r in sorted(rs, key=lambda r: r['round'])) + " |")
+table = "\n".join(lines)
+
+K = meta["kdf_rate"]
+ratios = []
+def ratio(name, values, target):
+    if not values:
+        return
+    m = statistics.median(values)
+    ok = "met" if m >= target else "NOT met"
+    ratios.append((name, m, target, ok, values))
+
+ratio("P / R0 at 64 connections", per_round("P", "R0", 64), 0.45)
+ratio("P / R0 at 16 connections", per_round("P", "R0", 16), 0.45)
+ratio("A / R0 at 64 connections", per_round("A", "R0", 64), 0.45)
+ratio("S / K at 16 connections", per_round_const("S", 16, K), 0.9)
+ratio("S / K at 64 connections", per_round_const("S", 64, K), 0.9)
+ratio("L / R0 at 64 connections", per_round("L", "R0", 64), 0.3)
+ratio("P(1 M) / P(1 k) at 64 connections", per_round("P1M", "P", 64), 0.9)
+ratio("S(1 M) / S(1 k) at 16 connections", per_round("S1M", "S", 16), 0.9)
+rl = ["| ratio | median | target | | per round |", "|---|---|---|---|---|"]
+for name, m, target, ok, values in ratios:
+    rl.append(f"| {name} | {m:.3f} | ≥ {target} | {ok} | " + ", ".join(f"{v:.3f}" for v in values) + " |")
+ratio_table = "\n".join(rl)
+
+mib = lambda kib: kib / 1024
+rss = meta["rss_kib"]
+rss_lines = ["| when | RSS (MiB) | limit (MiB) |", "|---|---|---|"]
+limit_idle = 20
+limit_flood = 20 + meta["kdf_threads"] * meta["argon2_m_kib"] / 1024
+for key, label, limit in [
+    ("idle_1k", "after start-up, 1 k users and sessions", limit_idle),
+    ("idle_1m", "after start-up, 1 M users and sessions", limit_idle),
+    ("after_checks_1m", "1 M, after the first request of each kind", None),
+    ("after_p_1m", "1 M, after the first round of cells", None),
+    ("flood_1m", "during a sign-in flood (peak sampled)", limit_flood),
+    ("after_flood_1m", "after the sign-in flood", limit_flood),
+]:
+    if key in rss:
+        lim = f"{limit:.0f}" if limit else "–"
+        rss_lines.append(f"| {label} | {mib(rss[key]):.1f} | {lim} |")
+rss_table = "\n".join(rss_lines)
+
+with open(f"{out}/chart.dat", "w") as f:
+    for cell in ["R0", "P", "A", "F", "L", "P1M"]:
+        f.write(f"{cell} {med(cell, 16):.0f} {med(cell, 64):.0f}\n")
+
+with open(f"{out}/tables.md", "w") as f:
+    f.write(f"### Throughput\n\n{table}\n\nK (raw Argon2id, m={meta['argon2_m_kib']} t={meta['argon2_t']} "
+            f"p=1, {meta['kdf_threads']} threads, median of {len(meta['kdf_rates'])} runs): "
+            f"**{K:.1f} hashes/s** ({', '.join(f'{x:.1f}' for x in meta['kdf_rates'])}).\n\n"
+            f"### Ratios (per round, then the median)\n\n{ratio_table}\n\n### Memory\n\n{rss_table}\n")
+print(table)
+print()
+print(ratio_table)
+print()
+print(rss_table)
