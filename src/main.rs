@@ -4,6 +4,7 @@ use clap::Parser;
 use gatehouse::cli::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Serve) => {
@@ -18,5 +19,18 @@ fn main() -> std::process::ExitCode {
             }
         }
         Some(command) => gatehouse::admin::run(&cli.config, command),
+    }
+}
+
+/// glibc's malloc would otherwise keep memory the process no longer uses: it raises its mmap
+/// threshold after the first 19 MiB Argon2 buffer is freed, so later buffers come from (and
+/// stay in) per-thread arenas, one per thread that ever hashed or queried. A fixed threshold
+/// returns every large buffer to the kernel when freed, and two arenas bound the rest.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }

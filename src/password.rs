@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand_core::OsRng;
 
 use crate::digest::PasswordDigest;
@@ -70,6 +72,8 @@ impl Kdf {
         rand_core::RngCore::fill_bytes(&mut OsRng, &mut random);
         let dummy = PasswordDigest::compute(&hex::encode(random), "dummy");
         kdf.dummy_hash = Arc::from(kdf.hash(&dummy)?);
+        // The start-up thread hashes once; it need not keep the working memory.
+        BLOCKS.with_borrow_mut(|b| *b = Vec::new());
         Ok(kdf)
     }
 
@@ -79,25 +83,52 @@ impl Kdf {
 
     /// A fresh PHC string with a new 16-byte random salt.
     pub fn hash(&self, digest: &PasswordDigest) -> Result<String, KdfError> {
+        let bad = |e: argon2::password_hash::Error| KdfError::Params(e.to_string());
         let salt = SaltString::generate(&mut OsRng);
-        self.argon
-            .hash_password(digest.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| KdfError::Params(e.to_string()))
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(bad)?;
+        let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+            argon2_into(&self.argon, digest.as_bytes(), salt_bytes, out)
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        })
+        .map_err(bad)?;
+        Ok(PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(self.argon.params()).map_err(bad)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        }
+        .to_string())
     }
 
     /// Verifies with the parameters recorded in `phc`, not the current ones, so old hashes
-    /// keep working after a parameter change.
+    /// keep working after a parameter change. The comparison is constant-time (`Output`'s
+    /// equality).
     pub fn verify(&self, digest: &PasswordDigest, phc: &str) -> Result<bool, KdfError> {
         let parsed = PasswordHash::new(phc).map_err(|_| KdfError::BadHash)?;
-        if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        if parsed.algorithm != argon2::ARGON2ID_IDENT
+            || parsed
+                .version
+                .is_some_and(|v| v != u32::from(Version::V0x13))
+        {
             return Err(KdfError::BadHash);
         }
-        match self.argon.verify_password(digest.as_bytes(), &parsed) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::Password) => Ok(false),
-            Err(_) => Err(KdfError::BadHash),
-        }
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Err(KdfError::BadHash);
+        };
+        let params = Params::try_from(&parsed).map_err(|_| KdfError::BadHash)?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt
+            .decode_b64(&mut salt_buf)
+            .map_err(|_| KdfError::BadHash)?;
+        let computed = Output::init_with(expected.len(), |out| {
+            argon2_into(&argon, digest.as_bytes(), salt_bytes, out)
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        })
+        .map_err(|_| KdfError::BadHash)?;
+        Ok(computed == expected)
     }
 
     /// Runs a verify against the dummy hash: same work as a real one, always false.
@@ -113,6 +144,29 @@ impl Kdf {
             None => true,
         }
     }
+}
+
+thread_local! {
+    /// This thread's Argon2 working memory (m KiB), reused from one hash to the next: no
+    /// 19 MiB allocation and its page faults per sign-in, and a KDF thread's footprint stays
+    /// one buffer however many sign-ins it serves.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2 over `pwd` and `salt` into `out`, in this thread's reusable memory.
+fn argon2_into(
+    argon: &Argon2<'_>,
+    pwd: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    BLOCKS.with_borrow_mut(|blocks| {
+        let need = argon.params().block_count();
+        if blocks.len() < need {
+            blocks.resize(need, Block::new());
+        }
+        argon.hash_password_into_with_memory(pwd, salt, out, &mut blocks[..need])
+    })
 }
 
 /// Reads `m`, `t`, `p` from an Argon2id PHC string.
@@ -237,6 +291,47 @@ mod tests {
             p: 1,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn hashes_interoperate_with_the_argon2_crates_own_hasher() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let kdf = tiny();
+        let right = PasswordDigest::compute("alice", "correct horse battery staple");
+        let wrong = PasswordDigest::compute("alice", "wrong horse battery staple");
+        // Made by the crate (as earlier Gatehouse versions stored them), checked by ours.
+        let argon = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        let theirs = argon
+            .hash_password(right.as_bytes(), &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(kdf.verify(&right, &theirs).unwrap());
+        assert!(!kdf.verify(&wrong, &theirs).unwrap());
+        // Made by ours, checked by the crate.
+        let ours = kdf.hash(&right).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon.verify_password(right.as_bytes(), &parsed).is_ok());
+        assert!(argon.verify_password(wrong.as_bytes(), &parsed).is_err());
+        // A flipped output byte fails; a bigger memory cost than the buffer holds still works.
+        let mut tampered = ours.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(!kdf.verify(&right, &tampered).unwrap_or(false));
+        let bigger = Kdf::new(KdfParams {
+            m_kib: 256,
+            t: 1,
+            p: 1,
+        })
+        .unwrap();
+        assert!(kdf.verify(&right, &bigger.hash(&right).unwrap()).unwrap());
+        assert!(
+            !kdf.verify(&right, "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA")
+                .unwrap_or(false)
+        );
     }
 
     #[test]
