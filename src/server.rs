@@ -33,9 +33,10 @@ pub struct AppState {
 
 pub type State = web::Data<AppState>;
 
-/// How long SIGTERM / SIGINT waits for in-flight requests before the workers are stopped;
-/// longer than the slowest legitimate request (a body may take `--client-timeout`, then a
-/// sign-in waits its turn for the KDF). The systemd unit's `TimeoutStopSec` is above it.
+/// How long SIGTERM waits for in-flight requests before the remaining connections are dropped
+/// (SIGINT stops at once): longer than the slowest legitimate request (a body may take
+/// `--client-timeout`, then a sign-in waits its turn for the KDF). The systemd unit's
+/// `TimeoutStopSec` is above it.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 
 #[derive(Debug, thiserror::Error)]
