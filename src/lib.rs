@@ -33,6 +33,7 @@ pub mod static_files;
 pub mod store;
 pub mod templates;
 pub mod throttle;
+pub mod tls;
 
 pub use cli::Config;
 pub use server::{Application, run};

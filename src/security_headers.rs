@@ -1,17 +1,29 @@
 //! Headers every response carries (SPEC §6): a strict CSP without inline script or style,
 //! no sniffing, no framing, same-origin referrers, and `no-store` unless a handler chose a
-//! cache policy (static files do).
+//! cache policy (static files do). Over HTTPS (served directly or behind a proxy, i.e.
+//! `Config::secure`), also HSTS.
 
 use actix_web::middleware::DefaultHeaders;
 
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
                        frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-pub fn headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// Two years, without `includeSubDomains`: the operator's other hosts under the same domain are
+/// not ours to commit to HTTPS (see docs/design.md).
+pub const HSTS: &str = "max-age=63072000";
+
+pub fn headers(hsts: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add(("Content-Security-Policy", CSP))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "same-origin"))
         .add(("X-Frame-Options", "DENY"))
-        .add(("Cache-Control", "no-store"))
+        .add(("Cache-Control", "no-store"));
+    // Only when the site is known to be served over HTTPS: HSTS on a plain-HTTP deployment
+    // is ignored by browsers at best and locks users out of a LAN demo at worst.
+    if hsts {
+        headers.add(("Strict-Transport-Security", HSTS))
+    } else {
+        headers
+    }
 }

@@ -36,6 +36,12 @@ pub struct AppState {
 
 pub type State = web::Data<AppState>;
 
+/// How long SIGTERM waits for in-flight requests before the remaining connections are dropped
+/// (SIGINT stops at once): longer than the slowest legitimate request (a body may take
+/// `--client-timeout`, then a sign-in waits its turn for the KDF). The systemd unit's
+/// `TimeoutStopSec` is above it.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -44,6 +50,8 @@ pub enum StartError {
     Key(#[from] secret::SecretKeyError),
     #[error(transparent)]
     Kdf(#[from] crate::password::KdfError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -74,6 +82,8 @@ pub struct Application {
 
 impl Application {
     pub fn build(config: &Config) -> Result<Self, StartError> {
+        // First, so a bad certificate or key is reported before any other start-up work.
+        let tls = crate::tls::server_config(config)?;
         let store = Store::open(&config.database)?;
         let env_key = std::env::var(secret::ENV_VAR).ok();
         let key = SecretKey::load(env_key.as_deref(), &config.secret_key_path())?;
@@ -110,7 +120,7 @@ impl Application {
             ),
             key,
             sessions: SessionPolicy {
-                secure: config.secure_cookies,
+                secure: config.secure(),
                 idle: config.session_idle,
                 max: config.session_max,
             },
@@ -125,10 +135,11 @@ impl Application {
         })?;
         let addr = listener.local_addr()?;
         let app_state = state.clone();
+        let hsts = config.secure();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .wrap(crate::security_headers::headers())
+                .wrap(crate::security_headers::headers(hsts))
                 .configure(crate::routes::configure)
         })
         .workers(config.workers.max(1))
@@ -139,9 +150,13 @@ impl Application {
         .client_disconnect_timeout(Duration::from_secs(2))
         .keep_alive(Duration::from_secs(30))
         .max_connections(config.max_connections)
-        .listen(listener)?
-        .run();
-        tracing::info!("listening on http://{addr}");
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
+        let (server, scheme) = match tls {
+            Some(tls) => (server.listen_rustls_0_23(listener, tls)?, "https"),
+            None => (server.listen(listener)?, "http"),
+        };
+        let server = server.run();
+        tracing::info!("listening on {scheme}://{addr}");
         Ok(Self {
             port: addr.port(),
             server,

@@ -86,19 +86,19 @@ impl TestApp {
         let log = Arc::clone(&self.log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.trim().to_owned());
+                if let Some(url) = listening_url(&line) {
+                    let _ = tx.send(url);
                 }
                 let mut l = log.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
             }
         });
-        let addr = rx
+        let url = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("server did not start; log:\n{}", self.log()));
-        self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        self.address = format!("http://{addr}");
+        self.port = url.rsplit(':').next().unwrap().parse().unwrap();
+        self.address = url;
         self.child = Some(child);
     }
 
@@ -431,5 +431,54 @@ pub struct AuditRow {
 impl AuditRow {
     pub fn is(&self, event: &str, outcome: &str, username: &str) -> bool {
         self.event == event && self.outcome == outcome && self.username.as_deref() == Some(username)
+    }
+}
+
+/// `http://ADDR` or `https://ADDR` from the server's "listening on" log line.
+fn listening_url(line: &str) -> Option<String> {
+    ["http", "https"].iter().find_map(|scheme| {
+        let marker = format!("listening on {scheme}://");
+        let rest = line.split(&marker).nth(1)?;
+        Some(format!("{scheme}://{}", rest.trim()))
+    })
+}
+
+impl TestApp {
+    /// Like `spawn`, in a directory the test prepared (e.g. with TLS certificate files).
+    pub fn spawn_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = FAST_KDF.iter().map(|s| s.to_string()).collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut app = Self {
+            address: String::new(),
+            port: 0,
+            dir,
+            args,
+            explicit_database: true,
+            child: None,
+            log: Arc::default(),
+        };
+        app.start(0);
+        app
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (at most 60 s, then SIGKILL and a
+    /// panic), as systemd stops the service.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill -TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for gatehouse") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no exit 60 s after SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
