@@ -67,6 +67,8 @@ pub struct Application {
     pub port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The private `/metrics` server (`--metrics-bind`), stopped with the public one.
+    metrics: Option<Server>,
 }
 
 impl Application {
@@ -110,6 +112,12 @@ impl Application {
             body_timeout: config.client_timeout,
         });
 
+        let metrics = config
+            .metrics_bind
+            .map(|addr| crate::metrics::server(addr, state.clone()))
+            .transpose()?;
+        let http_metrics = crate::metrics::HttpMetrics::new(metrics.is_some());
+
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
             addr: config.bind.to_string(),
             source,
@@ -120,6 +128,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .wrap(crate::security_headers::headers())
+                .wrap(http_metrics)
                 .configure(crate::routes::configure)
         })
         .workers(config.workers.max(1))
@@ -137,6 +146,7 @@ impl Application {
             port: addr.port(),
             server,
             state,
+            metrics,
         })
     }
 
@@ -144,7 +154,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         actix_web::rt::spawn(housekeeping(state));
-        self.server.await
+        // The metrics server handles no signals: it ends when the public server has.
+        let metrics = self.metrics.map(|server| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
+        let served = self.server.await;
+        if let Some(handle) = metrics {
+            handle.stop(true).await;
+        }
+        served
     }
 }
 

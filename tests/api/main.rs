@@ -10,6 +10,7 @@ mod device;
 mod json_api;
 mod load;
 mod lock;
+mod metrics;
 mod pages;
 mod races;
 mod redirects;
