@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -327,14 +327,7 @@ where
         let result = std::task::ready!(this.inner.poll(cx));
         if let Some((started, method)) = this.start.take() {
             let (route, status) = match &result {
-                Ok(res) => (
-                    // The pattern of the resource that matched, e.g. `/static/{name}`: one
-                    // series per route whatever the URL; `None` for the 404 default service.
-                    res.request()
-                        .match_pattern()
-                        .map_or(Cow::Borrowed("unmatched"), Cow::Owned),
-                    res.status(),
-                ),
+                Ok(res) => (route(res.request()), res.status()),
                 // The app turns handler errors into responses itself, so this is a middleware
                 // failure, with no routed request left to read.
                 Err(e) => (
@@ -353,6 +346,20 @@ where
         }
         Poll::Ready(result)
     }
+}
+
+/// The pattern of the resource that matched, e.g. `/static/{name}`: one series per route
+/// whatever the URL; `unmatched` for what the app's default (404) service answered.
+fn route(req: &HttpRequest) -> Cow<'static, str> {
+    // The router consumes the whole path of a request it matches to a resource, and leaves it
+    // untouched for the default service. Checking that first spares an unmatched request
+    // (whose path the client chooses) a second walk over every route pattern, regexes
+    // included, in `match_pattern`; a matched one is looked up by its resource id.
+    if !req.match_info().unprocessed().is_empty() {
+        return Cow::Borrowed("unmatched");
+    }
+    req.match_pattern()
+        .map_or(Cow::Borrowed("unmatched"), Cow::Owned)
 }
 
 /// `GET /metrics`: refreshes the gauges that are read at scrape time, then renders.
