@@ -112,6 +112,8 @@ impl Application {
             body_timeout: config.client_timeout,
         });
 
+        // Before the public listener: its `metrics on` line then precedes `listening on`,
+        // which is what tests (and scripts) wait for.
         let metrics = config
             .metrics_bind
             .map(|addr| crate::metrics::server(addr, state.clone()))
