@@ -149,6 +149,10 @@ impl ResponseError for AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
+        // A taken name or email is an answer (409), not a database fault.
+        if !matches!(e, StoreError::UsernameTaken | StoreError::EmailTaken) {
+            crate::metrics::db_error();
+        }
         match e {
             StoreError::Busy => AppError::Unavailable {
                 retry_after: Duration::from_secs(1),

@@ -261,8 +261,10 @@ impl KdfPool {
         let (done, result) = tokio::sync::oneshot::channel();
         let kdf = self.kdf.clone();
         let waiting = Arc::clone(&self.waiting);
+        let submitted = std::time::Instant::now();
         let job: Job = Box::new(move || {
             waiting.fetch_sub(1, Ordering::Relaxed);
+            crate::metrics::kdf_wait(submitted.elapsed());
             let _ = done.send(f(&kdf));
         });
         self.waiting.fetch_add(1, Ordering::Relaxed);

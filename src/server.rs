@@ -78,6 +78,8 @@ pub struct Application {
     pub port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The private `/metrics` server (`--metrics-bind`), stopped with the public one.
+    metrics: Option<Server>,
 }
 
 impl Application {
@@ -129,6 +131,14 @@ impl Application {
             body_timeout: config.client_timeout,
         });
 
+        // Before the public listener: its `metrics on` line then precedes `listening on`,
+        // which is what tests (and scripts) wait for.
+        let metrics = config
+            .metrics_bind
+            .map(|addr| crate::metrics::server(addr, state.clone()))
+            .transpose()?;
+        let http_metrics = crate::metrics::HttpMetrics::new(metrics.is_some());
+
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
             addr: config.bind.to_string(),
             source,
@@ -140,6 +150,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .wrap(crate::security_headers::headers(hsts))
+                .wrap(http_metrics)
                 .configure(crate::routes::configure)
         })
         .workers(config.workers.max(1))
@@ -161,6 +172,7 @@ impl Application {
             port: addr.port(),
             server,
             state,
+            metrics,
         })
     }
 
@@ -169,12 +181,21 @@ impl Application {
         let state = self.state.clone();
         actix_web::rt::spawn(housekeeping(state.clone()));
         actix_web::rt::spawn(flush_touches(state.clone()));
-        let result = self.server.await;
+        // The metrics server handles no signals: it ends when the public server has.
+        let metrics = self.metrics.map(|server| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
+        let served = self.server.await;
+        if let Some(handle) = metrics {
+            handle.stop(true).await;
+        }
         state.audit.flush();
         if let Err(e) = state.store.flush_touches() {
             tracing::warn!("last-seen times lost at shutdown: {e}");
         }
-        result
+        served
     }
 }
 

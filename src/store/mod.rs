@@ -558,6 +558,17 @@ impl Store {
             )?)
         })
     }
+
+    /// Sessions whose absolute lifetime has not ended (a count over `sessions_by_expiry`);
+    /// sessions past their idle limit count until the next purge, at most a minute later.
+    pub fn count_live_sessions(&self, now_ms: i64) -> Result<i64> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT count(*) FROM sessions WHERE expires_at > ?1")?
+                    .query_row([now_ms], |r| r.get(0))?,
+            )
+        })
+    }
 }
 
 fn insert_session(tx: &rusqlite::Transaction<'_>, s: &NewSession<'_>) -> Result<Option<i64>> {

@@ -13,6 +13,7 @@ mod import_seed;
 mod json_api;
 mod load;
 mod lock;
+mod metrics;
 mod pages;
 mod races;
 mod redirects;

@@ -482,3 +482,93 @@ impl TestApp {
         }
     }
 }
+impl TestApp {
+    /// `http://HOST:PORT` of the metrics server, from its `metrics on http://…/metrics` log
+    /// line. The server logs it before `listening on`, so it is in the log once `spawn` returns.
+    pub fn metrics_address(&self) -> Option<String> {
+        let log = self.log();
+        let rest = log.split("metrics on http://").nth(1)?;
+        let addr = rest.split("/metrics").next()?;
+        Some(format!("http://{}", addr.trim()))
+    }
+}
+
+/// The TCP ports process `pid` listens on (Linux: its socket fds matched against
+/// `/proc/PID/net/tcp{,6}` rows in state LISTEN), sorted.
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let t = target.to_string_lossy();
+                    Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for row in text.lines().skip(1) {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT, st 0A is LISTEN, column 9 is the inode.
+            if cols.len() > 9 && cols[3] == "0A" && inodes.contains(cols[9]) {
+                let port = cols[1].rsplit(':').next().unwrap();
+                ports.push(u16::from_str_radix(port, 16).unwrap());
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// GETs `/metrics` from the app's metrics server (which must be on) and returns the text.
+pub async fn scrape_metrics(app: &TestApp) -> String {
+    let base = app
+        .metrics_address()
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{}", app.log()));
+    let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// The value of sample `name` whose labels are exactly `labels` (any order) in metrics text.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want = labels.to_vec();
+    want.sort_unstable();
+    metric_samples(text, name)
+        .into_iter()
+        .find(|(got, _)| {
+            let mut got: Vec<(&str, &str)> =
+                got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            got.sort_unstable();
+            got == want
+        })
+        .map(|(_, v)| v)
+}
+
+/// Every sample of `name` in metrics text: (labels, value). Label values are route patterns,
+/// methods and outcomes, so they hold no `,` or escaped quote.
+pub fn metric_samples(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            if n != name {
+                return None;
+            }
+            let labels = rest
+                .strip_suffix('}')?
+                .split(',')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_owned(), v.trim_matches('"').to_owned()))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some((labels, value.parse().ok()?))
+        })
+        .collect()
+}
