@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use std::cell::RefCell;
 
@@ -12,6 +11,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand_core::OsRng;
 
 use crate::digest::PasswordDigest;
+use crate::pool::{PoolError, ThreadPool};
 
 /// Argon2id cost parameters. The defaults are OWASP's: m = 19 MiB, t = 2, p = 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,8 +183,6 @@ pub fn parse_params(phc: &str) -> Option<KdfParams> {
     })
 }
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
-
 /// Runs the calling thread at a lower CPU priority (nice +10), so that while a sign-in flood
 /// keeps the KDF busy, the HTTP workers still get a core first: pages stay fast and sign-ins
 /// only queue. Best effort: without permission the thread keeps its priority.
@@ -202,11 +200,11 @@ fn lower_priority() {
     }
 }
 
-/// A fixed set of OS threads fed by a bounded queue. A full queue is refused at once (503)
-/// instead of letting latency grow without bound.
+/// The KDF's own threads (at lower priority) with a bounded queue: a full queue is refused at
+/// once (503) instead of letting latency grow without bound.
 #[derive(Clone)]
 pub struct KdfPool {
-    tx: SyncSender<Job>,
+    pool: ThreadPool,
     kdf: Kdf,
     /// Jobs accepted but not yet started: > 0 means the pool is contended.
     waiting: Arc<AtomicUsize>,
@@ -214,30 +212,8 @@ pub struct KdfPool {
 
 impl KdfPool {
     pub fn new(kdf: Kdf, threads: usize, queue: usize) -> Self {
-        let (tx, rx) = sync_channel::<Job>(queue);
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..threads.max(1) {
-            let rx = Arc::clone(&rx);
-            std::thread::Builder::new()
-                .name(format!("kdf-{i}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .expect("spawn KDF thread");
-        }
         Self {
-            tx,
+            pool: ThreadPool::with_thread_start("kdf", threads, queue, lower_priority),
             kdf,
             waiting: Arc::new(AtomicUsize::new(0)),
         }
@@ -258,27 +234,26 @@ impl KdfPool {
         T: Send + 'static,
         F: FnOnce(&Kdf) -> T + Send + 'static,
     {
-        let (done, result) = tokio::sync::oneshot::channel();
         let kdf = self.kdf.clone();
         let waiting = Arc::clone(&self.waiting);
         let submitted = std::time::Instant::now();
-        let job: Job = Box::new(move || {
-            waiting.fetch_sub(1, Ordering::Relaxed);
-            crate::metrics::kdf_wait(submitted.elapsed());
-            let _ = done.send(f(&kdf));
-        });
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(job) {
-            Ok(()) => {}
-            Err(e) => {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
-                return Err(match e {
-                    TrySendError::Full(_) => KdfError::QueueFull,
-                    TrySendError::Disconnected(_) => KdfError::PoolGone,
-                });
-            }
+        let result = self
+            .pool
+            .run(move || {
+                waiting.fetch_sub(1, Ordering::Relaxed);
+                crate::metrics::kdf_wait(submitted.elapsed());
+                f(&kdf)
+            })
+            .await;
+        if matches!(result, Err(PoolError::Full)) {
+            // Never started: it is not waiting any more.
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
-        result.await.map_err(|_| KdfError::PoolGone)
+        result.map_err(|e| match e {
+            PoolError::Full => KdfError::QueueFull,
+            PoolError::Gone => KdfError::PoolGone,
+        })
     }
 }
 

@@ -23,6 +23,12 @@ pub struct ThreadPool {
 
 impl ThreadPool {
     pub fn new(name: &str, threads: usize, queue: usize) -> Self {
+        Self::with_thread_start(name, threads, queue, || {})
+    }
+
+    /// Like [`ThreadPool::new`], running `start` first on each thread (e.g. to lower its
+    /// priority).
+    pub fn with_thread_start(name: &str, threads: usize, queue: usize, start: fn()) -> Self {
         let (tx, rx) = sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
@@ -30,6 +36,7 @@ impl ThreadPool {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
+                    start();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match rx.lock() {

@@ -166,130 +166,79 @@ fn show(config: &Config, typed: &str) -> Result<()> {
     Ok(())
 }
 
-fn set_active(config: &Config, typed: &str, active: bool) -> Result<()> {
-    let user = username(typed)?;
-    let store = existing_store(config)?;
-    let kind = if active {
-        "admin.user.enable"
-    } else {
-        "admin.user.disable"
-    };
-    match store.set_active(&user, active, now_ms())? {
+/// Reports (and audits) a change to one named user: `changed` is the user's id, or `None` when
+/// there is no such user.
+fn reported(
+    store: &Store,
+    kind: &'static str,
+    user: &Username,
+    changed: Option<i64>,
+    done: &str,
+) -> Result<()> {
+    match changed {
         Some(id) => {
-            audit_admin(&store, kind, "ok", Some(user.as_str()), Some(id), None);
-            eprintln!(
-                "{} {}",
-                if active {
-                    "enabled"
-                } else {
-                    "disabled (and signed out)"
-                },
-                user.as_str()
-            );
+            audit_admin(store, kind, "ok", Some(user.as_str()), Some(id), None);
+            eprintln!("{done} {}", user.as_str());
             Ok(())
         }
         None => {
-            audit_admin(
-                &store,
-                kind,
-                "refused",
-                Some(user.as_str()),
-                None,
-                Some("no such user".into()),
-            );
+            let why = Some("no such user".to_owned());
+            audit_admin(store, kind, "refused", Some(user.as_str()), None, why);
             refused(format!("no user {}", user.as_str()))
         }
+    }
+}
+
+fn set_active(config: &Config, typed: &str, active: bool) -> Result<()> {
+    let user = username(typed)?;
+    let store = existing_store(config)?;
+    let changed = store.set_active(&user, active, now_ms())?;
+    match active {
+        true => reported(&store, "admin.user.enable", &user, changed, "enabled"),
+        false => reported(
+            &store,
+            "admin.user.disable",
+            &user,
+            changed,
+            "disabled (and signed out)",
+        ),
     }
 }
 
 fn delete(config: &Config, typed: &str) -> Result<()> {
     let user = username(typed)?;
     let store = existing_store(config)?;
-    match store.delete_user(&user)? {
-        Some(id) => {
-            audit_admin(
-                &store,
-                "admin.user.delete",
-                "ok",
-                Some(user.as_str()),
-                Some(id),
-                None,
-            );
-            eprintln!("deleted {} and their sessions", user.as_str());
-            Ok(())
-        }
-        None => {
-            audit_admin(
-                &store,
-                "admin.user.delete",
-                "refused",
-                Some(user.as_str()),
-                None,
-                Some("no such user".into()),
-            );
-            refused(format!("no user {}", user.as_str()))
-        }
-    }
+    let changed = store.delete_user(&user)?;
+    reported(
+        &store,
+        "admin.user.delete",
+        &user,
+        changed,
+        "deleted (with their sessions)",
+    )
 }
 
 fn unlock(config: &Config, typed: &str) -> Result<()> {
     let user = username(typed)?;
     let store = existing_store(config)?;
-    match store.unlock_user(&user, now_ms())? {
-        Some(id) => {
-            audit_admin(
-                &store,
-                "admin.user.unlock",
-                "ok",
-                Some(user.as_str()),
-                Some(id),
-                None,
-            );
-            eprintln!("unlocked {}", user.as_str());
-            Ok(())
-        }
-        None => {
-            audit_admin(
-                &store,
-                "admin.user.unlock",
-                "refused",
-                Some(user.as_str()),
-                None,
-                Some("no such user".into()),
-            );
-            refused(format!("no user {}", user.as_str()))
-        }
-    }
+    let changed = store.unlock_user(&user, now_ms())?;
+    reported(&store, "admin.user.unlock", &user, changed, "unlocked")
 }
 
 fn set_password(config: &Config, typed: &str) -> Result<()> {
     let user = username(typed)?;
     let store = existing_store(config)?;
+    let kind = "admin.user.set_password";
     if store.user_details(&user)?.is_none() {
-        audit_admin(
-            &store,
-            "admin.user.set_password",
-            "refused",
-            Some(user.as_str()),
-            None,
-            Some("no such user".into()),
-        );
-        return refused(format!("no user {}", user.as_str()));
+        return reported(&store, kind, &user, None, "");
     }
     let hash = hash_new_password(config, &user)?;
-    match store.set_password(&user, &hash, now_ms())? {
-        Some(id) => {
-            audit_admin(
-                &store,
-                "admin.user.set_password",
-                "ok",
-                Some(user.as_str()),
-                Some(id),
-                None,
-            );
-            eprintln!("password set for {}; their sessions ended", user.as_str());
-            Ok(())
-        }
-        None => refused(format!("no user {}", user.as_str())),
-    }
+    let changed = store.set_password(&user, &hash, now_ms())?;
+    reported(
+        &store,
+        kind,
+        &user,
+        changed,
+        "new password (sessions ended) for",
+    )
 }

@@ -368,31 +368,24 @@ impl Store {
     }
 
     pub fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
-        self.read(|c| {
-            Ok(
-                c.prepare_cached(
-                    "SELECT id, password_hash, active, password_changed_at, unlocked_at FROM users WHERE username = ?1",
-                )?
-                .query_row([username], |r| {
-                    Ok(Credentials {
-                        user_id: r.get(0)?,
-                        password_hash: r.get(1)?,
-                        active: r.get(2)?,
-                        password_changed_ms: r.get(3)?,
-                        unlocked_ms: r.get(4)?,
-                    })
-                })
-                .optional()?,
-            )
-        })
+        self.credentials_where("username = ?1", username)
     }
 
     pub fn credentials_by_id(&self, user_id: i64) -> Result<Option<Credentials>> {
+        self.credentials_where("id = ?1", user_id)
+    }
+
+    fn credentials_where(
+        &self,
+        condition: &'static str,
+        key: impl rusqlite::ToSql,
+    ) -> Result<Option<Credentials>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT id, password_hash, active, password_changed_at, unlocked_at FROM users WHERE id = ?1",
-            )?
-            .query_row([user_id], |r| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT id, password_hash, active, password_changed_at, unlocked_at FROM users
+                 WHERE {condition}"
+            ))?
+            .query_row([key], |r| {
                 Ok(Credentials {
                     user_id: r.get(0)?,
                     password_hash: r.get(1)?,
