@@ -131,6 +131,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.set_prepared_statement_cache_capacity(64);
+    if let Ok(v) = std::env::var("GATEHOUSE_EXP_MMAP") {
+        conn.pragma_update(None, "mmap_size", v.parse::<i64>().unwrap_or(0))?;
+    }
+    if let Ok(v) = std::env::var("GATEHOUSE_EXP_CACHE") {
+        conn.pragma_update(None, "cache_size", v.parse::<i64>().unwrap_or(-2000))?;
+    }
     Ok(())
 }
 

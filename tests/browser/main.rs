@@ -179,7 +179,7 @@ async fn full_flow(host: &str, secure_context: bool, screenshots: bool) {
                  ua: r.cells[0].title,
                  browser: /^Chrome [0-9]+ on Linux$/.test(r.cells[0].textContent.trim()),
                  ip: r.cells[1].textContent.trim(),
-                 badge: r.cells[4].textContent.trim(),
+                 badge: r.cells[5].textContent.trim(),
                })),
                ua: navigator.userAgent,
              }",
