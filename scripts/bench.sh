@@ -131,8 +131,8 @@ FLOOD_PEAK=0
 run_cell() { # run_cell ROUND CELL CONNS URL [wrk args...]
   local round=$1 cell=$2 conns=$3 url=$4; shift 4
   local f="$OUT/wrk.$round.$cell.$conns.txt" sampler=""
-  if [ "$cell" = S1M ]; then
-    ( while kill -0 "$LARGE_PID" 2>/dev/null; do rss "$LARGE_PID"; sleep 0.5; done ) >"$OUT/rss.$round.$conns" &
+  if [ "$cell" = FLOOD ]; then
+    ( while kill -0 "$LARGE_PID" 2>/dev/null; do rss "$LARGE_PID"; sleep 0.25; done ) >"$OUT/rss.flood" &
     sampler=$!
   fi
   wrk -t2 -c"$conns" -d"${SECS}s" --timeout 10s --latency "$@" "$url" >"$f"
@@ -164,9 +164,22 @@ for round in $(seq 1 "$ROUNDS"); do
   done
   [ "$round" = 1 ] && RSS[after_p_1m]=$(rss "$LARGE_PID")
 done
+RSS[after_rounds_1m]=$(rss "$LARGE_PID")
+RSS[after_rounds_1m_anon]=$(awk '/RssAnon/ {print $2}' "/proc/$LARGE_PID/status")
+
+# The sign-in flood's memory, on a freshly started 1 M server (the page cells above leave the
+# file pages they read mapped, which would blur what the flood itself costs).
+echo "== sign-in flood on a fresh 1 M server (memory)"
+kill "$LARGE_PID"; wait "$LARGE_PID" 2>/dev/null || true
+start_server LARGE "$OUT/large.db"
+sleep 1
+RSS[fresh_1m]=$(rss "$LARGE_PID")
+read -r CSRF_LARGE_COOKIE CSRF_LARGE_TOKEN < <(csrf_for "$LARGE_URL")
+BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_LARGE_TOKEN" BENCH_COOKIE="$CSRF_LARGE_COOKIE" \
+  run_cell 0 FLOOD 64 "$LARGE_URL/sign-in" -s "$LUA/signin.lua"
+RSS[flood_1m]=$(sort -n "$OUT/rss.flood" | tail -1)
 sleep 2
 RSS[after_flood_1m]=$(rss "$LARGE_PID")
-RSS[flood_1m]=$(cat "$OUT"/rss.* 2>/dev/null | sort -n | tail -1)
 
 python3 - "$OUT" "$KDF_THREADS" "$ARGON2_M" "$ARGON2_T" "${KDF_RATES[@]}" <<PY
 import json, statistics, sys

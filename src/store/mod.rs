@@ -24,6 +24,8 @@ pub use audit::{AuditEvent, AuditFilter, AuditRow};
 /// The schema, compiled in so the server runs from any directory.
 pub const SCHEMA: &str = include_str!("../../users.database.sql");
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much of the file read-only connections map (SQLite's default build allows up to 2 GiB).
+const READER_MMAP_BYTES: i64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -114,12 +116,23 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Reader>>,
     /// Threads for [`Store::blocking`], started on first use (admin commands never need them).
     pool: std::sync::OnceLock<crate::pool::ThreadPool>,
     /// Session "last seen" times waiting for [`Store::flush_touches`]: session id → time.
     touches: Mutex<std::collections::HashMap<i64, i64>>,
 }
+
+/// A read-only connection with its cache of session lookups, valid for one `data_version`.
+struct Reader {
+    conn: Connection,
+    data_version: Option<i64>,
+    sessions: std::collections::HashMap<[u8; 32], Option<SessionRecord>>,
+}
+
+/// Cached session lookups per reader connection before the cache starts over (bounded memory
+/// whatever cookies clients send).
+const SESSION_CACHE: usize = 4096;
 
 /// Threads running store calls for the server: writes serialize on the writer connection
 /// anyway, so a few threads suffice; the queue absorbs bursts.
@@ -131,12 +144,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.set_prepared_statement_cache_capacity(64);
-    if let Ok(v) = std::env::var("GATEHOUSE_EXP_MMAP") {
-        conn.pragma_update(None, "mmap_size", v.parse::<i64>().unwrap_or(0))?;
-    }
-    if let Ok(v) = std::env::var("GATEHOUSE_EXP_CACHE") {
-        conn.pragma_update(None, "cache_size", v.parse::<i64>().unwrap_or(-2000))?;
-    }
     Ok(())
 }
 
@@ -273,6 +280,10 @@ impl Store {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read_with(|r| f(&r.conn))
+    }
+
+    fn read_with<T>(&self, f: impl FnOnce(&mut Reader) -> Result<T>) -> Result<T> {
         let pooled = self
             .inner
             .readers
@@ -287,13 +298,23 @@ impl Store {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 configure(&c)?;
-                c
+                // Point reads through the OS page cache without a syscall per page: with a
+                // million sessions most lookups miss SQLite's own 2 MB cache (see
+                // docs/performance.md). Read-only connections only, so a write never goes
+                // through the mapping.
+                c.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+                Reader {
+                    conn: c,
+                    data_version: None,
+                    sessions: std::collections::HashMap::new(),
+                }
             }
         };
-        let result = f(&conn);
+        let mut reader = conn;
+        let result = f(&mut reader);
         let mut readers = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner());
         if readers.len() < 16 {
-            readers.push(conn);
+            readers.push(reader);
         }
         result
     }
@@ -461,8 +482,34 @@ impl Store {
         })
     }
 
+    /// The session with this token hash, joined with its user. Answered from the reader's
+    /// cache while the database is unchanged since the cached lookup (`PRAGMA data_version`
+    /// moves on every commit by any other connection or process, so a revoke, a disable or an
+    /// admin command is seen by the very next lookup).
     pub fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>> {
-        self.read(|c| {
+        self.read_with(|r| {
+            let version: i64 = r
+                .conn
+                .prepare_cached("PRAGMA data_version")?
+                .query_row([], |row| row.get(0))?;
+            if r.data_version != Some(version) {
+                r.sessions.clear();
+                r.data_version = Some(version);
+            }
+            if let Some(hit) = r.sessions.get(token_hash) {
+                return Ok(hit.clone());
+            }
+            let found = Self::session_row(&r.conn, token_hash)?;
+            if r.sessions.len() >= SESSION_CACHE {
+                r.sessions.clear();
+            }
+            r.sessions.insert(*token_hash, found.clone());
+            Ok(found)
+        })
+    }
+
+    fn session_row(c: &Connection, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>> {
+        {
             Ok(c.prepare_cached(
                 "SELECT s.id, s.created_at, s.last_seen_at, s.expires_at,
                         u.id, u.username, u.email, u.full_name, u.created_at, u.active,
@@ -490,7 +537,7 @@ impl Store {
                 })
             })
             .optional()?)
-        })
+        }
     }
 
     pub fn delete_session_by_hash(&self, token_hash: &[u8; 32]) -> Result<()> {
@@ -835,6 +882,34 @@ mod tests {
         s.delete_session_by_hash(&[9; 32]).unwrap();
         s.touch_later(id, 8_000);
         assert_eq!(s.flush_touches().unwrap(), 1);
+    }
+
+    #[test]
+    fn cached_session_lookups_see_every_commit_from_any_connection() {
+        let (dir, s) = store();
+        let a = user(&s, "alice");
+        s.create_session(&new_session(a.id, 7, 5_000))
+            .unwrap()
+            .unwrap();
+        assert!(s.session(&[7; 32]).unwrap().is_some());
+        assert!(s.session(&[7; 32]).unwrap().is_some(), "cached");
+        assert!(s.session(&[8; 32]).unwrap().is_none(), "negative, cached");
+        // Our own writer connection commits: seen at once.
+        s.create_session(&new_session(a.id, 8, 5_000))
+            .unwrap()
+            .unwrap();
+        assert!(s.session(&[8; 32]).unwrap().is_some());
+        // Another process (here: another connection) revokes and disables: seen at once.
+        let other = Connection::open(dir.path().join("users.database")).unwrap();
+        other
+            .execute(
+                "DELETE FROM sessions WHERE token_hash = ?1",
+                [&[7u8; 32][..]],
+            )
+            .unwrap();
+        assert!(s.session(&[7; 32]).unwrap().is_none());
+        other.execute("UPDATE users SET active = 0", []).unwrap();
+        assert!(!s.session(&[8; 32]).unwrap().unwrap().state.user_active);
     }
 
     #[test]

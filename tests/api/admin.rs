@@ -281,7 +281,7 @@ async fn db_check_and_an_online_backup_while_the_server_writes() {
     sign_up(&app, &c, "nina", "nina-password").await;
     let check = app.admin_ok(&["db", "check"], "");
     assert!(check.stdout.contains("integrity: ok"), "{check:?}");
-    assert!(check.stdout.contains("schema version: 2"), "{check:?}");
+    assert!(check.stdout.contains("(current;"), "{check:?}");
 
     // Sign-ups keep writing while the backup runs.
     let writer = {
