@@ -203,6 +203,7 @@ set boxwidth 0.9
 set ylabel "requests per second"
 set format y "%.0s%c"
 set grid ytics
+set yrange [0:*]
 set key top right
 plot "$OUT/chart.dat" using 2:xtic(1) title "16 connections" lc rgb "#3465a4", \
      "" using 3 title "64 connections" lc rgb "#f57900"

@@ -7,6 +7,7 @@ mod common;
 mod admin;
 mod audit;
 mod bad_input;
+mod bench_data;
 mod crash;
 mod device;
 mod import_seed;
