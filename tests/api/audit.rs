@@ -61,20 +61,7 @@ async fn each_action_writes_one_row_with_who_where_and_outcome() {
         post_form(&app, &c, "/sign-out", &token, &[]).await.status(),
         303
     );
-    let taken = app.client();
-    let token = csrf_token(&app, &taken, "/sign-up").await;
-    let r = post_form(
-        &app,
-        &taken,
-        "/sign-up",
-        &token,
-        &[
-            ("username", "alice"),
-            ("password", "other-password"),
-            ("password_repeat", "other-password"),
-        ],
-    )
-    .await;
+    let r = sign_up_form(&app, &app.client(), "alice", "other-password").await;
     assert_eq!(r.status(), 409);
     app.admin_ok(&["user", "unlock", "alice"], "");
 

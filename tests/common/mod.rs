@@ -26,20 +26,7 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the server with fast KDF costs and `extra` flags (later flags win).
     pub fn spawn(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut args: Vec<String> = FAST_KDF.iter().map(|s| s.to_string()).collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut app = Self {
-            address: String::new(),
-            port: 0,
-            dir,
-            args,
-            explicit_database: true,
-            child: None,
-            log: Arc::default(),
-        };
-        app.start(0);
-        app
+        Self::spawn_in(tempfile::tempdir().expect("temp dir"), extra)
     }
 
     /// Starts the server in a fresh working directory with only `--bind` and fast KDF costs,
@@ -231,10 +218,15 @@ pub async fn post_form(
     client.post(app.url(path)).form(&all).send().await.unwrap()
 }
 
-/// Signs up through the no-JS form (plain password); asserts the 303.
-pub async fn sign_up(app: &TestApp, client: &reqwest::Client, username: &str, password: &str) {
+/// Posts the no-JS sign-up form (plain password, repeated) and returns the response.
+pub async fn sign_up_form(
+    app: &TestApp,
+    client: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
     let token = csrf_token(app, client, "/sign-up").await;
-    let r = post_form(
+    post_form(
         app,
         client,
         "/sign-up",
@@ -245,7 +237,12 @@ pub async fn sign_up(app: &TestApp, client: &reqwest::Client, username: &str, pa
             ("password_repeat", password),
         ],
     )
-    .await;
+    .await
+}
+
+/// Signs up through the no-JS form (plain password); asserts the 303.
+pub async fn sign_up(app: &TestApp, client: &reqwest::Client, username: &str, password: &str) {
+    let r = sign_up_form(app, client, username, password).await;
     assert_eq!(
         r.status(),
         303,
