@@ -52,6 +52,11 @@ pub enum ImportOutcome {
     Exists,
 }
 
+/// A user with a precomputed hash, skipped when the name exists (imports, bench data).
+const INSERT_USER_IF_NEW: &str =
+    "INSERT INTO users (username, password_hash, active, created_at, updated_at, password_changed_at)
+     VALUES (?1, ?2, 1, ?3, ?3, ?3) ON CONFLICT (username) DO NOTHING";
+
 const USER_COLUMNS: &str = "u.id, u.username, u.email, u.full_name, u.active, u.created_at,
      u.password_changed_at, u.unlocked_at,
      (SELECT count(*) FROM sessions s WHERE s.user_id = u.id)";
@@ -230,11 +235,7 @@ impl Store {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(users.len());
             {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO users (username, password_hash, active, created_at, updated_at,
-                                        password_changed_at)
-                     VALUES (?1, ?2, 1, ?3, ?3, ?3) ON CONFLICT (username) DO NOTHING",
-                )?;
+                let mut insert = tx.prepare_cached(INSERT_USER_IF_NEW)?;
                 for (name, hash) in users {
                     out.push(
                         match insert.execute(params![name.as_str(), hash, now_ms])? {
@@ -276,9 +277,7 @@ impl Store {
             let tx = c.transaction()?;
             {
                 let mut user = tx.prepare_cached(
-                    "INSERT INTO users (username, password_hash, active, created_at, updated_at,
-                                        password_changed_at)
-                     VALUES (?1, ?2, 1, ?3, ?3, ?3) ON CONFLICT (username) DO NOTHING",
+                    INSERT_USER_IF_NEW,
                 )?;
                 let mut session = tx.prepare_cached(
                     "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at)

@@ -123,6 +123,13 @@ struct Inner {
     touches: Mutex<std::collections::HashMap<i64, i64>>,
 }
 
+// Every sign-in reads one of these: constant text, so the statement cache needs no formatting.
+const CREDENTIALS_BY_NAME: &str =
+    "SELECT id, password_hash, active, password_changed_at, unlocked_at
+     FROM users WHERE username = ?1";
+const CREDENTIALS_BY_ID: &str = "SELECT id, password_hash, active, password_changed_at, unlocked_at
+     FROM users WHERE id = ?1";
+
 /// A read-only connection with its cache of session lookups, valid for one `data_version`.
 struct Reader {
     conn: Connection,
@@ -395,33 +402,30 @@ impl Store {
     }
 
     pub fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
-        self.credentials_where("username = ?1", username)
+        self.credentials_where(CREDENTIALS_BY_NAME, username)
     }
 
     pub fn credentials_by_id(&self, user_id: i64) -> Result<Option<Credentials>> {
-        self.credentials_where("id = ?1", user_id)
+        self.credentials_where(CREDENTIALS_BY_ID, user_id)
     }
 
     fn credentials_where(
         &self,
-        condition: &'static str,
+        sql: &'static str,
         key: impl rusqlite::ToSql,
     ) -> Result<Option<Credentials>> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT id, password_hash, active, password_changed_at, unlocked_at FROM users
-                 WHERE {condition}"
-            ))?
-            .query_row([key], |r| {
-                Ok(Credentials {
-                    user_id: r.get(0)?,
-                    password_hash: r.get(1)?,
-                    active: r.get(2)?,
-                    password_changed_ms: r.get(3)?,
-                    unlocked_ms: r.get(4)?,
+            Ok(c.prepare_cached(sql)?
+                .query_row([key], |r| {
+                    Ok(Credentials {
+                        user_id: r.get(0)?,
+                        password_hash: r.get(1)?,
+                        active: r.get(2)?,
+                        password_changed_ms: r.get(3)?,
+                        unlocked_ms: r.get(4)?,
+                    })
                 })
-            })
-            .optional()?)
+                .optional()?)
         })
     }
 
@@ -509,35 +513,33 @@ impl Store {
     }
 
     fn session_row(c: &Connection, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>> {
-        {
-            Ok(c.prepare_cached(
-                "SELECT s.id, s.created_at, s.last_seen_at, s.expires_at,
+        Ok(c.prepare_cached(
+            "SELECT s.id, s.created_at, s.last_seen_at, s.expires_at,
                         u.id, u.username, u.email, u.full_name, u.created_at, u.active,
                         u.password_changed_at
                  FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.token_hash = ?1",
-            )?
-            .query_row([&token_hash[..]], |r| {
-                Ok(SessionRecord {
-                    id: r.get(0)?,
-                    user: User {
-                        id: r.get(4)?,
-                        username: r.get(5)?,
-                        email: r.get(6)?,
-                        full_name: r.get(7)?,
-                        created_ms: r.get(8)?,
-                    },
-                    state: crate::session::SessionState {
-                        created_ms: r.get(1)?,
-                        last_seen_ms: r.get(2)?,
-                        expires_ms: r.get(3)?,
-                        user_active: r.get(9)?,
-                        password_changed_ms: r.get(10)?,
-                    },
-                })
+        )?
+        .query_row([&token_hash[..]], |r| {
+            Ok(SessionRecord {
+                id: r.get(0)?,
+                user: User {
+                    id: r.get(4)?,
+                    username: r.get(5)?,
+                    email: r.get(6)?,
+                    full_name: r.get(7)?,
+                    created_ms: r.get(8)?,
+                },
+                state: crate::session::SessionState {
+                    created_ms: r.get(1)?,
+                    last_seen_ms: r.get(2)?,
+                    expires_ms: r.get(3)?,
+                    user_active: r.get(9)?,
+                    password_changed_ms: r.get(10)?,
+                },
             })
-            .optional()?)
-        }
+        })
+        .optional()?)
     }
 
     pub fn delete_session_by_hash(&self, token_hash: &[u8; 32]) -> Result<()> {

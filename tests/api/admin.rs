@@ -127,12 +127,7 @@ async fn unlock_lets_a_locked_user_sign_in_at_once() {
     let app = TestApp::spawn(&[]);
     sign_up(&app, &app.client(), "heidi", "heidi-password").await;
     let c = app.client();
-    for _ in 0..3 {
-        assert_eq!(
-            sign_in(&app, &c, "heidi", "wrong-password").await.status(),
-            401
-        );
-    }
+    fail_three_times(&app, &c, "heidi").await;
     assert_eq!(
         sign_in(&app, &c, "heidi", "heidi-password").await.status(),
         429
@@ -147,14 +142,7 @@ async fn unlock_lets_a_locked_user_sign_in_at_once() {
 
     // The unlock forgives the failures before it, not the ones after.
     let other = app.client();
-    for _ in 0..3 {
-        assert_eq!(
-            sign_in(&app, &other, "heidi", "wrong-password")
-                .await
-                .status(),
-            401
-        );
-    }
+    fail_three_times(&app, &other, "heidi").await;
     assert_eq!(
         sign_in(&app, &other, "heidi", "heidi-password")
             .await
@@ -191,14 +179,7 @@ async fn session_list_shows_public_ids_and_revoke_ends_that_session_only() {
     );
 
     // The id /account shows for browser b is the id the command revokes.
-    let account = b
-        .get(app.url("/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = page_text(&app, &b, "/account").await;
     let newest = *ids.iter().max().unwrap();
     assert!(account.contains(&format!("<td>{newest}</td>")), "{account}");
     app.admin_ok(&["session", "revoke", &newest.to_string()], "");
@@ -348,14 +329,7 @@ async fn commands_on_a_missing_database_refuse_and_create_nothing() {
 async fn sign_up_closed_leaves_only_the_admin_to_create_users() {
     let app = TestApp::spawn(&["--sign-up", "closed"]);
     let c = app.client();
-    let sign_in_page = c
-        .get(app.url("/sign-in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let sign_in_page = page_text(&app, &c, "/sign-in").await;
     assert!(
         !sign_in_page.contains("href=\"/sign-up\""),
         "no link to a closed page"

@@ -120,12 +120,7 @@ async fn locked_and_throttled_attempts_are_one_row_per_episode() {
     let app = TestApp::spawn(&["--ip-failures", "40"]);
     sign_up(&app, &app.client(), "bob", "bob-password").await;
     let c = app.client();
-    for _ in 0..3 {
-        assert_eq!(
-            sign_in(&app, &c, "bob", "wrong-password").await.status(),
-            401
-        );
-    }
+    fail_three_times(&app, &c, "bob").await;
     for _ in 0..25 {
         assert_eq!(
             sign_in(&app, &c, "bob", "wrong-password").await.status(),
@@ -244,14 +239,7 @@ async fn account_page_shows_recent_sign_ins_and_failures_since_the_previous_one(
     let app = TestApp::spawn(&[]);
     let first = browser(FIREFOX);
     sign_up(&app, &first, "frank", "frank-password").await;
-    let page = first
-        .get(app.url("/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&app, &first, "/account").await;
     assert!(
         page.contains("No failed sign-in attempts since your previous sign-in."),
         "{page}"
@@ -275,14 +263,7 @@ async fn account_page_shows_recent_sign_ins_and_failures_since_the_previous_one(
             .status(),
         303
     );
-    let page = second
-        .get(app.url("/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&app, &second, "/account").await;
     assert!(
         page.contains("2 failed sign-in attempts on your username since your previous sign-in"),
         "{page}"
@@ -301,13 +282,6 @@ async fn account_page_shows_recent_sign_ins_and_failures_since_the_previous_one(
             .status(),
         303
     );
-    let page = third
-        .get(app.url("/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&app, &third, "/account").await;
     assert!(page.contains("No failed sign-in attempts"), "{page}");
 }

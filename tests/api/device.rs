@@ -82,14 +82,7 @@ async fn a_device_has_its_own_failure_limit() {
             .status(),
         303
     );
-    for _ in 0..3 {
-        assert_eq!(
-            sign_in(&app, &owner, "fumbler", "wrong-password")
-                .await
-                .status(),
-            401
-        );
-    }
+    fail_three_times(&app, &owner, "fumbler").await;
     assert_eq!(
         sign_in(&app, &owner, "fumbler", "fumbler-password")
             .await

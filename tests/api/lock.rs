@@ -56,12 +56,7 @@ async fn three_strikes_lock_even_the_right_password_until_the_window_passes() {
     let app = TestApp::spawn(&["--lock-window", "2s"]);
     sign_up(&app, &app.client(), "victim", "right-password").await;
     let c = app.client();
-    for _ in 0..3 {
-        assert_eq!(
-            sign_in(&app, &c, "victim", "wrong-password").await.status(),
-            401
-        );
-    }
+    fail_three_times(&app, &c, "victim").await;
     let r = sign_in(&app, &c, "Victim", "right-password").await;
     assert_eq!(r.status(), 429);
     let retry: u64 = r.headers()["retry-after"]

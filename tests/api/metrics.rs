@@ -2,8 +2,8 @@
 //! gauges and histograms that issue 5 asks for.
 
 use crate::common::{
-    TestApp, csrf_token, listening_ports, metric_samples, metric_value, post_form, scrape_metrics,
-    sign_in, sign_up,
+    TestApp, csrf_token, fail_three_times, listening_ports, metric_samples, metric_value,
+    post_form, scrape_metrics, sign_in, sign_up,
 };
 
 const METRICS: &[&str] = &["--metrics-bind", "127.0.0.1:0"];
@@ -233,14 +233,7 @@ async fn sign_in_outcomes_locks_and_throttles_are_counted() {
             .status(),
         303
     );
-    for _ in 0..3 {
-        assert_eq!(
-            sign_in(&app, &app.client(), "mia", "wrong-password")
-                .await
-                .status(),
-            401
-        );
-    }
+    fail_three_times(&app, &app.client(), "mia").await;
     assert_eq!(
         sign_in(&app, &app.client(), "mia", "mia-password")
             .await

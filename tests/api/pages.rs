@@ -57,14 +57,7 @@ async fn html_pages_carry_security_headers() {
 async fn forms_have_the_spec_field_names_and_autocomplete() {
     let app = TestApp::spawn(&[]);
     let c = app.client();
-    let up = c
-        .get(app.url("/sign-up"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let up = page_text(&app, &c, "/sign-up").await;
     for name in [
         "username",
         "password",
@@ -82,14 +75,7 @@ async fn forms_have_the_spec_field_names_and_autocomplete() {
     assert!(
         up.contains("autocomplete=\"new-password\"") && up.contains("autocomplete=\"username\"")
     );
-    let inn = c
-        .get(app.url("/sign-in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let inn = page_text(&app, &c, "/sign-in").await;
     for name in ["username", "password", "password_digest", "csrf_token"] {
         assert!(
             inn.contains(&format!("name=\"{name}\"")),
@@ -204,14 +190,7 @@ async fn welcome_greets_by_full_name_or_username() {
     .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/welcome");
-    let html = c
-        .get(app.url("/welcome"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&app, &c, "/welcome").await;
     assert!(
         html.contains("Welcome, Grace &#60;Hopper&#62;!")
             || html.contains("Welcome, Grace &lt;Hopper&gt;!"),
@@ -221,14 +200,7 @@ async fn welcome_greets_by_full_name_or_username() {
 
     let c2 = app.client();
     sign_up(&app, &c2, "plain_user", "plain-password").await;
-    let html = c2
-        .get(app.url("/welcome"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&app, &c2, "/welcome").await;
     assert!(html.contains("Welcome, plain_user!"));
 }
 

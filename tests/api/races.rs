@@ -8,6 +8,16 @@ use crate::common::*;
 
 const ROUNDS: usize = 12;
 
+/// These tests make many attempts from one address on purpose.
+const LIMITS_OFF: &[&str] = &[
+    "--ip-failures",
+    "0",
+    "--ip-kdf-rate",
+    "0",
+    "--lock-attempts",
+    "100000",
+];
+
 /// Signs in with `password` on a fresh client; the session cookie when it answered 303.
 async fn try_sign_in(app: &TestApp, user: &str, password: &str) -> Option<String> {
     let c = app.client();
@@ -30,15 +40,7 @@ async fn alive(app: &TestApp, cookie: &str) -> bool {
 
 #[tokio::test]
 async fn sign_ins_racing_a_password_change_leave_no_old_session() {
-    // Limits off: this test makes many attempts from one address on purpose.
-    let app = TestApp::spawn(&[
-        "--ip-failures",
-        "0",
-        "--ip-kdf-rate",
-        "0",
-        "--lock-attempts",
-        "100000",
-    ]);
+    let app = TestApp::spawn(LIMITS_OFF);
     for round in 0..ROUNDS {
         let user = format!("racer{round}");
         let (old, new) = (
@@ -69,14 +71,7 @@ async fn sign_ins_racing_a_password_change_leave_no_old_session() {
 
 #[tokio::test]
 async fn sign_ins_racing_a_disable_leave_no_valid_session() {
-    let app = TestApp::spawn(&[
-        "--ip-failures",
-        "0",
-        "--ip-kdf-rate",
-        "0",
-        "--lock-attempts",
-        "100000",
-    ]);
+    let app = TestApp::spawn(LIMITS_OFF);
     for round in 0..ROUNDS {
         let user = format!("sleeper{round}");
         sign_up(&app, &app.client(), &user, "sleeper-password").await;
@@ -100,29 +95,13 @@ async fn sign_ins_racing_a_disable_leave_no_valid_session() {
 
 #[tokio::test]
 async fn a_rehash_racing_a_password_change_cannot_restore_the_old_password() {
-    let mut app = TestApp::spawn(&[
-        "--ip-failures",
-        "0",
-        "--ip-kdf-rate",
-        "0",
-        "--lock-attempts",
-        "100000",
-    ]);
+    let mut app = TestApp::spawn(LIMITS_OFF);
     let users: Vec<String> = (0..ROUNDS).map(|i| format!("rehash{i}")).collect();
     for u in &users {
         sign_up(&app, &app.client(), u, "before-password").await;
     }
     // New costs: every successful sign-in now schedules a rehash of the old password.
-    app.restart_with(&[
-        "--argon2-m",
-        "96",
-        "--ip-failures",
-        "0",
-        "--ip-kdf-rate",
-        "0",
-        "--lock-attempts",
-        "100000",
-    ]);
+    app.restart_with(&[LIMITS_OFF, &["--argon2-m", "96"]].concat());
     for u in &users {
         let owner = app.client();
         assert_eq!(

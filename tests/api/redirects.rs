@@ -47,14 +47,7 @@ async fn anonymous_protected_pages_redirect_to_a_signed_sign_in() {
     let sig = query_param(&loc, "sig").unwrap();
 
     // The sign-in page carries the verified pair in hidden fields.
-    let html = c
-        .get(app.url(&loc))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&app, &c, &loc).await;
     assert_eq!(hidden_value(&html, "next").as_deref(), Some("/account"));
     assert_eq!(hidden_value(&html, "sig").as_deref(), Some(sig.as_str()));
 
@@ -94,14 +87,12 @@ async fn tampered_or_unsigned_redirects_go_to_welcome() {
     assert_eq!(location(&r), "/welcome");
 
     // Unverified pairs are not carried on the sign-in page either.
-    let html = anon
-        .get(app.url(&format!("/sign-in?next=%2F%2Fevil.example&sig={sig}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(
+        &app,
+        &anon,
+        &format!("/sign-in?next=%2F%2Fevil.example&sig={sig}"),
+    )
+    .await;
     assert!(hidden_value(&html, "next").is_none());
 }
 

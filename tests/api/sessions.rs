@@ -88,14 +88,7 @@ async fn a_password_change_ends_other_sessions_and_rotates_this_one() {
         "this browser's old id is dead"
     );
     assert!(cookie_works(&app, &new_b).await);
-    let html = b
-        .get(app.url("/account?changed=1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&app, &b, "/account?changed=1").await;
     assert!(html.contains("Your password was changed"));
     assert_eq!(
         sign_in(&app, &app.client(), "changer", "old-password-1")
@@ -184,14 +177,7 @@ async fn the_account_page_lists_sessions_and_revokes_them() {
     let (a, cookie_a) = signed_in(&app, "multi", "multi-password").await;
     let (_b, cookie_b) = signed_in(&app, "multi", "multi-password").await;
     let (_c, cookie_c) = signed_in(&app, "multi", "multi-password").await;
-    let html = a
-        .get(app.url("/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page_text(&app, &a, "/account").await;
     assert!(html.contains("This browser"));
     assert!(html.contains("multi"));
     assert!(html.contains("127.0.0.1"));

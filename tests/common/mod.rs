@@ -192,16 +192,21 @@ fn unescape(s: &str) -> String {
         .replace("&#38;", "&")
 }
 
-/// GETs `path` and returns its CSRF token (the client keeps the cookie).
-pub async fn csrf_token(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
-    let html = client
+/// GETs `path` with `client` and returns the body.
+pub async fn page_text(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
+    client
         .get(app.url(path))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// GETs `path` and returns its CSRF token (the client keeps the cookie).
+pub async fn csrf_token(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
+    let html = page_text(app, client, path).await;
     hidden_value(&html, "csrf_token").unwrap_or_else(|| panic!("no csrf_token on {path}:\n{html}"))
 }
 
@@ -267,6 +272,18 @@ pub async fn sign_in(
         &[("username", username), ("password", password)],
     )
     .await
+}
+
+/// Three wrong passwords for `username` from `client`, each a 401: the next attempt is locked.
+pub async fn fail_three_times(app: &TestApp, client: &reqwest::Client, username: &str) {
+    for _ in 0..3 {
+        assert_eq!(
+            sign_in(app, client, username, "wrong-password")
+                .await
+                .status(),
+            401
+        );
+    }
 }
 
 /// Changes a signed-in client's password through the no-JS account form.
