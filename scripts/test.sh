@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
 # Runs every test: unit, black-box HTTP and real-browser. Installs what a fresh Debian machine
-# lacks (Chromium and its driver) first. A missing browser is a failure, never a skip.
+# lacks first (a C/C++ compiler, pkg-config, Chromium and its driver, sqlite3, python3) and stops
+# with one line when the Rust toolchain is missing or older than Cargo.toml's rust-version. A
+# missing browser is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Rust toolchain comes from rustup (Debian's own cargo is too old for edition 2024): say so in
+# one line rather than fail deep inside a build.
+need_rust="$(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' Cargo.toml)"
+have_rust="$(rustc --version 2>/dev/null | sed -n 's/^rustc \([0-9][0-9.]*\).*/\1/p')"
+if [ -z "$have_rust" ] || ! command -v cargo >/dev/null 2>&1; then
+  echo "scripts/test.sh: Rust >= $need_rust is needed: install it with rustup (Debian's cargo is too old)" >&2
+  exit 1
+fi
+if [ "$(printf '%s\n%s\n' "$need_rust" "$have_rust" | sort -V | head -n 1)" != "$need_rust" ]; then
+  echo "scripts/test.sh: Rust >= $need_rust is needed, this is $have_rust: run 'rustup update stable'" >&2
+  exit 1
+fi
+
 need_apt=()
+# A C and C++ compiler for the bundled SQLite and libFuzzer, pkg-config for -sys crates.
+{ command -v cc && command -v c++ && command -v make; } >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
