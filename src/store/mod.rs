@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::domain::{Email, FullName, Username};
 
 mod admin;
 mod audit;
+mod files;
 
 pub use admin::{CheckReport, ImportOutcome, SessionListing, UserDetails, check};
 pub use audit::{AuditEvent, AuditFilter, AuditRow};
@@ -41,6 +42,8 @@ pub enum StoreError {
     Open { path: String, message: String },
     #[error("the database was created by a newer Gatehouse (schema version {0})")]
     TooNew(i64),
+    #[error("{0} exists (a file or a symbolic link); choose a new path")]
+    Exists(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -181,12 +184,16 @@ impl Store {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        let io_err = |e: std::io::Error| StoreError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            std::fs::create_dir_all(dir).map_err(io_err)?;
         }
+        // Ours, not SQLite's, so it is private whatever the umask (and so its -wal and -shm).
+        files::create_private_if_missing(path).map_err(io_err)?;
+        files::warn_if_shared(path);
         let mut conn = Connection::open(path).map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
         let mode: String =
@@ -206,19 +213,38 @@ impl Store {
         })
     }
 
+    /// Applies the schema sections newer than the file, all in one transaction. Processes may
+    /// start together on a fresh file (two admin commands, a server and a command): each takes
+    /// the write lock first (`BEGIN IMMEDIATE`) and reads the version again under it, so the
+    /// second finds the work done instead of creating the tables twice.
     fn migrate(conn: &mut Connection) -> Result<()> {
-        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let all = migrations();
         let latest = all.last().map_or(0, |m| m.0);
-        if current > latest {
-            return Err(StoreError::TooNew(current));
+        let version = |c: &Connection| -> Result<i64> {
+            let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if v > latest {
+                return Err(StoreError::TooNew(v));
+            }
+            Ok(v)
+        };
+        // A current file (every start but the first after an upgrade) takes no write lock.
+        if version(conn)? == latest {
+            return Ok(());
         }
-        for (version, sql) in all.into_iter().filter(|(v, _)| *v > current) {
-            let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        let pending: Vec<_> = all.into_iter().filter(|(v, _)| *v > current).collect();
+        for (version, sql) in &pending {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", version)?;
-            tx.commit()?;
-            tracing::info!(version, "database schema upgraded");
+        }
+        tx.commit()?;
+        if current == 0 {
+            tracing::info!("created schema v{latest}");
+        } else {
+            for (version, _) in pending {
+                tracing::info!(version, "database schema upgraded");
+            }
         }
         Ok(())
     }
