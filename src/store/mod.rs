@@ -157,6 +157,25 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Switches the file to WAL (a no-op once it is) and returns the journal mode. On a fresh file
+/// another process may be switching at the same moment: SQLite then answers `SQLITE_BUSY` at
+/// once instead of calling the busy handler (the switch upgrades a lock the connection already
+/// holds, so waiting there could deadlock), hence the retries, within the busy timeout.
+fn wal_mode(conn: &Connection) -> Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return Ok(done?),
+        }
+    }
+}
+
 /// The schema's sections: (version, SQL that brings the file to it).
 fn migrations() -> Vec<(i64, &'static str)> {
     let mut out = Vec::new();
@@ -196,8 +215,7 @@ impl Store {
         files::warn_if_shared(path);
         let mut conn = Connection::open(path).map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        let mode = wal_mode(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "SQLite did not switch to WAL mode");
         }
