@@ -28,6 +28,7 @@ pub mod routes;
 pub mod secret;
 pub mod security_headers;
 pub mod server;
+pub mod server_lock;
 pub mod session;
 pub mod static_files;
 pub mod store;

@@ -52,6 +52,8 @@ pub enum StartError {
     Kdf(#[from] crate::password::KdfError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Lock(#[from] crate::server_lock::ServerLockError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -80,12 +82,16 @@ pub struct Application {
     state: web::Data<AppState>,
     /// The private `/metrics` server (`--metrics-bind`), stopped with the public one.
     metrics: Option<Server>,
+    /// One server per database, for as long as this one lives.
+    lock: crate::server_lock::ServerLock,
 }
 
 impl Application {
     pub fn build(config: &Config) -> Result<Self, StartError> {
         // First, so a bad certificate or key is reported before any other start-up work.
         let tls = crate::tls::server_config(config)?;
+        // Before the store: a second server touches nothing (not even a migration).
+        let lock = crate::server_lock::ServerLock::acquire(&config.database)?;
         let store = Store::open(&config.database)?;
         let env_key = std::env::var(secret::ENV_VAR).ok();
         let key = SecretKey::load(env_key.as_deref(), &config.secret_key_path())?;
@@ -173,6 +179,7 @@ impl Application {
             server,
             state,
             metrics,
+            lock,
         })
     }
 
@@ -195,6 +202,8 @@ impl Application {
         if let Err(e) = state.store.flush_touches() {
             tracing::warn!("last-seen times lost at shutdown: {e}");
         }
+        // Held until the last write is done.
+        drop(self.lock);
         served
     }
 }

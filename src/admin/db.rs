@@ -35,8 +35,9 @@ pub fn run(config: &Config, command: DbCommand) -> Result<()> {
         }
         DbCommand::Backup { path } => {
             let store = existing_store(config)?;
-            if path.exists() {
-                return refused(format!("{} exists; choose a new file", display(&path)));
+            // `symlink_metadata`: a dangling symlink is something there too.
+            if path.symlink_metadata().is_ok() {
+                return Err(crate::store::StoreError::Exists(display(&path)).into());
             }
             store.backup_to(&path)?;
             let report = crate::store::check(&path)?;

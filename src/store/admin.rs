@@ -306,9 +306,18 @@ impl Store {
             path: dest.display().to_string(),
             message: e.to_string(),
         };
+        // Created here, not by SQLite (which would follow a dangling symlink and use the
+        // umask): exclusive, no symlink followed, mode 0600 (its journal inherits it).
+        super::files::create_private_new(dest).map_err(|e| match e {
+            e if super::files::is_taken(&e) => StoreError::Exists(dest.display().to_string()),
+            e => StoreError::Open {
+                path: dest.display().to_string(),
+                message: e.to_string(),
+            },
+        })?;
         let mut out = Connection::open_with_flags(
             dest,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(open_err)?;
         self.read(|src| {

@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::domain::{Email, FullName, Username};
 
 mod admin;
 mod audit;
+mod files;
 
 pub use admin::{CheckReport, ImportOutcome, SessionListing, UserDetails, check};
 pub use audit::{AuditEvent, AuditFilter, AuditRow};
@@ -41,6 +42,8 @@ pub enum StoreError {
     Open { path: String, message: String },
     #[error("the database was created by a newer Gatehouse (schema version {0})")]
     TooNew(i64),
+    #[error("{0} exists (a file or a symbolic link); choose a new path")]
+    Exists(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -154,6 +157,25 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Switches the file to WAL (a no-op once it is) and returns the journal mode. On a fresh file
+/// another process may be switching at the same moment: SQLite then answers `SQLITE_BUSY` at
+/// once instead of calling the busy handler (the switch upgrades a lock the connection already
+/// holds, so waiting there could deadlock), hence the retries, within the busy timeout.
+fn wal_mode(conn: &Connection) -> Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return Ok(done?),
+        }
+    }
+}
+
 /// The schema's sections: (version, SQL that brings the file to it).
 fn migrations() -> Vec<(i64, &'static str)> {
     let mut out = Vec::new();
@@ -181,16 +203,19 @@ impl Store {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        let io_err = |e: std::io::Error| StoreError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            std::fs::create_dir_all(dir).map_err(io_err)?;
         }
+        // Ours, not SQLite's, so it is private whatever the umask (and so its -wal and -shm).
+        files::create_private_if_missing(path).map_err(io_err)?;
+        files::warn_if_shared(path);
         let mut conn = Connection::open(path).map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        let mode = wal_mode(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "SQLite did not switch to WAL mode");
         }
@@ -206,19 +231,38 @@ impl Store {
         })
     }
 
+    /// Applies the schema sections newer than the file, all in one transaction. Processes may
+    /// start together on a fresh file (two admin commands, a server and a command): each takes
+    /// the write lock first (`BEGIN IMMEDIATE`) and reads the version again under it, so the
+    /// second finds the work done instead of creating the tables twice.
     fn migrate(conn: &mut Connection) -> Result<()> {
-        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let all = migrations();
         let latest = all.last().map_or(0, |m| m.0);
-        if current > latest {
-            return Err(StoreError::TooNew(current));
+        let version = |c: &Connection| -> Result<i64> {
+            let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if v > latest {
+                return Err(StoreError::TooNew(v));
+            }
+            Ok(v)
+        };
+        // A current file (every start but the first after an upgrade) takes no write lock.
+        if version(conn)? == latest {
+            return Ok(());
         }
-        for (version, sql) in all.into_iter().filter(|(v, _)| *v > current) {
-            let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        let pending: Vec<_> = all.into_iter().filter(|(v, _)| *v > current).collect();
+        for (version, sql) in &pending {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", version)?;
-            tx.commit()?;
-            tracing::info!(version, "database schema upgraded");
+        }
+        tx.commit()?;
+        if current == 0 {
+            tracing::info!("created schema v{latest}");
+        } else {
+            for (version, _) in pending {
+                tracing::info!(version, "database schema upgraded");
+            }
         }
         Ok(())
     }

@@ -160,3 +160,52 @@ async fn a_changed_kdf_cost_rehashes_on_sign_in() {
         401
     );
 }
+
+/// The newest `-- @version N` of the built-in schema, and the SQL of its first section.
+fn schema_versions() -> (i64, String) {
+    let schema = gatehouse::store::SCHEMA;
+    let latest = schema
+        .lines()
+        .filter_map(|l| l.strip_prefix("-- @version "))
+        .map(|v| v.trim().parse::<i64>().unwrap())
+        .max()
+        .unwrap();
+    let start = schema.find("-- @version 1").unwrap();
+    let end = schema.find("-- @version 2").unwrap();
+    (latest, schema[start..end].to_owned())
+}
+
+#[tokio::test]
+async fn a_fresh_database_logs_one_created_schema_line() {
+    let (latest, _) = schema_versions();
+    let app = TestApp::spawn(&[]);
+    let log = app.log();
+    let created = format!("created schema v{latest}");
+    assert_eq!(log.matches(&created).count(), 1, "{log}");
+    assert!(!log.contains("upgraded"), "{log}");
+}
+
+#[tokio::test]
+async fn an_older_database_logs_each_upgrade() {
+    let (latest, first_section) = schema_versions();
+    assert!(latest >= 2, "needs a schema with an upgrade");
+    let dir = tempfile::tempdir().unwrap();
+    rusqlite::Connection::open(dir.path().join("users.database"))
+        .unwrap()
+        .execute_batch(&first_section)
+        .unwrap();
+    let app = TestApp::spawn_in(dir, &[]);
+    let log = app.log();
+    for version in 2..=latest {
+        assert!(
+            log.contains(&format!("database schema upgraded version={version}")),
+            "{log}"
+        );
+    }
+    assert!(!log.contains("created schema"), "{log}");
+    let v: i64 = app
+        .db()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, latest);
+}

@@ -586,3 +586,62 @@ pub fn metric_samples(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64
         })
         .collect()
 }
+
+/// Sets this test process's umask to the usual 022, which servers and commands started after it
+/// inherit: tests of file modes then fail whenever the code leaves a mode to the umask, whatever
+/// the umask the suite was started with. Every caller sets the same value, so tests running in
+/// parallel do not disturb each other.
+pub fn umask_022() {
+    // SAFETY: umask(2) only sets the process's file creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o022);
+    }
+}
+
+/// The permission bits of `path` (following symlinks).
+pub fn file_mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `database` with `suffix` appended to its name (`-wal`, `-shm`, `.lock`).
+pub fn beside(database: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Starts `gatehouse serve` on `database` (a free port, fast KDF costs, nothing else) and
+/// waits for it to exit, at most `limit`: `None` if it was still running then (it is killed).
+/// For servers expected to refuse to start.
+pub fn serve_expecting_exit(database: &std::path::Path, limit: Duration) -> Option<AdminRun> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env_clear()
+        .args(["serve", "--bind", "127.0.0.1:0", "--database"])
+        .arg(database)
+        .args(FAST_KDF)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gatehouse serve");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait for gatehouse").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("gatehouse output");
+    Some(AdminRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
