@@ -324,7 +324,7 @@ const BACKUP_STEP_PAGES: i32 = 1024;
 /// Copies `src` into `out` `pages` at a time, all from one snapshot: a read transaction held
 /// on `src` across the steps pins it, so writes by other connections (the server's) neither
 /// show up half-way nor restart the copy, which the backup API does when a step opens its own
-/// transaction and finds the file changed. See docs/design.md, "Backup progress".
+/// transaction and finds the file changed (measured: docs/design.md, issue 10 point 6).
 fn copy_snapshot(
     src: &Connection,
     out: &mut Connection,
