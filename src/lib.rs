@@ -22,6 +22,7 @@ pub mod forms;
 pub mod metrics;
 pub mod password;
 pub mod pool;
+pub mod progress;
 pub mod redirect;
 pub mod request;
 pub mod routes;

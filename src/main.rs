@@ -1,11 +1,10 @@
 //! The `gatehouse` binary: serves the site, or runs one admin command against its database.
 
-use clap::Parser;
-use gatehouse::cli::{Cli, Command};
+use gatehouse::cli::Command;
 
 fn main() -> std::process::ExitCode {
     tune_allocator();
-    let cli = Cli::parse();
+    let cli = gatehouse::cli::parse();
     match cli.command {
         None | Some(Command::Serve) => {
             gatehouse::server::init_tracing(&cli.config.log_level);

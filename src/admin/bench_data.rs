@@ -10,6 +10,7 @@ use crate::cli::{BenchDataArgs, Config};
 use crate::clock::now_ms;
 use crate::digest::PasswordDigest;
 use crate::password::Kdf;
+use crate::progress::{Progress, Unit};
 use crate::session::SessionId;
 use crate::store::Store;
 
@@ -33,11 +34,14 @@ pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
     let kdf = Kdf::new(config.kdf_params())?;
     let digest = |n: u64| PasswordDigest::compute(&format!("{PREFIX}{n}"), PASSWORD);
     let started = std::time::Instant::now();
+    // Counts users written; a sign-in user counts once hashed, just before it is written.
+    let progress = Progress::start("bench-data", users, Unit::Items("users written"));
     let digests: Vec<PasswordDigest> = (0..signers).map(digest).collect();
     let own_hashes = hash_all(
         &kdf,
         &digests.iter().collect::<Vec<_>>(),
         config.kdf_threads,
+        &progress,
     )?;
     let shared = kdf.hash(&digest(0))?;
     let now = now_ms();
@@ -50,8 +54,10 @@ pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
     while from < users {
         let to = (from + BATCH).min(users);
         store.bench_fill(PREFIX, from..to, sessions, &shared, now, expires)?;
+        progress.inc(to - from);
         from = to;
     }
+    progress.finish();
     eprintln!(
         "{users} users ({signers} able to sign in), {sessions} sessions in {:.1} s",
         started.elapsed().as_secs_f64()

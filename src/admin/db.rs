@@ -2,6 +2,7 @@
 
 use super::{Result, audit_admin, display, existing_store, refused};
 use crate::cli::{Config, DbCommand};
+use crate::progress::{Progress, Unit};
 
 pub fn run(config: &Config, command: DbCommand) -> Result<()> {
     match command {
@@ -39,7 +40,20 @@ pub fn run(config: &Config, command: DbCommand) -> Result<()> {
             if path.symlink_metadata().is_ok() {
                 return Err(crate::store::StoreError::Exists(display(&path)).into());
             }
-            store.backup_to(&path)?;
+            // The total is known at the first step: the size of the snapshot.
+            let mut progress: Option<Progress> = None;
+            let result = store.backup_to(&path, &mut |done, total| {
+                progress
+                    .get_or_insert_with(|| Progress::start("db backup", total, Unit::Bytes))
+                    .set(done)
+            });
+            if let Some(p) = &progress
+                && result.is_ok()
+            {
+                p.finish();
+            }
+            drop(progress);
+            result?;
             let report = crate::store::check(&path)?;
             if !report.problems.is_empty() {
                 return refused(format!("the copy at {} failed its check", display(&path)));

@@ -7,7 +7,8 @@
 //!
 //! Hashing happens outside any write transaction, on `--kdf-threads` threads, and each batch
 //! is committed in one short transaction, so a running server never waits on the import for
-//! longer than one batch's inserts.
+//! longer than one batch's inserts. Hashing is most of the time (minutes for thousands of
+//! users at the default cost): its progress goes to stderr ([`crate::progress`]).
 
 use std::path::Path;
 
@@ -19,6 +20,7 @@ use crate::clock::now_ms;
 use crate::digest::PasswordDigest;
 use crate::domain::Username;
 use crate::password::Kdf;
+use crate::progress::{Progress, Unit};
 use crate::store::{ImportOutcome, Store};
 
 const BATCH: usize = 32;
@@ -91,23 +93,32 @@ pub fn run(config: &Config, path: &Path) -> Result<()> {
         }
     }
     let threads = config.kdf_threads.max(1);
+    let progress = Progress::start(
+        "import-seed",
+        seeds.len() as u64,
+        Unit::Items("users hashed"),
+    );
     for batch in seeds.chunks(BATCH) {
         let digests: Vec<&PasswordDigest> = batch.iter().map(|s| &s.digest).collect();
         let hashed: Vec<(Username, String)> = batch
             .iter()
             .map(|s| s.username.clone())
-            .zip(hash_all(&kdf, &digests, threads)?)
+            .zip(hash_all(&kdf, &digests, threads, &progress)?)
             .collect();
         for ((name, _), outcome) in hashed.iter().zip(store.import_users(&hashed, now_ms())?) {
             match outcome {
                 ImportOutcome::Imported => imported += 1,
                 ImportOutcome::Exists => {
                     existed += 1;
-                    eprintln!("skipped {:?}: a user with that name exists", name.as_str());
+                    progress.println(&format!(
+                        "skipped {:?}: a user with that name exists",
+                        name.as_str()
+                    ));
                 }
             }
         }
     }
+    progress.finish();
     let summary = format!(
         "from {}: {imported} imported, {existed} already existed, {skipped} skipped",
         display(path)

@@ -142,17 +142,27 @@ fn read_password(username: &str) -> Result<String> {
 }
 
 /// Argon2id over each digest, spread over `threads` threads (imports and bench data hash many
-/// at once; the server's own pool is not running here).
+/// at once; the server's own pool is not running here), counting each hash on `progress`.
 fn hash_all(
     kdf: &crate::password::Kdf,
     digests: &[&crate::digest::PasswordDigest],
     threads: usize,
+    progress: &crate::progress::Progress,
 ) -> Result<Vec<String>> {
     let per = digests.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
         let jobs: Vec<_> = digests
             .chunks(per)
-            .map(|chunk| s.spawn(move || chunk.iter().map(|d| kdf.hash(d)).collect::<Vec<_>>()))
+            .map(|chunk| {
+                s.spawn(move || {
+                    let hash = |d| {
+                        let h = kdf.hash(d);
+                        progress.inc(1);
+                        h
+                    };
+                    chunk.iter().map(|d| hash(d)).collect::<Vec<_>>()
+                })
+            })
             .collect();
         let mut out = Vec::with_capacity(digests.len());
         for job in jobs {

@@ -377,3 +377,242 @@ async fn sign_up_closed_leaves_only_the_admin_to_create_users() {
         303
     );
 }
+
+// Issue 10, point 6: help that helps, settings anywhere on the line, progress on stderr.
+
+/// Runs `gatehouse ARGS` with only `env` set, `stdin` as its input (not a terminal).
+fn gatehouse_with_env(args: &[&str], env: &[(&str, &std::path::Path)], stdin: &str) -> AdminRun {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gatehouse");
+    let _ = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes());
+    let out = child.wait_with_output().expect("gatehouse output");
+    AdminRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn help(words: &[&str]) -> String {
+    let args: Vec<&str> = words.iter().copied().chain(["--help"]).collect();
+    let run = gatehouse_with_env(&args, &[], "");
+    assert_eq!(run.code, 0, "gatehouse {args:?}: {run:?}");
+    run.stdout
+}
+
+#[test]
+fn each_subcommand_help_shows_its_own_options_and_not_the_server_flags() {
+    let add = help(&["user", "add"]);
+    assert!(add.contains("--email <EMAIL>"), "{add}");
+    assert!(add.contains("Email address (optional; unique"), "{add}");
+    assert!(add.contains("--full-name"), "{add}");
+    assert!(add.contains("<USERNAME>") && add.contains("3–32"), "{add}");
+    assert!(
+        add.contains("--database") && add.contains("GATEHOUSE_DATABASE"),
+        "{add}"
+    );
+    assert!(add.contains("--argon2-m"), "{add}");
+    for server_only in [
+        "--ip-kdf-rate",
+        "--bind",
+        "--ip-failures",
+        "--tls-cert",
+        "--workers",
+    ] {
+        assert!(
+            !add.contains(server_only),
+            "user add --help lists {server_only}:\n{add}"
+        );
+    }
+    for words in [
+        &["user"][..],
+        &["user", "list"],
+        &["user", "set-password"],
+        &["session", "revoke"],
+        &["session", "list"],
+        &["db", "backup"],
+        &["db", "check"],
+        &["import-seed"],
+        &["audit"],
+    ] {
+        let text = help(words);
+        assert!(!text.contains("--ip-kdf-rate"), "{words:?}:\n{text}");
+        assert!(!text.contains("--session-max"), "{words:?}:\n{text}");
+        // Every option and argument line has a description after its name.
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-') || l.trim_start().starts_with('<'))
+        {
+            let name_and_help: Vec<&str> = line.trim().splitn(2, "  ").collect();
+            assert!(
+                name_and_help.len() == 2 && name_and_help[1].trim().len() > 3,
+                "gatehouse {words:?}: no description on {line:?}"
+            );
+        }
+    }
+    assert!(help(&["session", "revoke"]).contains("public id"));
+    assert!(help(&["db", "backup"]).contains("--database"));
+    assert!(help(&["import-seed"]).contains("--kdf-threads"));
+    assert!(help(&["audit"]).contains("--since"));
+    for words in [&[][..], &["serve"]] {
+        let text = help(words);
+        for flag in [
+            "--ip-kdf-rate",
+            "--bind",
+            "--database",
+            "--session-max",
+            "--tls-cert",
+        ] {
+            assert!(
+                text.contains(flag),
+                "gatehouse {words:?} --help lacks {flag}:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn admin_commands_take_the_database_anywhere_on_the_line_and_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("here.database");
+    let d = db.to_str().unwrap();
+    let fast = FAST_KDF;
+    let with = |words: &[&str]| -> Vec<String> {
+        words.iter().chain(fast).map(|s| s.to_string()).collect()
+    };
+    let add = |args: Vec<String>, env: &[(&str, &std::path::Path)], name: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = gatehouse_with_env(&args, env, &format!("{name}-password\n"));
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    };
+    add(
+        with(&["user", "add", "after", "--database", d]),
+        &[],
+        "after",
+    );
+    add(
+        with(&["--database", d, "user", "add", "before"]),
+        &[],
+        "before",
+    );
+    add(
+        with(&["user", "--database", d, "add", "between"]),
+        &[],
+        "between",
+    );
+    add(
+        with(&[
+            "user",
+            "add",
+            "--database",
+            d,
+            "amid",
+            "--email",
+            "amid@example.org",
+        ]),
+        &[],
+        "amid",
+    );
+    add(
+        with(&["user", "add", "from_env"]),
+        &[("GATEHOUSE_DATABASE", &db)],
+        "from_env",
+    );
+    // A flag beats the environment.
+    let elsewhere = dir.path().join("elsewhere.database");
+    add(
+        with(&["user", "add", "flag_wins", "--database", d]),
+        &[("GATEHOUSE_DATABASE", &elsewhere)],
+        "flag_wins",
+    );
+    assert!(!elsewhere.exists());
+    let names = [
+        "after",
+        "before",
+        "between",
+        "amid",
+        "from_env",
+        "flag_wins",
+    ];
+    for list in [
+        vec!["user", "list", "--database", d],
+        vec!["--database", d, "user", "list"],
+        vec!["user", "--database", d, "list"],
+        vec!["user", "list"],
+    ] {
+        let run = gatehouse_with_env(&list, &[("GATEHOUSE_DATABASE", &db)], "");
+        assert_eq!(run.code, 0, "{list:?}: {run:?}");
+        for name in names {
+            assert!(
+                run.stdout.contains(&format!("\t{name}\t")),
+                "{list:?}: {run:?}"
+            );
+        }
+    }
+    // Server flags an admin command does not show are still accepted (wrapper scripts pass
+    // them to every command).
+    let run = gatehouse_with_env(
+        &[
+            "audit",
+            "--database",
+            d,
+            "--ip-kdf-rate",
+            "0",
+            "--bind",
+            "127.0.0.1:0",
+        ],
+        &[],
+        "",
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+/// The last progress line of `task` on stderr.
+fn last_progress_line<'a>(stderr: &'a str, task: &str) -> &'a str {
+    stderr
+        .lines()
+        .rfind(|l| l.starts_with(&format!("{task}: ")))
+        .unwrap_or_else(|| panic!("no {task} progress line in {stderr}"))
+}
+
+#[test]
+fn db_backup_reports_its_progress_on_stderr_when_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.database");
+    let fill = admin_at(
+        &db,
+        &["bench-data", "--users", "30000", "--sign-in-users", "1"],
+        "",
+    );
+    assert_eq!(fill.code, 0, "{fill:?}");
+    let copy = dir.path().join("copy.database");
+    let run = admin_at(&db, &["db", "backup", copy.to_str().unwrap()], "");
+    assert_eq!(run.code, 0, "{run:?}");
+    let first = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("db backup: "))
+        .unwrap();
+    assert!(first.starts_with("db backup: 0.0/"), "{run:?}");
+    let last = last_progress_line(&run.stderr, "db backup");
+    // "db backup: 6.1/6.1 MiB copied (100%, 0 s)"
+    let counts = last["db backup: ".len()..].split(' ').next().unwrap();
+    let (done, total) = counts.split_once('/').unwrap();
+    assert_eq!(done, total, "{last}");
+    assert!(total.parse::<f64>().unwrap() >= 1.0, "{last}");
+    assert!(last.contains("MiB copied (100%"), "{last}");
+    assert!(run.stderr.contains("backed up 30000 users"), "{run:?}");
+}

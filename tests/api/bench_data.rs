@@ -83,3 +83,35 @@ async fn bench_data_refuses_a_database_with_real_users() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("real users"), "{run:?}");
 }
+
+#[test]
+fn bench_data_reports_its_progress_on_stderr_when_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.database");
+    let run = admin_at(
+        &db,
+        &["bench-data", "--users", "50000", "--sign-in-users", "3"],
+        "",
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let progress: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("bench-data: "))
+        .collect();
+    assert!(
+        progress
+            .first()
+            .is_some_and(|l| l.starts_with("bench-data: 0/50000 users written")),
+        "{run:?}"
+    );
+    assert!(
+        progress
+            .last()
+            .is_some_and(|l| l.starts_with("bench-data: 50000/50000 users written (100%")),
+        "{run:?}"
+    );
+    // Progress goes to stderr: stdout stays the machine-readable key=value lines.
+    assert!(!run.stdout.contains("bench-data:"), "{run:?}");
+    assert!(run.stdout.starts_with("username=bench0"), "{run:?}");
+}

@@ -142,3 +142,34 @@ async fn a_file_without_the_demo_table_is_refused() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("no file"), "{run:?}");
 }
+
+#[test]
+fn import_seed_reports_its_progress_on_stderr_when_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..300)
+        .map(|n| format!("seed_user{n}:password-{n}"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let seed = demo_database(dir.path(), &rows);
+    let db = dir.path().join("users.database");
+    let run = admin_at(&db, &["import-seed", seed.to_str().unwrap()], "");
+    assert_eq!(run.code, 0, "{run:?}");
+    let progress: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("import-seed: "))
+        .collect();
+    assert!(
+        progress
+            .first()
+            .is_some_and(|l| l.starts_with("import-seed: 0/300 users hashed")),
+        "{run:?}"
+    );
+    assert!(
+        progress
+            .last()
+            .is_some_and(|l| l.starts_with("import-seed: 300/300 users hashed (100%")),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("300 imported"), "{run:?}");
+}
