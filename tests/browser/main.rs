@@ -10,6 +10,7 @@
 mod common;
 
 mod driver;
+mod phone;
 mod site;
 
 use std::collections::BTreeSet;
