@@ -1,12 +1,97 @@
-//! The page's JavaScript and CSS, compiled into the binary and served with a content hash in
-//! the URL (`/static/style.css?v=…`), so browsers may cache them for a year and still pick up a
-//! new version at once.
+//! The page's JavaScript, CSS and icon, compiled into the binary and served with a content hash
+//! in the URL (`/static/style.css?v=…`), so browsers may cache them for a year and still pick up
+//! a new version at once; also `/favicon.ico` and `/robots.txt`, which clients ask for by name.
+//!
+//! Each file is compressed once, with gzip and brotli at their best settings, the first time any
+//! file is needed, and the smaller forms are kept; a request picks one by `Accept-Encoding`.
+//! HTML is never compressed (pages carry a CSRF token next to reflected input: BREACH), and
+//! these files hold no secret, so compressing them is safe.
 
+use std::io::Write;
 use std::sync::OnceLock;
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use sha2::{Digest, Sha256};
+
+/// A content coding this server can send (RFC 9110 §8.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Brotli,
+    Gzip,
+    Identity,
+}
+
+impl Encoding {
+    fn token(self) -> &'static str {
+        match self {
+            Encoding::Brotli => "br",
+            Encoding::Gzip => "gzip",
+            Encoding::Identity => "identity",
+        }
+    }
+}
+
+/// The coding to send for an `Accept-Encoding` header (RFC 9110 §12.5.3), among `offered`
+/// (identity is always possible): the highest `q` wins, ties go to the earlier in `offered`,
+/// `q=0` refuses a coding and `*` stands for every coding not named. Identity is the answer
+/// when nothing else is acceptable, even if refused: a body the client did not want beats a
+/// 406 for a stylesheet.
+pub fn negotiate(accept: Option<&str>, offered: &[Encoding]) -> Encoding {
+    let Some(accept) = accept else {
+        return Encoding::Identity;
+    };
+    let mut named: Vec<(String, f32)> = Vec::new();
+    let mut star = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let token = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        if token.is_empty() {
+            continue;
+        }
+        let mut q = 1.0;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                // An unreadable weight refuses, rather than guessing.
+                q = v.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0);
+            }
+        }
+        if token == "*" {
+            star = Some(q);
+        } else {
+            // `x-gzip` is gzip's old name (RFC 9110 §8.4.1.3).
+            let token = if token == "x-gzip" {
+                "gzip".into()
+            } else {
+                token
+            };
+            named.push((token, q));
+        }
+    }
+    let weight = |e: Encoding| {
+        named
+            .iter()
+            .find(|(t, _)| t == e.token())
+            .map(|(_, q)| *q)
+            .or(star)
+            .unwrap_or(0.0)
+    };
+    // Identity competes only when named: unnamed, it is the fallback, not a preference.
+    let identity = named
+        .iter()
+        .find(|(t, _)| t == "identity")
+        .map_or(0.0, |(_, q)| *q);
+    let mut best = (Encoding::Identity, identity);
+    for &e in offered {
+        let q = weight(e);
+        if q > best.1 {
+            best = (e, q);
+        }
+    }
+    best.0
+}
 
 struct Asset {
     name: &'static str,
@@ -14,6 +99,8 @@ struct Asset {
     body: &'static [u8],
     version: String,
     url: &'static str,
+    /// The compressed forms, best first, each kept only when smaller than the body.
+    compressed: Vec<(Encoding, Vec<u8>)>,
 }
 
 const FILES: &[(&str, &str, &[u8])] = &[
@@ -27,7 +114,34 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../static/style.css"),
     ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../static/favicon.svg"),
+    ),
+    (
+        "robots.txt",
+        "text/plain; charset=utf-8",
+        include_bytes!("../static/robots.txt"),
+    ),
 ];
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(body).expect("gzip into memory");
+    enc.finish().expect("gzip into memory")
+}
+
+fn brotli(body: &[u8]) -> Vec<u8> {
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 22,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    brotli::BrotliCompress(&mut &body[..], &mut out, &params).expect("brotli into memory");
+    out
+}
 
 fn assets() -> &'static [Asset] {
     static ASSETS: OnceLock<Vec<Asset>> = OnceLock::new();
@@ -38,30 +152,91 @@ fn assets() -> &'static [Asset] {
                 let version = hex::encode(&Sha256::digest(body)[..8]);
                 let url: &'static str =
                     Box::leak(format!("/static/{name}?v={version}").into_boxed_str());
+                let compressed = [
+                    (Encoding::Brotli, brotli(body)),
+                    (Encoding::Gzip, gzip(body)),
+                ]
+                .into_iter()
+                .filter(|(_, c)| c.len() < body.len())
+                .collect();
                 Asset {
                     name,
                     content_type,
                     body,
                     version,
                     url,
+                    compressed,
                 }
             })
             .collect()
     })
 }
 
+fn asset(name: &str) -> Option<&'static Asset> {
+    assets().iter().find(|a| a.name == name)
+}
+
 /// The versioned URL of a static file. Panics on an unknown name: names are literals in code.
 pub fn url(name: &str) -> &'static str {
-    assets()
+    asset(name).map(|a| a.url).expect("known static file")
+}
+
+/// `asset` in the coding the request accepts best, with `cache` as its `Cache-Control`. The
+/// ETag names the coding too: each coding is its own representation (RFC 9110 §8.8.3).
+fn respond(req: &HttpRequest, asset: &'static Asset, cache: &str) -> HttpResponse {
+    let offered: Vec<Encoding> = asset.compressed.iter().map(|(e, _)| *e).collect();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let encoding = negotiate(accept, &offered);
+    let body: &[u8] = asset
+        .compressed
         .iter()
-        .find(|a| a.name == name)
-        .map(|a| a.url)
-        .expect("known static file")
+        .find(|(e, _)| *e == encoding)
+        .map_or(asset.body, |(_, c)| c);
+    let etag = match encoding {
+        Encoding::Identity => format!("\"{}\"", asset.version),
+        e => format!("\"{}-{}\"", asset.version, e.token()),
+    };
+    let not_modified = if_none_match(req, &etag);
+    let mut resp = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    resp.insert_header(ContentType(
+        asset.content_type.parse().expect("literal mime"),
+    ))
+    .insert_header((header::CACHE_CONTROL, cache))
+    .insert_header((header::ETAG, etag));
+    if !offered.is_empty() {
+        // Shared caches must key on the coding, identity answers included.
+        resp.insert_header((header::VARY, "Accept-Encoding"));
+    }
+    if encoding != Encoding::Identity {
+        resp.insert_header((header::CONTENT_ENCODING, encoding.token()));
+    }
+    if not_modified {
+        resp.finish()
+    } else {
+        resp.body(body)
+    }
+}
+
+/// Whether `If-None-Match` lists `etag` (or `*`).
+fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
 }
 
 /// `GET /static/{name}`.
 pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
-    let Some(asset) = assets().iter().find(|a| a.name == name.as_str()) else {
+    let Some(asset) = asset(name.as_str()) else {
         return crate::error::not_found_page(&req);
     };
     let current =
@@ -75,11 +250,84 @@ pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     } else {
         "no-cache"
     };
-    HttpResponse::Ok()
-        .insert_header(ContentType(
-            asset.content_type.parse().expect("literal mime"),
-        ))
-        .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((header::ETAG, format!("\"{}\"", asset.version)))
-        .body(asset.body)
+    respond(&req, asset, cache)
+}
+
+/// Unversioned well-known URLs: cached for a day, then revalidated by ETag.
+const WELL_KNOWN_CACHE: &str = "public, max-age=86400";
+
+/// `GET /favicon.ico`: the SVG icon itself, 200 `image/svg+xml`. Browsers ask for this URL
+/// when a page (or a non-HTML resource) names no icon; answering it directly costs one request
+/// where a redirect would cost two, and never pins a versioned URL in a permanent redirect.
+pub async fn favicon_ico(req: HttpRequest) -> HttpResponse {
+    respond(
+        &req,
+        asset("favicon.svg").expect("built-in"),
+        WELL_KNOWN_CACHE,
+    )
+}
+
+/// `GET /robots.txt` (see the file for what it allows and why).
+pub async fn robots_txt(req: HttpRequest) -> HttpResponse {
+    respond(
+        &req,
+        asset("robots.txt").expect("built-in"),
+        WELL_KNOWN_CACHE,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: &[Encoding] = &[Encoding::Brotli, Encoding::Gzip];
+
+    #[test]
+    fn negotiation_follows_the_weights() {
+        use Encoding::*;
+        assert_eq!(negotiate(None, ALL), Identity);
+        assert_eq!(negotiate(Some(""), ALL), Identity);
+        assert_eq!(negotiate(Some("gzip, deflate, br, zstd"), ALL), Brotli);
+        assert_eq!(negotiate(Some("gzip"), ALL), Gzip);
+        assert_eq!(negotiate(Some("x-gzip"), ALL), Gzip);
+        assert_eq!(negotiate(Some("GZIP;Q=0.5, br;q=0.4"), ALL), Gzip);
+        assert_eq!(negotiate(Some("br;q=0, gzip"), ALL), Gzip);
+        assert_eq!(negotiate(Some("br;q=0, gzip;q=0"), ALL), Identity);
+        assert_eq!(negotiate(Some("*"), ALL), Brotli);
+        assert_eq!(negotiate(Some("*;q=0.1, br;q=0"), ALL), Gzip);
+        assert_eq!(negotiate(Some("identity"), ALL), Identity);
+        assert_eq!(negotiate(Some("identity, br;q=0.5"), ALL), Identity);
+        assert_eq!(negotiate(Some("br;q=nonsense, gzip"), ALL), Gzip);
+        assert_eq!(negotiate(Some("br"), &[Gzip]), Identity);
+        assert_eq!(negotiate(Some(" , ;q=1, br"), ALL), Brotli);
+    }
+
+    #[test]
+    fn compressed_forms_decode_to_the_file() {
+        use std::io::Read;
+        let css = asset("style.css").unwrap();
+        assert_eq!(
+            css.compressed.len(),
+            2,
+            "the stylesheet compresses both ways"
+        );
+        for (e, bytes) in &css.compressed {
+            let mut out = Vec::new();
+            match e {
+                Encoding::Gzip => {
+                    flate2::read::GzDecoder::new(&bytes[..])
+                        .read_to_end(&mut out)
+                        .unwrap();
+                }
+                Encoding::Brotli => {
+                    brotli::Decompressor::new(&bytes[..], 4096)
+                        .read_to_end(&mut out)
+                        .unwrap();
+                }
+                Encoding::Identity => unreachable!(),
+            }
+            assert_eq!(out, css.body, "{e:?}");
+            assert!(bytes.len() < css.body.len() / 2, "{e:?} saves little");
+        }
+    }
 }

@@ -13,8 +13,13 @@ pub struct Chrome {
     /// The signed-in user's display name for the header.
     pub who: Option<String>,
     pub wide: bool,
+    /// `<meta name="description">`: what the page is for, in a sentence.
+    pub description: &'static str,
+    /// Ask search engines not to index this page (`<meta name="robots" content="noindex">`).
+    pub noindex: bool,
     pub css_url: &'static str,
     pub js_url: &'static str,
+    pub icon_url: &'static str,
     /// Whether to link to the sign-up page (`--sign-up open`).
     pub sign_up: bool,
 }
@@ -33,10 +38,27 @@ impl Chrome {
             title,
             who: who.map(|u| u.username.clone()),
             wide: false,
+            description: description(title),
+            noindex: false,
             css_url: static_files::url("style.css"),
             js_url: static_files::url("gatehouse.js"),
+            icon_url: static_files::url("favicon.svg"),
             sign_up: SIGN_UP_OPEN.load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+}
+
+/// The description of the page titled `title`; pages are few, and the title names each.
+fn description(title: &str) -> &'static str {
+    match title {
+        "Sign in" => "Sign in to your account on this Gatehouse site.",
+        "Create account" => {
+            "Create an account on this Gatehouse site: choose a username and a password."
+        }
+        "Account" => "Your account: details, password, where you are signed in, recent sign-ins.",
+        "Welcome" => "You are signed in to this Gatehouse site.",
+        "Sign out" => "Sign out of this Gatehouse site on this browser.",
+        _ => "Gatehouse: sign up and sign in to this site.",
     }
 }
 
@@ -155,6 +177,17 @@ impl FormView {
         {
             f.value = value.to_owned();
         }
+    }
+
+    /// Whether the page's script checks `f` against the username rule (SPEC §2) before
+    /// sending: a username typed next to a new password is being chosen (sign-up); sign-in
+    /// applies no format rule.
+    pub fn checks_username(&self, f: &Field) -> bool {
+        f.name == "username"
+            && self
+                .fields
+                .iter()
+                .any(|other| other.autocomplete == "new-password")
     }
 
     pub fn errors(&self) -> Vec<&Field> {

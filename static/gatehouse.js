@@ -3,7 +3,8 @@
  *
  * Turns each password the user types into SHA-512(canonical username ‖ NFKC password), base64,
  * before a form is sent, so the plain password never leaves the browser (SPEC §2, §3). It also
- * checks the sign-up / change-password length and repeat rules before anything is sent.
+ * checks the sign-up username and the sign-up / change-password length and repeat rules
+ * before anything is sent.
  * Every form still works without this file: the server digests plain passwords itself.
  *
  * Plain ES2017, no modules and no build step; the page's CSP forbids inline script and style,
@@ -18,6 +19,10 @@
     short: 'Use at least 8 characters.',
     long: 'Use at most 1024 characters.',
     mismatch: 'The passwords do not match.',
+    usernameEmpty: 'Enter a username.',
+    usernameShort: 'Use at least 3 characters.',
+    usernameLong: 'Use at most 32 characters.',
+    usernameChars: 'Use only letters a–z, digits and underscores.',
     summary: 'Please correct the marked fields:',
     failed: 'Your browser could not prepare the password securely; please reload the page.',
   };
@@ -213,6 +218,7 @@
     normalizePassword: normalizePassword,
     passwordLength: passwordLength,
     usesWebCrypto: usesWebCrypto,
+    usernameProblem: usernameProblem,
   };
 
   // ---- Forms (SPEC §3) ---------------------------------------------------------------------
@@ -284,8 +290,21 @@
     return true;
   }
 
+  // The server's rule and messages for a new username (SPEC §2), checked in the same order:
+  // length in UTF-8 bytes of the canonical form, then the characters.
+  function usernameProblem(typed) {
+    const canon = canonicalUsername(typed);
+    const bytes = new TextEncoder().encode(canon).length;
+    if (bytes === 0) return MESSAGES.usernameEmpty;
+    if (bytes < 3) return MESSAGES.usernameShort;
+    if (bytes > 32) return MESSAGES.usernameLong;
+    if (!/^[a-z0-9_]+$/.test(canon)) return MESSAGES.usernameChars;
+    return null;
+  }
+
   // One message per field: a repeat reports the mismatch; its length follows from the original.
   function fieldProblem(input) {
+    if (input.hasAttribute('data-check-username')) return usernameProblem(input.value);
     const repeatOf = input.getAttribute('data-repeat-of');
     if (repeatOf !== null) {
       const original = document.getElementById(repeatOf);

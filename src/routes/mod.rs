@@ -47,6 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get_only!(cfg, "/healthz", home::healthz);
     get_only!(cfg, "/account", account::show);
     get_only!(cfg, "/static/{name}", crate::static_files::serve);
+    get_only!(cfg, "/favicon.ico", crate::static_files::favicon_ico);
+    get_only!(cfg, "/robots.txt", crate::static_files::robots_txt);
     cfg.service(
         web::resource("/sign-up")
             .route(web::get().to(sign_up::form))

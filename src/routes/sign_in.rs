@@ -1,4 +1,5 @@
-//! `GET/POST /sign-in`: the sign-in form, fail-lock and signed redirects included.
+//! `GET/POST /sign-in`: the sign-in form, fail-lock and signed redirects included, and the
+//! one-time "you are signed out" notice after `POST /sign-out`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -7,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::context::{self, Visitor, read_form, with_cookie};
 use super::home::render_status;
+use super::sign_out::{signed_out_cookie, signed_out_cookie_name};
 use crate::accounts::{self, PasswordInput, SignInError};
 use crate::error::{AppError, retry_after_secs};
 use crate::redirect::{self, LocalPath};
@@ -61,17 +63,30 @@ pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppErr
         _ => None,
     };
     let sig = sig.unwrap_or_default();
+    let secure = state.sessions.secure;
+    let flash = req.cookie(signed_out_cookie_name(secure)).is_some();
+    let anonymous = visitor.current.is_none();
+    let mut chrome = Chrome::new("Sign in", visitor.user());
+    // A sign-in page with a `next` is the redirect target of every signed-in page a crawler
+    // might find: one indexable sign-in page is enough.
+    chrome.noindex = next.is_some() || !sig.is_empty();
     let page = SignInPage {
-        chrome: Chrome::new("Sign in", visitor.user()),
+        chrome,
         form: form_view(token, verified.as_ref().map(|n| (n, sig.as_str()))),
-        notice: if verified.is_some() && visitor.current.is_none() {
+        notice: if flash && anonymous {
+            "You are signed out.".into()
+        } else if verified.is_some() && anonymous {
             "Please sign in to continue.".into()
         } else {
             String::new()
         },
         notice_kind: "info",
     };
-    Ok(with_cookie(render_status(StatusCode::OK, &page)?, cookie))
+    let mut resp = with_cookie(render_status(StatusCode::OK, &page)?, cookie);
+    if flash {
+        let _ = resp.add_cookie(&signed_out_cookie(secure, false));
+    }
+    Ok(resp)
 }
 
 pub async fn submit(

@@ -1,5 +1,8 @@
-//! `GET/POST /sign-out`: a confirmation page (a GET changes nothing) and the sign-out itself.
+//! `GET/POST /sign-out`: a confirmation page (a GET changes nothing) and the sign-out itself,
+//! which leaves a one-time "you are signed out" flash cookie for the sign-in page.
 
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::web::Payload;
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -37,7 +40,31 @@ pub async fn submit(
     end_session(&state, &visitor, &context::client(&req, &state)).await?;
     let mut resp = super::see_other("/sign-in");
     let _ = resp.add_cookie(&state.sessions.clear_session_cookie());
+    let _ = resp.add_cookie(&signed_out_cookie(state.sessions.secure, true));
     Ok(resp)
+}
+
+/// The flash cookie's name. Its path is `/sign-in` (sent nowhere else), which the `__Host-`
+/// prefix forbids; `__Secure-` still keeps a plain-HTTP page from planting it.
+pub fn signed_out_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Secure-signed_out"
+    } else {
+        "signed_out"
+    }
+}
+
+/// "You are signed out" for the next sign-in page, once: set by `POST /sign-out` (which must
+/// answer with a bare `Location: /sign-in`), shown and cleared (`set: false`) by
+/// `GET /sign-in`. A minute is plenty to follow a redirect; it carries no data.
+pub fn signed_out_cookie(secure: bool, set: bool) -> Cookie<'static> {
+    let mut c = Cookie::new(signed_out_cookie_name(secure), if set { "1" } else { "" });
+    c.set_path("/sign-in");
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(secure);
+    c.set_max_age(CookieDuration::seconds(if set { 60 } else { 0 }));
+    c
 }
 
 /// Deletes the browser's session server-side (valid or not).

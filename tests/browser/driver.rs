@@ -25,6 +25,9 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long any awaited condition may take on a busy 2-core machine.
 pub const WAIT: Duration = Duration::from_secs(10);
+/// A phone's user agent (Chrome on Android), for [`Browser::emulate_phone`].
+pub const PHONE_USER_AGENT: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+     (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36";
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,8 +292,8 @@ impl Browser {
             .unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
-    /// Scrolls the element into view (instantly: the site's CSS asks for smooth scrolling,
-    /// which would move the element under chromedriver's click point) and clicks it. A click
+    /// Scrolls the element into view (instantly, whatever a page's CSS asks: smooth scrolling
+    /// would move the element under chromedriver's click point) and clicks it. A click
     /// another element intercepted did not happen, so it is retried until [`WAIT`].
     pub async fn click(&self, css: &str) {
         let id = self
@@ -390,6 +393,62 @@ impl Browser {
         self.post("/window/rect", json!({ "width": 1280, "height": 900 }))
             .await
             .expect("restore the window");
+    }
+
+    /// Runs a Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+            .await
+            .unwrap_or_else(|e| panic!("CDP {cmd}: {e}"))
+    }
+
+    /// Makes the tab a phone `width` CSS pixels wide: a mobile viewport (the page's
+    /// `<meta name="viewport">` applies, and content wider than the screen widens the layout
+    /// instead of being cut), touch, and a phone's user agent. Stays in force across
+    /// navigations in this tab.
+    pub async fn emulate_phone(&self, width: u32) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 780, "deviceScaleFactor": 3, "mobile": true }),
+        )
+        .await;
+        self.cdp(
+            "Emulation.setTouchEmulationEnabled",
+            json!({ "enabled": true, "maxTouchPoints": 5 }),
+        )
+        .await;
+        self.cdp(
+            "Emulation.setUserAgentOverride",
+            json!({ "userAgent": PHONE_USER_AGENT, "platform": "Android" }),
+        )
+        .await;
+    }
+
+    /// Like [`Browser::screenshot`], of the whole page on an emulated phone `width` wide: the
+    /// phone is made as tall as the document (at most 4000 px) for the shot, then put back.
+    pub async fn screenshot_phone(&self, path: &Path, width: u32) {
+        let height = self
+            .exec(
+                "window.scrollTo(0, 0); return document.documentElement.scrollHeight",
+                json!([]),
+            )
+            .await
+            .as_u64()
+            .unwrap_or(780)
+            .clamp(780, 4000);
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": true }),
+        )
+        .await;
+        self.wait_js(
+            "the phone to grow",
+            "return window.innerHeight >= arguments[0] - 1",
+            json!([height]),
+        )
+        .await;
+        self.screenshot(path).await;
+        self.emulate_phone(width).await;
     }
 
     /// Reads the new performance-log entries and returns every request Chrome has sent so far.

@@ -10,6 +10,7 @@
 mod common;
 
 mod driver;
+mod phone;
 mod site;
 
 use std::collections::BTreeSet;
@@ -628,6 +629,100 @@ async fn sign_up_checks_passwords_in_the_browser_before_sending() {
     b.quit().await;
 }
 
+#[tokio::test]
+async fn sign_up_checks_the_username_in_the_browser_before_sending() {
+    let _turn = ONE_BROWSER.lock().await;
+    let app = TestApp::spawn(&[]);
+    let origin = format!("http://127.0.0.1:{}", app.port);
+    let b = Browser::launch(Js::On).await;
+    b.goto(&format!("{origin}/sign-up")).await;
+    b.wait_js(
+        "gatehouse.js",
+        "return Boolean(window.Gatehouse)",
+        json!([]),
+    )
+    .await;
+    let pw = "long enough 1";
+    b.fill("#password", pw).await;
+    b.fill("#password_repeat", pw).await;
+
+    // The server's own messages (SPEC §2 rule), at the field, before anything is sent.
+    for (typed, message) in [
+        ("", "Enter a username."),
+        ("  ab ", "Use at least 3 characters."),
+        (
+            "a_name_that_is_far_too_long_for_it",
+            "Use at most 32 characters.",
+        ),
+        ("no spaces", "Use only letters a–z, digits and underscores."),
+        ("jürgen", "Use only letters a–z, digits and underscores."),
+    ] {
+        b.fill("#username", typed).await;
+        press_submit(&b, "/sign-up").await;
+        b.wait_js(
+            &format!("the message {message:?} for {typed:?}"),
+            "return document.getElementById('username-error').textContent.trim() === arguments[0]",
+            json!([message]),
+        )
+        .await;
+        let s = sign_up_state(&b).await;
+        assert_eq!(s["username"], json!(["true", message]), "{typed:?}: {s}");
+        assert_eq!(s["focus"], json!("username"), "{typed:?}: {s}");
+        assert_eq!(s["samePage"], json!(true), "{typed:?}: {s}");
+        assert!(
+            s["summary"]
+                .as_str()
+                .is_some_and(|t| t.contains(&format!("Username: {message}"))),
+            "{typed:?}: summary {s}"
+        );
+        for other in ["password", "password_repeat", "email", "full_name"] {
+            assert_eq!(
+                s[other],
+                json!([null, ""]),
+                "{typed:?}: {other} is fine: {s}"
+            );
+        }
+        let described = b
+            .exec(
+                "return document.getElementById('username').getAttribute('aria-describedby')",
+                json!([]),
+            )
+            .await;
+        assert!(
+            described
+                .as_str()
+                .is_some_and(|d| d.split(' ').any(|id| id == "username-error")),
+            "the message is tied to the field: {described}"
+        );
+    }
+
+    // Nothing was sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server_forms(&app.log()).is_empty(),
+        "the server received a form:\n{}",
+        app.log()
+    );
+    assert!(
+        form_posts(&b, &origin, 0).await.is_empty(),
+        "Chrome sent a POST"
+    );
+
+    // Surrounding spaces and capitals are fine (the canonical form is checked): it goes through.
+    b.fill("#username", "  Valid_Name_7 ").await;
+    b.fill("#password", pw).await;
+    b.fill("#password_repeat", pw).await;
+    press_submit(&b, "/sign-up").await;
+    assert_eq!(site::wait_new_page(&b, "/sign-up").await, "/welcome");
+    let posts = form_posts(&b, &origin, 1).await;
+    assert_eq!(posts.len(), 1, "exactly one POST: {posts:?}");
+    assert_eq!(
+        posts[0].value("password_digest"),
+        Some(digest("valid_name_7", pw).as_str())
+    );
+    b.quit().await;
+}
+
 /// Signs in through the sign-in page; returns where the browser landed.
 async fn sign_in(b: &Browser, origin: &str, user: &str, password: &str) -> String {
     b.goto(&format!("{origin}/sign-in")).await;
@@ -665,6 +760,17 @@ async fn without_javascript_the_server_digests_and_both_paths_agree() {
     )
     .await;
     assert_eq!(at, "/welcome");
+    let footer = with_js
+        .exec(
+            "return document.querySelector('.site-footer').innerText.trim()",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        footer,
+        json!("Your password is digested in your browser and never sent as typed."),
+        "the footer with JS"
+    );
     sign_out(&with_js, &origin).await;
     let posts = form_posts(&with_js, &origin, 2).await;
     assert_eq!(
@@ -690,6 +796,21 @@ async fn without_javascript_the_server_digests_and_both_paths_agree() {
         state,
         json!([false, "undefined", true]),
         "[html.js, Gatehouse, script tag]: JS must be off"
+    );
+    // The footer's promise is about what really happens to the password.
+    let footer = no_js
+        .exec(
+            "return document.querySelector('.site-footer').innerText.trim()",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        footer,
+        json!(
+            "JavaScript is off: your password is sent to the server as typed, which digests it \
+             the same way and keeps only an Argon2id hash."
+        ),
+        "the footer without JS"
     );
 
     let at = submit(

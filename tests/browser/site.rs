@@ -88,6 +88,11 @@ pub async fn sign_out(b: &Browser, origin: &str) {
         "the sign-out page should know who is signed in"
     );
     assert_eq!(submit(b, "/sign-out", &[]).await, "/sign-in");
+    assert_eq!(
+        text(b, ".notice").await,
+        "You are signed out.",
+        "the sign-in page should say the sign-out worked"
+    );
     let who = b
         .exec("return document.querySelector('.who') === null", json!([]))
         .await;
