@@ -1,7 +1,8 @@
 //! `PlainPassword`: a typed password that meets the length rule (SPEC §2), NFKC-normalised.
 //! Only sign-up and password change build one; sign-in applies no format rule. No typed
-//! password is normalised before [`PlainPassword::fits_before_normalising`] says it may be: NFKC runs on the
-//! HTTP worker, so its input must be bounded by more than the 64 KiB body limit.
+//! password is normalised before [`PlainPassword::fits_before_normalising`] says it may be:
+//! NFKC runs on the HTTP worker, so its input must be bounded by more than the 64 KiB body
+//! limit.
 
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
@@ -30,8 +31,8 @@ impl PlainPassword {
     /// ≤ 16 384 bytes. Both Unicode facts are checked over every scalar value in the tests.
     pub const MAX_TYPED_BYTES: usize = 4 * 4 * Self::MAX;
 
-    /// Whether a typed password is short enough to normalise (see [`Self::MAX_TYPED_BYTES`]). Anything
-    /// longer cannot be a valid password.
+    /// Whether a typed password is short enough to normalise (see [`Self::MAX_TYPED_BYTES`]).
+    /// Anything longer cannot be a valid password.
     pub fn fits_before_normalising(typed: &str) -> bool {
         typed.len() <= Self::MAX_TYPED_BYTES
     }
@@ -150,8 +151,9 @@ mod tests {
         );
     }
 
-    /// The two Unicode facts [`PlainPassword::PlainPassword::MAX_TYPED_BYTES`] rests on, over every scalar value, so a new
-    /// Unicode version in `unicode-normalization` cannot silently break the bound.
+    /// The two Unicode facts [`PlainPassword::MAX_TYPED_BYTES`] rests on, over every scalar
+    /// value, so a new Unicode version in `unicode-normalization` cannot silently break the
+    /// bound.
     #[test]
     fn nfkc_results_decompose_to_at_most_four_and_nothing_decomposes_to_none() {
         let mut longest = 0;
