@@ -1,13 +1,16 @@
 //! Benchmark: no user enumeration by timing. A failed sign-in must take as long for an unknown
-//! username as for a known one with a wrong password (SPEC §3: the same KDF work for all).
+//! username as for a known one with a wrong password (SPEC §3: the same KDF work for all),
+//! also for a *dormant* user whose hash still has older, cheaper Argon2 costs.
 //!
 //! Starts the release binary (`target/release/gatehouse`; `scripts/timing.sh` builds it first)
-//! on 127.0.0.1 with a fresh temporary database, the default Argon2 costs and the per-address
-//! limits and the username lock out of the way; creates `KNOWN_USERS` users, then measures
-//! `SAMPLES` (env, default 200) sign-ins of each kind, interleaved (unknown, known, unknown,
-//! …), one at a time on one keep-alive connection so nothing queues. Every answer must be a
-//! 401. Prints p10 / median / p90 per kind and the median ratio unknown/known (target
-//! 0.95–1.05).
+//! on 127.0.0.1 with a fresh temporary database and the per-address limits and the username
+//! lock out of the way. First with cheap costs (`OLD_COST`) to create `KNOWN_USERS` dormant
+//! users, then restarted on the same database with the default costs, where it creates
+//! `KNOWN_USERS` more (current costs). It then measures `SAMPLES` (env, default 200) sign-ins
+//! of each kind, interleaved (unknown, known, dormant, unknown, …), one at a time on one
+//! keep-alive connection so nothing queues. Every answer must be a 401 (a wrong password never
+//! re-hashes, so the dormant users stay dormant). Prints p10 / median / p90 per kind and the
+//! median ratios unknown/known and unknown/dormant (target 0.95–1.05 each).
 //!
 //! Run: `scripts/timing.sh` (or `cargo build --release --locked && cargo bench --bench
 //! enumeration_timing`; `SAMPLES=500 scripts/timing.sh` for more samples).
@@ -25,6 +28,17 @@ const DEFAULT_SAMPLES: usize = 200;
 const MAX_SAMPLES: usize = 100_000;
 const WARM_UP_PAIRS: usize = 10;
 const TARGET: (f64, f64) = (0.95, 1.05);
+/// The older, cheaper Argon2 costs the dormant users were created with.
+const OLD_COST: &[&str] = &["--argon2-m", "4096", "--argon2-t", "1", "--argon2-p", "1"];
+/// The per-address limits and the username lock out of the way.
+const LIMITS_OFF: &[&str] = &[
+    "--ip-failures",
+    "0",
+    "--ip-kdf-rate",
+    "0",
+    "--lock-attempts",
+    "1000000",
+];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -71,23 +85,43 @@ fn known_user(i: usize) -> String {
     format!("known_{:03}", i % KNOWN_USERS)
 }
 
+fn dormant_user(i: usize) -> String {
+    format!("dormant_{:03}", i % KNOWN_USERS)
+}
+
+async fn create_users(client: &reqwest::Client, server: &Server, name: fn(usize) -> String) {
+    let users_url = server.url("/api/users");
+    for i in 0..KNOWN_USERS {
+        let resp = client
+            .post(&users_url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(credentials(&name(i), &format!("right password {i}")))
+            .send()
+            .await
+            .expect("POST /api/users");
+        assert_eq!(resp.status().as_u16(), 201, "creating {}", name(i));
+        resp.bytes().await.expect("body");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
     let started = Instant::now();
     let samples = samples_from_env();
-    let server = Server::start(&[
-        "--ip-failures",
-        "0",
-        "--ip-kdf-rate",
-        "0",
-        "--lock-attempts",
-        "1000000",
-    ]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let mut server = Server::start(&[LIMITS_OFF, OLD_COST].concat());
+    runtime.block_on(async {
+        create_users(&http_client(), &server, dormant_user).await;
+    });
+    eprintln!(
+        "created {KNOWN_USERS} dormant users with {}; restarting with the default costs",
+        OLD_COST.join(" ")
+    );
+    server.restart(LIMITS_OFF);
     runtime.block_on(run(&server, samples));
     drop(server);
     eprintln!(
@@ -96,27 +130,19 @@ fn main() {
     );
 }
 
-async fn run(server: &Server, samples: usize) {
-    // One keep-alive connection, one request at a time: no queueing anywhere.
-    let client = reqwest::Client::builder()
+/// One keep-alive connection, one request at a time: no queueing anywhere.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(1)
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("HTTP client");
+        .expect("HTTP client")
+}
 
-    let users_url = server.url("/api/users");
-    for i in 0..KNOWN_USERS {
-        let resp = client
-            .post(&users_url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(credentials(&known_user(i), &format!("right password {i}")))
-            .send()
-            .await
-            .expect("POST /api/users");
-        assert_eq!(resp.status().as_u16(), 201, "creating {}", known_user(i));
-        resp.bytes().await.expect("body");
-    }
+async fn run(server: &Server, samples: usize) {
+    let client = http_client();
+    create_users(&client, server, known_user).await;
     eprintln!("created {KNOWN_USERS} users; sampling {samples} sign-ins of each kind");
 
     let session_url = server.url("/api/session");
@@ -126,10 +152,13 @@ async fn run(server: &Server, samples: usize) {
         assert_eq!(s, 401, "warm-up sign-in of an unknown user");
         let (s, _) = sign_in(&client, &session_url, &known_user(i), "wrong password").await;
         assert_eq!(s, 401, "warm-up sign-in of a known user");
+        let (s, _) = sign_in(&client, &session_url, &dormant_user(i), "wrong password").await;
+        assert_eq!(s, 401, "warm-up sign-in of a dormant user");
     }
 
     let mut unknown = Vec::with_capacity(samples);
     let mut known = Vec::with_capacity(samples);
+    let mut dormant = Vec::with_capacity(samples);
     let mut paired = Vec::with_capacity(samples);
     let mut statuses: Vec<(u16, &str)> = Vec::new();
     let sampling = Instant::now();
@@ -139,14 +168,15 @@ async fn run(server: &Server, samples: usize) {
         let wrong = format!("wrong password {i}");
         let (su, tu) = sign_in(&client, &session_url, &ghost, &wrong).await;
         let (sk, tk) = sign_in(&client, &session_url, &known_user(i), &wrong).await;
-        if su != 401 {
-            statuses.push((su, "unknown"));
-        }
-        if sk != 401 {
-            statuses.push((sk, "known"));
+        let (sd, td) = sign_in(&client, &session_url, &dormant_user(i), &wrong).await;
+        for (status, kind) in [(su, "unknown"), (sk, "known"), (sd, "dormant")] {
+            if status != 401 {
+                statuses.push((status, kind));
+            }
         }
         unknown.push(tu);
         known.push(tk);
+        dormant.push(td);
         paired.push(tu.as_secs_f64() - tk.as_secs_f64());
     }
     let sampling = sampling.elapsed();
@@ -159,6 +189,7 @@ async fn run(server: &Server, samples: usize) {
 
     unknown.sort();
     known.sort();
+    dormant.sort();
     paired.sort_by(f64::total_cmp);
     let mean = |v: &[Duration]| v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
     let row = |name: &str, v: &[Duration]| {
@@ -173,6 +204,8 @@ async fn run(server: &Server, samples: usize) {
     };
     let ratio = |p: f64| ms(percentile(&unknown, p)) / ms(percentile(&known, p));
     let median_ratio = ratio(50.0);
+    let ratio_dormant = |p: f64| ms(percentile(&unknown, p)) / ms(percentile(&dormant, p));
+    let median_ratio_dormant = ratio_dormant(50.0);
     let paired_median_ms = paired[paired.len() / 2] * 1e3;
 
     println!();
@@ -181,7 +214,7 @@ async fn run(server: &Server, samples: usize) {
     );
     println!();
     println!(
-        "Default Argon2 (m=19456, t=2, p=1), {samples} samples of each kind, interleaved, sequential on one keep-alive connection, all 401; {:.1} s of sampling; latencies in ms",
+        "Default Argon2 (m=19456, t=2, p=1); the dormant users' hashes have m=4096, t=1, p=1 (created before a restart with the default costs); {samples} samples of each kind, interleaved, sequential on one keep-alive connection, all 401; {:.1} s of sampling; latencies in ms",
         sampling.as_secs_f64()
     );
     println!();
@@ -189,6 +222,10 @@ async fn run(server: &Server, samples: usize) {
     println!("|---|--:|--:|--:|--:|--:|");
     row("unknown username", &unknown);
     row("known username, wrong password", &known);
+    row(
+        "dormant username (old cheaper costs), wrong password",
+        &dormant,
+    );
     println!(
         "| ratio unknown/known | | {:.3} | {:.3} | {:.3} | {:.3} |",
         ratio(10.0),
@@ -196,12 +233,26 @@ async fn run(server: &Server, samples: usize) {
         ratio(90.0),
         mean(&unknown) / mean(&known)
     );
-    println!();
-    let met = (TARGET.0..=TARGET.1).contains(&median_ratio);
     println!(
-        "Median ratio unknown/known {median_ratio:.3} (target {:.2}–{:.2}: {}); median paired difference (unknown − known) {paired_median_ms:+.2} ms.",
+        "| ratio unknown/dormant | | {:.3} | {:.3} | {:.3} | {:.3} |",
+        ratio_dormant(10.0),
+        median_ratio_dormant,
+        ratio_dormant(90.0),
+        mean(&unknown) / mean(&dormant)
+    );
+    println!();
+    let verdict = |r: f64| {
+        if (TARGET.0..=TARGET.1).contains(&r) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    };
+    println!(
+        "Median ratio unknown/known {median_ratio:.3}, unknown/dormant {median_ratio_dormant:.3} (target {:.2}–{:.2}: {}, {}); median paired difference (unknown − known) {paired_median_ms:+.2} ms.",
         TARGET.0,
         TARGET.1,
-        if met { "met" } else { "MISSED" }
+        verdict(median_ratio),
+        verdict(median_ratio_dormant)
     );
 }

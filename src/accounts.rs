@@ -12,7 +12,7 @@ use crate::faillock::Reservation;
 use crate::server::AppState;
 use crate::session::SessionId;
 use crate::store::{NewSession, StoreError, User};
-use crate::throttle::Refusal;
+use crate::throttle::{Refusal, Reserved};
 use std::net::IpAddr;
 
 /// How a password arrived: pre-digested by the page's JS, or typed (no JS, or the API).
@@ -71,8 +71,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// The address limits' verdict before any work: 429 when throttled, 503 when the table is
-    /// full.
+    /// The address limits' early verdict, counting nothing (cheap: before any database work):
+    /// 429 when throttled, 503 when the table is full.
     fn admit(&self, state: &AppState) -> Result<(), AppError> {
         match self.addr {
             Some(ip) => state
@@ -80,6 +80,20 @@ impl Client {
                 .admit(ip, Instant::now(), state.kdf.waiting() > 0)
                 .map_err(refusal),
             None => Ok(()),
+        }
+    }
+
+    /// Reserves one failure against the address before a password check (see
+    /// [`crate::throttle::AddressGuard::reserve`]): the authoritative verdict, atomic with the
+    /// count, so a parallel burst cannot slip past `--ip-failures`.
+    fn reserve(&self, state: &AppState) -> Result<Option<Reserved>, AppError> {
+        match self.addr {
+            Some(ip) => state
+                .guard
+                .reserve(ip, Instant::now(), state.kdf.waiting() > 0)
+                .map(Some)
+                .map_err(refusal),
+            None => Ok(None),
         }
     }
 
@@ -120,7 +134,7 @@ impl Client {
         self.audit(state, kind, "throttled", username, None);
     }
 
-    /// Counts a failure against the address.
+    /// Counts a failure that ran no KDF (a taken username) against the address.
     fn failed(&self, state: &AppState) {
         if let Some(ip) = self.addr {
             state.guard.failed(ip, Instant::now());
@@ -164,13 +178,15 @@ fn new_password_digest(
         },
         PasswordInput::Plain { password, repeat } => match PlainPassword::parse(password) {
             Ok(p) => {
+                // A repeat too long to normalise cannot match a valid password.
                 if let Some(r) = repeat
-                    && crate::domain::canonical_password(r) != p.as_str()
+                    && !(PlainPassword::fits_before_normalising(r)
+                        && crate::domain::canonical_password(r) == p.as_str())
                 {
                     errors.add(repeat_field, "The passwords do not match.");
                     return None;
                 }
-                Some(PasswordDigest::compute(username, password))
+                Some(PasswordDigest::from_plain(username, &p))
             }
             Err(msg) => {
                 errors.add(field, msg);
@@ -390,13 +406,15 @@ pub struct SignedIn {
     pub device_token: String,
 }
 
-/// The fail-lock records an attempt counts in. Every attempt on a well-formed username counts
-/// for that username (SPEC §4). A browser holding a valid device token for the user also counts
-/// in its device's own record, and only that record can refuse it: the username's lock does not
-/// apply to the owner's own browsers.
+/// The records a password check counts in. Every check counts against the client's address
+/// (`--ip-failures`). Every attempt on a well-formed username counts for that username
+/// (SPEC §4). A browser holding a valid device token for the user also counts in its device's
+/// own record, and only that record can refuse it: the username's lock does not apply to the
+/// owner's own browsers. All are reserved before the KDF and kept as failures unless released.
 struct Counted {
     user: Option<Username>,
     device: Option<String>,
+    address: std::cell::Cell<Option<Reserved>>,
     reserved_user: std::cell::Cell<bool>,
     reserved_device: std::cell::Cell<bool>,
 }
@@ -406,6 +424,7 @@ impl Counted {
         Self {
             user,
             device,
+            address: None.into(),
             reserved_user: false.into(),
             reserved_device: false.into(),
         }
@@ -438,7 +457,13 @@ impl Counted {
     }
 
     /// Reserves a failure in each record; the device's verdict wins when there is a device.
-    fn reserve(&self, state: &AppState) -> Reservation {
+    /// The address comes first: a throttled address (`Err`) touches no username's lock.
+    fn reserve(&self, state: &AppState, client: &Client) -> Result<Reservation, AppError> {
+        self.address.set(client.reserve(state)?);
+        Ok(self.reserve_locks(state))
+    }
+
+    fn reserve_locks(&self, state: &AppState) -> Reservation {
         let stored = |r: &Reservation| !matches!(r, Reservation::Full { .. });
         let user = self
             .user
@@ -457,6 +482,7 @@ impl Counted {
 
     /// Gives back the reserved failures of an attempt that never checked the password.
     fn release(&self, state: &AppState) {
+        self.release_address(state);
         if let (Some(u), true) = (&self.user, self.reserved_user.get()) {
             state.lock.release(u);
         }
@@ -465,9 +491,16 @@ impl Counted {
         }
     }
 
+    fn release_address(&self, state: &AppState) {
+        if let Some(r) = self.address.take() {
+            state.guard.release(r);
+        }
+    }
+
     /// A correct password clears the device's record, and the username's unless it is locked:
     /// the owner signing in through their device must not hand an attacker three fresh guesses.
     fn succeeded(&self, state: &AppState) {
+        self.release_address(state);
         if let Some(u) = &self.user
             && !(self.by_device() && state.lock.is_locked(u, Instant::now()))
         {
@@ -497,9 +530,9 @@ pub async fn sign_in(
         .inspect_err(|_| client.throttled(state, "sign_in", name))?;
     let digest = match &password {
         PasswordInput::Digest(d) => PasswordDigest::from_wire(d).map_err(|e| e.to_string()),
-        PasswordInput::Plain { password, .. } => {
-            Ok(PasswordDigest::compute(typed_username, password))
-        }
+        PasswordInput::Plain { password, .. } => Ok(checked_or_unguessable(
+            PasswordDigest::from_typed(typed_username, password),
+        )),
         PasswordInput::Missing => Ok(PasswordDigest::compute(typed_username, "")),
     };
     let creds = match &username {
@@ -525,9 +558,14 @@ pub async fn sign_in(
     // Malformed input on a free name is not a guess: nothing is counted.
     let locked_now = counted.is_locked(state);
     if digest.is_ok() || locked_now {
-        lock_refusal(counted.reserve(state)).inspect_err(|e| {
-            if matches!(e, SignInError::Locked(_)) {
-                client.failed(state);
+        let reserved = counted
+            .reserve(state, client)
+            .inspect_err(|_| client.throttled(state, "sign_in", name))?;
+        lock_refusal(reserved).inspect_err(|e| {
+            if !matches!(e, SignInError::Locked(_)) {
+                counted.release(state);
+            } else {
+                // The reserved failures stay: an attempt on a locked name counts.
                 client.audit(state, "sign_in", "locked", name, user_id);
                 let by = if counted.by_device() { "device" } else { "username" };
                 // Debug only: a line per hammered attempt would fill the log; the audit trail
@@ -543,12 +581,17 @@ pub async fn sign_in(
     };
     let digest = match digest {
         Ok(d) => d,
-        Err(msg) => return Err(SignInError::BadDigest(msg)),
+        Err(msg) => {
+            counted.release(state);
+            return Err(SignInError::BadDigest(msg));
+        }
     };
     client
         .spend_kdf(state)
         .inspect_err(|_| client.throttled(state, "sign_in", name))
         .map_err(release)?;
+    // Kept for a re-hash after success, so the password is not normalised twice.
+    let rehash_digest = digest.clone();
     let check = creds.clone();
     let verified = state
         .kdf
@@ -562,7 +605,7 @@ pub async fn sign_in(
         .await
         .map_err(|e| release(e.into()))?;
     let (Some(u), Some(creds), true) = (&username, creds, verified) else {
-        client.failed(state);
+        // The reserved failures stay counted.
         client.audit(state, "sign_in", "failed", name, user_id);
         match &username {
             Some(u) => {
@@ -594,12 +637,7 @@ pub async fn sign_in(
     };
     tracing::info!(event = "sign_in", username = %u, outcome = "ok", ip = client.ip.as_deref().unwrap_or("-"), "signed in");
     if state.kdf.kdf().needs_rehash(&creds.password_hash) {
-        spawn_rehash(
-            state,
-            creds.user_id,
-            creds.password_hash,
-            PasswordInput::digest_owned(&password, typed_username),
-        );
+        spawn_rehash(state, creds.user_id, creds.password_hash, rehash_digest);
     }
     Ok(SignedIn {
         username: u.as_str().to_owned(),
@@ -613,22 +651,18 @@ pub async fn sign_in(
     })
 }
 
-impl PasswordInput<'_> {
-    fn digest_owned(&self, typed_username: &str) -> Option<PasswordDigest> {
-        match self {
-            PasswordInput::Digest(d) => PasswordDigest::from_wire(d).ok(),
-            PasswordInput::Plain { password, .. } => {
-                Some(PasswordDigest::compute(typed_username, password))
-            }
-            PasswordInput::Missing => None,
-        }
-    }
+/// A typed password's digest, or, for one too long to be any valid password, a digest no
+/// password matches: the check then fails with the same KDF work as a wrong password
+/// (SPEC §2: sign-in applies no format rule), without normalising the long field.
+fn checked_or_unguessable(
+    digest: Result<PasswordDigest, crate::digest::TooLong>,
+) -> PasswordDigest {
+    digest.unwrap_or_else(|_| PasswordDigest::unguessable())
 }
 
 /// Re-hashes with the current parameters in the background; the write is conditional on the
 /// old hash still being current.
-fn spawn_rehash(state: &AppState, user_id: i64, old_hash: String, digest: Option<PasswordDigest>) {
-    let Some(digest) = digest else { return };
+fn spawn_rehash(state: &AppState, user_id: i64, old_hash: String, digest: PasswordDigest) {
     let (kdf, store) = (state.kdf.clone(), state.store.clone());
     actix_web::rt::spawn(async move {
         let Ok(Ok(new_hash)) = kdf.run(move |k| k.hash(&digest)).await else {
@@ -695,15 +729,18 @@ pub async fn change_password(
     });
     let counted = Counted::new(Some(username.clone()), device);
     counted.forgive(state, creds.unlocked_ms);
-    match counted.reserve(state) {
+    let reserved = counted
+        .reserve(state, client)
+        .inspect_err(|_| client.throttled(state, "password_change", name))?;
+    match reserved {
         Reservation::Proceed => {}
         Reservation::Locked { retry_after } => {
-            client.failed(state);
             client.audit(state, "password_change", "locked", name, Some(user.id));
             tracing::debug!(event = "password_change", username = %username, outcome = "locked", "refused: locked");
             return Err(ChangeError::Locked(retry_after));
         }
         Reservation::Full { retry_after } => {
+            counted.release(state);
             return Err(AppError::Unavailable {
                 retry_after,
                 message: "Please try again later.",
@@ -716,9 +753,9 @@ pub async fn change_password(
         PasswordInput::Digest(d) => PasswordDigest::from_wire(d)
             .map_err(|e| errors.add("current_password_digest", e.to_string()))
             .ok(),
-        PasswordInput::Plain { password, .. } => {
-            Some(PasswordDigest::compute(&user.username, password))
-        }
+        PasswordInput::Plain { password, .. } => Some(checked_or_unguessable(
+            PasswordDigest::from_typed(&user.username, password),
+        )),
         PasswordInput::Missing => {
             errors.add("current_password", "Enter your current password.");
             None
@@ -758,7 +795,6 @@ pub async fn change_password(
         .map_err(|e| release(e.into()))?
         .map_err(|e| release(e.into()))?;
     let Some(new_hash) = outcome else {
-        client.failed(state);
         client.audit(state, "password_change", "failed", name, Some(user.id));
         tracing::info!(event = "password_change", username = %username, outcome = "wrong_password", "password change refused");
         return Err(ChangeError::WrongPassword);

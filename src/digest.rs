@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha512};
 use zeroize::Zeroize;
 
-use crate::domain::{canonical_password, canonical_username};
+use crate::domain::{PlainPassword, canonical_password, canonical_username};
 
 /// The 64 raw digest bytes. They are a password equivalent: never stored, logged or printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -16,17 +16,51 @@ pub struct PasswordDigest([u8; 64]);
 #[error("password_digest must be 88 characters of standard base64 (64 bytes)")]
 pub struct InvalidDigest;
 
+/// A typed password too long to be valid, refused before normalising.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the password is longer than any valid one")]
+pub struct TooLong;
+
 impl PasswordDigest {
     pub const WIRE_LEN: usize = 88;
 
-    /// Computes the digest from what a person typed, applying both canonicalisations.
+    /// Computes the digest from what a person typed, applying both canonicalisations. For
+    /// trusted or already bounded input (admin commands); requests use [`Self::from_typed`].
     pub fn compute(typed_username: &str, typed_password: &str) -> Self {
+        let mut password = canonical_password(typed_password);
+        let digest = Self::of_canonical(typed_username, &password);
+        password.zeroize();
+        digest
+    }
+
+    /// [`Self::compute`] for a password from a request: one longer than any valid password
+    /// is refused before NFKC runs on it (see [`PlainPassword::MAX_TYPED_BYTES`]).
+    pub fn from_typed(typed_username: &str, typed_password: &str) -> Result<Self, TooLong> {
+        if PlainPassword::fits_before_normalising(typed_password) {
+            Ok(Self::compute(typed_username, typed_password))
+        } else {
+            Err(TooLong)
+        }
+    }
+
+    /// The digest of a password already parsed (and so normalised) as a [`PlainPassword`].
+    pub fn from_plain(typed_username: &str, password: &PlainPassword) -> Self {
+        Self::of_canonical(typed_username, password.as_str())
+    }
+
+    fn of_canonical(typed_username: &str, normalised_password: &str) -> Self {
         let mut hasher = Sha512::new();
         hasher.update(canonical_username(typed_username).as_bytes());
-        let mut password = canonical_password(typed_password);
-        hasher.update(password.as_bytes());
-        password.zeroize();
+        hasher.update(normalised_password.as_bytes());
         Self(hasher.finalize().into())
+    }
+
+    /// A random digest no password produces (one in 2^512): checked in place of a refused
+    /// password, so the refusal costs the same KDF work as a wrong one.
+    pub fn unguessable() -> Self {
+        let mut bytes = [0u8; 64];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+        Self(bytes)
     }
 
     /// Parses the wire form strictly: exactly 88 characters of standard padded base64.
@@ -90,6 +124,29 @@ mod tests {
             assert_eq!(PasswordDigest::compute(u, p).to_wire(), *want, "{u}");
             assert_eq!(PasswordDigest::from_wire(want).unwrap().to_wire(), *want);
         }
+    }
+
+    #[test]
+    fn typed_passwords_are_bounded_before_normalising() {
+        let bound = PlainPassword::MAX_TYPED_BYTES;
+        let at = "x".repeat(bound);
+        assert_eq!(
+            PasswordDigest::from_typed("alice", &at),
+            Ok(PasswordDigest::compute("alice", &at))
+        );
+        assert_eq!(
+            PasswordDigest::from_typed("alice", &"x".repeat(bound + 1)),
+            Err(TooLong)
+        );
+        // Parsed and typed agree: the parsed form is not normalised twice differently.
+        let zoe = VECTORS[2];
+        let parsed = PlainPassword::parse(zoe.1).unwrap();
+        assert_eq!(PasswordDigest::from_plain(zoe.0, &parsed).to_wire(), zoe.2);
+        assert_eq!(
+            PasswordDigest::from_typed(zoe.0, zoe.1).unwrap().to_wire(),
+            zoe.2
+        );
+        assert_ne!(PasswordDigest::unguessable(), PasswordDigest::unguessable());
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! The password KDF: Argon2id over the 64 digest bytes, stored as a PHC string (SPEC §2), and
 //! the bounded thread pool it runs on, so hashing never blocks the async workers.
+//!
+//! Every verification does at least the work of the *current* parameters, whatever the stored
+//! hash's: a hash made with older, cheaper parameters is topped up with a padding run, so a
+//! dormant account does not answer a wrong password faster than an unknown name does (the
+//! dummy hash) after a cost upgrade. Work is counted in Argon2 block compressions (blocks ×
+//! passes), which is what Argon2's time is proportional to. See `docs/design.md`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,6 +57,37 @@ pub struct Kdf {
     /// A hash of a random digest, verified against when the user does not exist so that an
     /// unknown username costs the same KDF work as a wrong password.
     dummy_hash: Arc<str>,
+    /// The current parameters' work: the least any verification does.
+    work: u64,
+}
+
+/// Argon2 work of a parameter set: block compressions, blocks × passes (lanes run one after
+/// another here: the crate is built without its `parallel` feature).
+fn work(p: &Params) -> u64 {
+    p.block_count() as u64 * u64::from(p.t_cost())
+}
+
+/// Parameters whose work is at least `deficit` (and at most a few blocks more), using no more
+/// memory than `max_blocks` (the current parameters' buffer), so padding never grows a KDF
+/// thread's footprint. `None` when there is nothing to pad.
+fn padding_params(deficit: u64, max_blocks: usize) -> Option<Params> {
+    if deficit == 0 {
+        return None;
+    }
+    let max_blocks = (max_blocks as u64).max(u64::from(Params::MIN_M_COST));
+    let t = deficit.div_ceil(max_blocks);
+    // Whole segments: a multiple of 4 blocks (one lane, four slices), at least the minimum.
+    let m = deficit
+        .div_ceil(t)
+        .next_multiple_of(4)
+        .max(u64::from(Params::MIN_M_COST));
+    Params::new(
+        u32::try_from(m).ok()?,
+        u32::try_from(t).ok()?,
+        1,
+        Some(Params::DEFAULT_OUTPUT_LEN),
+    )
+    .ok()
 }
 
 impl Kdf {
@@ -65,6 +102,7 @@ impl Kdf {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
         let mut kdf = Self {
             params,
+            work: work(argon.params()),
             argon,
             dummy_hash: Arc::from(""),
         };
@@ -104,8 +142,35 @@ impl Kdf {
 
     /// Verifies with the parameters recorded in `phc`, not the current ones, so old hashes
     /// keep working after a parameter change. The comparison is constant-time (`Output`'s
-    /// equality).
+    /// equality). Costs at least the current parameters' work whatever `phc` holds (cheaper
+    /// parameters, or an unreadable string): the rest is done as padding.
     pub fn verify(&self, digest: &PasswordDigest, phc: &str) -> Result<bool, KdfError> {
+        let (result, done) = match self.verify_as_stored(digest, phc) {
+            Ok((matched, done)) => (Ok(matched), done),
+            Err(e) => (Err(e), 0),
+        };
+        self.pad(digest, self.work.saturating_sub(done));
+        result
+    }
+
+    /// Argon2 work that produces nothing, `deficit` blocks of it (rounded up a little).
+    fn pad(&self, digest: &PasswordDigest, deficit: u64) {
+        let Some(params) = padding_params(deficit, self.argon.params().block_count()) else {
+            return;
+        };
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        // The salt is fixed: the output is thrown away, only the time counts.
+        let _ = argon2_into(&argon, digest.as_bytes(), b"gatehouse-padding", &mut out);
+        std::hint::black_box(&out);
+    }
+
+    /// The verification itself and the work it did.
+    fn verify_as_stored(
+        &self,
+        digest: &PasswordDigest,
+        phc: &str,
+    ) -> Result<(bool, u64), KdfError> {
         let parsed = PasswordHash::new(phc).map_err(|_| KdfError::BadHash)?;
         if parsed.algorithm != argon2::ARGON2ID_IDENT
             || parsed
@@ -118,6 +183,7 @@ impl Kdf {
             return Err(KdfError::BadHash);
         };
         let params = Params::try_from(&parsed).map_err(|_| KdfError::BadHash)?;
+        let done = work(&params);
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut salt_buf = [0u8; 64];
         let salt_bytes = salt
@@ -128,7 +194,7 @@ impl Kdf {
                 .map_err(|_| argon2::password_hash::Error::Crypto)
         })
         .map_err(|_| KdfError::BadHash)?;
-        Ok(computed == expected)
+        Ok((computed == expected, done))
     }
 
     /// Runs a verify against the dummy hash: same work as a real one, always false.
@@ -153,6 +219,13 @@ thread_local! {
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The parameters of every Argon2 run on this thread, for tests of how much work a check
+    /// does (structural, not by the clock).
+    static RUNS: RefCell<Vec<KdfParams>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Argon2 over `pwd` and `salt` into `out`, in this thread's reusable memory.
 fn argon2_into(
     argon: &Argon2<'_>,
@@ -160,6 +233,15 @@ fn argon2_into(
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
+    #[cfg(test)]
+    RUNS.with_borrow_mut(|runs| {
+        let p = argon.params();
+        runs.push(KdfParams {
+            m_kib: p.m_cost(),
+            t: p.t_cost(),
+            p: p.p_cost(),
+        });
+    });
     BLOCKS.with_borrow_mut(|blocks| {
         let need = argon.params().block_count();
         if blocks.len() < need {
@@ -383,6 +465,92 @@ mod tests {
         let v16 = "$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
         assert!(!kdf.verify(&d, v16).unwrap_or(false));
         assert!(kdf.needs_rehash(v16));
+    }
+
+    /// The Argon2 runs `f` makes on this thread, and their total work.
+    fn runs_of(f: impl FnOnce()) -> (Vec<KdfParams>, u64) {
+        RUNS.with_borrow_mut(Vec::clear);
+        f();
+        let runs = RUNS.with_borrow_mut(std::mem::take);
+        let total = runs
+            .iter()
+            .map(|k| work(&Params::new(k.m_kib, k.t, k.p, None).unwrap()))
+            .sum();
+        (runs, total)
+    }
+
+    fn kdf(m_kib: u32, t: u32, p: u32) -> Kdf {
+        Kdf::new(KdfParams { m_kib, t, p }).unwrap()
+    }
+
+    #[test]
+    fn a_wrong_password_costs_the_current_work_whatever_the_stored_parameters() {
+        let current = kdf(1024, 2, 1);
+        let full = work(current.argon.params());
+        assert_eq!(full, 2048);
+        let right = PasswordDigest::compute("dora", "dormant-password");
+        let wrong = PasswordDigest::compute("dora", "a wrong guess");
+        let cheap = kdf(64, 1, 1).hash(&right).unwrap();
+        let current_hash = current.hash(&right).unwrap();
+
+        // Unknown user (the dummy) and a user with the current parameters: one current run.
+        let (runs, w) = runs_of(|| current.verify_dummy(&wrong));
+        assert_eq!((runs, w), (vec![current.params()], full));
+        let (runs, w) = runs_of(|| assert!(!current.verify(&wrong, &current_hash).unwrap()));
+        assert_eq!((runs, w), (vec![current.params()], full));
+
+        // Older, cheaper parameters: the stored run, then padding up to the current work.
+        for stored in [
+            cheap.clone(),
+            kdf(256, 3, 1).hash(&right).unwrap(),
+            kdf(64, 1, 2).hash(&right).unwrap(),
+        ] {
+            let (runs, w) = runs_of(|| assert!(!current.verify(&wrong, &stored).unwrap()));
+            assert_eq!(runs.len(), 2, "{stored}: {runs:?}");
+            assert_eq!(Some(runs[0]), parse_params(&stored));
+            assert!(
+                (full..full + 8).contains(&w),
+                "{stored}: work {w}, want {full}"
+            );
+            assert!(
+                runs[1].m_kib <= 1024,
+                "padding never needs more memory than now"
+            );
+        }
+        // The right password costs the same (and still verifies).
+        let (_, w) = runs_of(|| assert!(current.verify(&right, &cheap).unwrap()));
+        assert!((full..full + 8).contains(&w));
+        // An unreadable stored hash is an error after the same work, not a fast answer.
+        let (_, w) = runs_of(|| assert!(current.verify(&wrong, "garbage").is_err()));
+        assert_eq!(w, full);
+
+        // Costlier old parameters are not cut short (they cannot be): the stored work, no
+        // padding. docs/design.md says why this direction is accepted.
+        let costly = kdf(2048, 2, 1).hash(&right).unwrap();
+        let (runs, w) = runs_of(|| assert!(!current.verify(&wrong, &costly).unwrap()));
+        assert_eq!((runs.len(), w), (1, 4096));
+    }
+
+    #[test]
+    fn padding_matches_the_deficit_within_the_current_memory() {
+        assert!(padding_params(0, 19_456).is_none());
+        for (deficit, max_blocks) in [
+            (1u64, 19_456usize),
+            (7, 64),
+            (34_816, 19_456),
+            (38_912 - 64, 19_456),
+            (1_000_003, 19_456),
+            (100, 8),
+        ] {
+            let p = padding_params(deficit, max_blocks).unwrap();
+            let w = work(&p);
+            assert!(w >= deficit, "{deficit}: {w}");
+            assert!(
+                w < deficit + 8 * u64::from(p.t_cost()),
+                "{deficit}: {w} ({p:?})"
+            );
+            assert!(p.block_count() <= max_blocks.max(8), "{deficit}: {p:?}");
+        }
     }
 
     #[test]

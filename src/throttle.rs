@@ -8,6 +8,11 @@
 //! table is full, a new address is refused (503). When the failure table is full, a new
 //! address's failure goes uncounted (logged): the username locks still hold, and refusing
 //! would let whoever filled the table shut every newcomer out.
+//!
+//! A password check reserves its failure before the KDF runs ([`AddressGuard::reserve`]) and
+//! gives it back when the password was right or never checked ([`AddressGuard::release`]),
+//! so however many guesses one address sends at once, at most `--ip-failures` of them reach
+//! the KDF per window. Counting after the KDF let a parallel burst past the limit.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -53,6 +58,12 @@ struct Bucket {
     tokens: f64,
     last: Instant,
 }
+
+/// One failure reserved for an attempt (`None`: not stored, because the limit is off or the
+/// table was full). Not `Clone`: it can be given back once.
+#[derive(Debug)]
+#[must_use = "a reservation is either kept (a failure) or released"]
+pub struct Reserved(Option<AddressKey>);
 
 pub struct AddressGuard {
     max_failures: u32,
@@ -109,18 +120,29 @@ impl AddressGuard {
         Ok(())
     }
 
-    /// Counts one failure (wrong password, locked username, taken username).
+    /// Counts one failure that ran no KDF (a taken username at sign-up).
     pub fn failed(&self, ip: IpAddr, now: Instant) {
         if self.max_failures == 0 {
             return;
         }
         let key = AddressKey::of(ip);
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        self.count(&mut failures, key, now);
+    }
+
+    /// Adds one failure for `key`; false when the table is full of live records and the
+    /// failure went uncounted.
+    fn count(
+        &self,
+        failures: &mut HashMap<AddressKey, Failures>,
+        key: AddressKey,
+        now: Instant,
+    ) -> bool {
         if !failures.contains_key(&key) && failures.len() >= self.capacity {
             failures.retain(|_, f| now.saturating_duration_since(f.last) < self.window);
             if failures.len() >= self.capacity {
                 tracing::warn!("address failure table full; a failure was not counted");
-                return;
+                return false;
             }
         }
         let f = failures.entry(key).or_insert(Failures {
@@ -132,6 +154,52 @@ impl AddressGuard {
         }
         f.count = f.count.saturating_add(1);
         f.last = now;
+        true
+    }
+
+    /// Checks both limits as [`AddressGuard::admit`] does and, in the same critical section,
+    /// reserves one failure, so N parallel attempts count as N: past `--ip-failures` the
+    /// rest are refused before any KDF work. The failure stays counted unless given back
+    /// with [`AddressGuard::release`] (right password, or the password was never checked).
+    pub fn reserve(&self, ip: IpAddr, now: Instant, contended: bool) -> Result<Reserved, Refusal> {
+        let key = AddressKey::of(ip);
+        if self.kdf_per_minute > 0 && contended {
+            let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(b) = buckets.get(&key) {
+                let tokens = self.refilled(b, now);
+                if tokens < 1.0 {
+                    return Err(Refusal::Throttled(self.wait_for_token(tokens)));
+                }
+            }
+        }
+        if self.max_failures == 0 {
+            return Ok(Reserved(None));
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = failures.get(&key)
+            && f.count >= self.max_failures
+            && self.failures_live(f, now)
+        {
+            let left = self
+                .window
+                .saturating_sub(now.saturating_duration_since(f.last));
+            return Err(Refusal::Throttled(left.max(Duration::from_secs(1))));
+        }
+        let stored = self.count(&mut failures, key, now);
+        Ok(Reserved(stored.then_some(key)))
+    }
+
+    /// Gives back a failure reserved by [`AddressGuard::reserve`]. The record's time stays
+    /// at the attempt's: a success does not shorten the window of earlier failures.
+    pub fn release(&self, reserved: Reserved) {
+        let Some(key) = reserved.0 else { return };
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = failures.get_mut(&key) {
+            f.count = f.count.saturating_sub(1);
+            if f.count == 0 {
+                failures.remove(&key);
+            }
+        }
     }
 
     fn burst(&self) -> f64 {
@@ -262,6 +330,109 @@ mod tests {
         assert!(g.admit(a, t0 + W, true).is_ok(), "free after the window");
         g.failed(a, t0 + W);
         assert!(g.admit(a, t0 + W, true).is_ok(), "count restarted");
+    }
+
+    #[test]
+    fn concurrent_reservations_admit_exactly_the_limit() {
+        let g = std::sync::Arc::new(AddressGuard::new(10, W, 0, 100));
+        let t0 = Instant::now();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(64));
+        let results: Vec<_> = (0..64)
+            .map(|_| {
+                let (g, start) = (g.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    g.reserve(ip("198.51.100.7"), t0, false)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let admitted = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(admitted, 10, "only the limit may reach the KDF");
+        assert!(
+            results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|e| matches!(e, Refusal::Throttled(_)))
+        );
+    }
+
+    #[test]
+    fn a_released_reservation_is_not_a_failure() {
+        let g = AddressGuard::new(2, W, 0, 100);
+        let t0 = Instant::now();
+        let a = ip("192.0.2.1");
+        // Right passwords give their reservation back, however many.
+        for _ in 0..5 {
+            let r = g.reserve(a, t0, false).unwrap();
+            g.release(r);
+        }
+        assert_eq!(g.sizes(), (0, 0), "nothing left behind");
+        // Two kept (wrong passwords), then the third is refused.
+        let _wrong = g.reserve(a, t0, false).unwrap();
+        let _wrong = g.reserve(a, t0, false).unwrap();
+        assert!(matches!(
+            g.reserve(a, t0, false),
+            Err(Refusal::Throttled(_))
+        ));
+        assert!(g.admit(a, t0, false).is_err());
+        // Held but unresolved reservations count: one given back frees one slot.
+        let g = AddressGuard::new(2, W, 0, 100);
+        let first = g.reserve(a, t0, false).unwrap();
+        let _second = g.reserve(a, t0, false).unwrap();
+        assert!(g.reserve(a, t0, false).is_err());
+        g.release(first);
+        assert!(g.reserve(a, t0, false).is_ok());
+        assert!(g.reserve(a, t0, false).is_err());
+    }
+
+    #[test]
+    fn reservations_keep_the_table_bounds() {
+        let g = AddressGuard::new(2, W, 0, 10);
+        let t0 = Instant::now();
+        let attacker = ip("203.0.113.1");
+        let _ = g.reserve(attacker, t0, false).unwrap();
+        let _ = g.reserve(attacker, t0, false).unwrap();
+        let mut unstored = Vec::new();
+        for i in 0..100u32 {
+            let other = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            // A full table admits a new address uncounted rather than shutting it out.
+            let r = g
+                .reserve(other, t0, false)
+                .expect("never refused for a full table");
+            if i >= 9 {
+                unstored.push(r);
+            }
+            assert!(g.sizes().0 <= 10);
+        }
+        for r in unstored {
+            g.release(r); // gives back nothing that was not stored
+        }
+        assert_eq!(g.sizes().0, 10);
+        assert!(
+            g.reserve(attacker, t0, false).is_err(),
+            "the live record survived the spray"
+        );
+        // Limits off: nothing stored, nothing refused.
+        let off = AddressGuard::new(0, W, 0, 1);
+        for _ in 0..100 {
+            let r = off.reserve(attacker, t0, true).unwrap();
+            off.release(r);
+        }
+        assert_eq!(off.sizes(), (0, 0));
+    }
+
+    #[test]
+    fn reserve_sees_an_empty_kdf_budget_under_contention() {
+        let g = AddressGuard::new(0, W, 2, 100);
+        let t0 = Instant::now();
+        let a = ip("192.0.2.1");
+        assert!(g.spend_kdf(a, t0, true).is_ok());
+        assert!(g.spend_kdf(a, t0, true).is_ok());
+        assert!(g.reserve(a, t0, false).is_ok(), "idle pool");
+        assert!(matches!(g.reserve(a, t0, true), Err(Refusal::Throttled(_))));
     }
 
     #[test]

@@ -34,60 +34,22 @@ fn server_binary() -> PathBuf {
 impl Server {
     pub fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut cmd = Command::new(server_binary());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("GATEHOUSE_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.current_dir(dir.path())
-            .arg("--bind")
-            .arg("127.0.0.1:0")
-            .arg("--database")
-            .arg(dir.path().join("users.database"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start target/release/gatehouse");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut server = Self {
+        let (child, addr) = launch(dir.path(), extra);
+        Self {
             child,
-            addr: String::new(),
+            addr,
             _dir: dir,
-        };
-        // Reads the log to the end (a full pipe would stall the server), reporting the address.
-        let (tx, rx) = mpsc::channel::<Result<String, String>>();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut early = String::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let Some(sender) = &tx else { continue };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = sender.send(Ok(addr));
-                    tx = None;
-                } else {
-                    early.push_str(&line);
-                    early.push('\n');
-                }
-            }
-            if let Some(sender) = tx {
-                let _ = sender.send(Err(early));
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(Ok(addr)) => server.addr = addr,
-            Ok(Err(log)) => panic!("the server exited before listening:\n{log}"),
-            Err(e) => panic!("the server did not say where it listens: {e}"),
         }
-        assert!(
-            server.addr.starts_with("127.0.0.1:"),
-            "unexpected address {:?}",
-            server.addr
-        );
-        server
+    }
+
+    /// Stops the server and starts it again on the same database with `extra` flags (e.g.
+    /// other Argon2 costs); it listens on a new port.
+    pub fn restart(&mut self, extra: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, addr) = launch(self._dir.path(), extra);
+        self.child = child;
+        self.addr = addr;
     }
 
     /// The server's process id.
@@ -98,6 +60,64 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+}
+
+/// Starts the release server in `dir` on its database there; returns it and its address.
+fn launch(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
+    let mut cmd = Command::new(server_binary());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("GATEHOUSE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(dir)
+        .arg("--bind")
+        .arg("127.0.0.1:0")
+        .arg("--database")
+        .arg(dir.join("users.database"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start target/release/gatehouse");
+    let stderr = child.stderr.take().expect("piped stderr");
+    // Reads the log to the end (a full pipe would stall the server), reporting the address.
+    let (tx, rx) = mpsc::channel::<Result<String, String>>();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        let mut early = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let Some(sender) = &tx else { continue };
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                let _ = sender.send(Ok(addr));
+                tx = None;
+            } else {
+                early.push_str(&line);
+                early.push('\n');
+            }
+        }
+        if let Some(sender) = tx {
+            let _ = sender.send(Err(early));
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(Ok(addr)) => addr,
+        Ok(Err(log)) => {
+            let _ = child.kill();
+            panic!("the server exited before listening:\n{log}")
+        }
+        Err(e) => {
+            let _ = child.kill();
+            panic!("the server did not say where it listens: {e}")
+        }
+    };
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "unexpected address {addr:?}"
+    );
+    (child, addr)
 }
 
 impl Drop for Server {

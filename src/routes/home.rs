@@ -34,8 +34,11 @@ pub async fn welcome(req: HttpRequest, state: State) -> Result<HttpResponse, App
 }
 
 pub async fn healthz(state: State) -> HttpResponse {
-    let store = state.store.clone();
-    let healthy = actix_web::web::block(move || store.healthy())
+    // The store's own fixed pool: `web::block`'s pool grows to 512 threads under a flood.
+    // A full queue (`Busy`) answers 503 like a failed check.
+    let healthy = state
+        .store
+        .blocking(|s| Ok(s.healthy()))
         .await
         .unwrap_or(false);
     if healthy {

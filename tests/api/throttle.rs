@@ -248,3 +248,122 @@ async fn zero_turns_the_address_limits_off() {
         assert_eq!(r.status(), 401);
     }
 }
+
+/// Password checks run by the server so far: the KDF jobs it started (the wait histogram
+/// observes one per job).
+async fn kdf_runs(app: &TestApp) -> f64 {
+    let text = scrape_metrics(app).await;
+    metric_value(&text, "gatehouse_kdf_wait_seconds_count", &[]).unwrap_or(0.0)
+}
+
+/// An address limit of 10, the lock and KDF budget out of the way, metrics on.
+const TEN_PER_ADDRESS: &[&str] = &[
+    "--ip-failures",
+    "10",
+    "--ip-kdf-rate",
+    "0",
+    "--lock-attempts",
+    "1000",
+    "--metrics-bind",
+    "127.0.0.1:0",
+];
+
+#[tokio::test]
+async fn a_parallel_burst_of_wrong_sign_ins_gets_no_more_guesses_than_the_address_limit() {
+    let app = TestApp::spawn(TEN_PER_ADDRESS);
+    let before = kdf_runs(&app).await;
+    // 80 at once: distinct usernames, so only the address limit can stop them.
+    let statuses: Vec<u16> = futures_util::future::join_all((0..80).map(|i| {
+        let app = &app;
+        async move {
+            api_sign_in(app, &format!("burst_{i}"), "guess-guess", None)
+                .await
+                .status()
+                .as_u16()
+        }
+    }))
+    .await;
+    let guessed = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(
+        guessed, 10,
+        "exactly the limit reach a password check: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        kdf_runs(&app).await - before,
+        10.0,
+        "no more KDF runs than that"
+    );
+    // The same for the HTML form: the address is spent.
+    let r = sign_in(&app, &app.client(), "late_one", "guess-guess").await;
+    assert_eq!(r.status(), 429);
+}
+
+#[tokio::test]
+async fn right_passwords_give_their_reservation_back() {
+    let app = TestApp::spawn(&["--ip-failures", "3", "--ip-kdf-rate", "0"]);
+    sign_up(&app, &app.client(), "regular", "regular-password").await;
+    // Each check reserves a failure first; the right ones give it back.
+    for password in ["wrong-password", "regular-password", "wrong-password"]
+        .into_iter()
+        .chain(std::iter::repeat_n("regular-password", 10))
+    {
+        let r = api_sign_in(&app, "regular", password, None).await;
+        assert_ne!(r.status(), 429, "{password}");
+    }
+    // Two failures counted: one left for the address, then it is spent.
+    assert_eq!(
+        api_sign_in(&app, "someone", "guess-guess", None)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        api_sign_in(&app, "regular", "regular-password", None)
+            .await
+            .status(),
+        429
+    );
+}
+
+#[tokio::test]
+async fn a_parallel_burst_of_wrong_current_passwords_is_held_to_the_address_limit() {
+    let app = TestApp::spawn(TEN_PER_ADDRESS);
+    let owner = app.client();
+    sign_up(&app, &owner, "changer", "changer-password").await;
+    let token = csrf_token(&app, &owner, "/account").await;
+    let before = kdf_runs(&app).await;
+    let statuses: Vec<u16> = futures_util::future::join_all((0..60).map(|_| {
+        let (app, owner, token) = (&app, &owner, &token);
+        async move {
+            post_form(
+                app,
+                owner,
+                "/account/password",
+                token,
+                &[
+                    ("current_password", "not-my-password"),
+                    ("new_password", "another-password"),
+                    ("new_password_repeat", "another-password"),
+                ],
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert_eq!(kdf_runs(&app).await - before, 10.0);
+}
