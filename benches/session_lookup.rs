@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use gatehouse::domain::Username;
-use gatehouse::session::SessionId;
+use gatehouse::security::session::SessionId;
 use gatehouse::store::{NewSession, Store};
 
 const USERS: usize = 1_000;

@@ -5,14 +5,14 @@
 use std::time::{Duration, Instant};
 
 use crate::audit::EventExt;
-use crate::digest::PasswordDigest;
 use crate::domain::{Email, FullName, PlainPassword, Username};
-use crate::error::AppError;
-use crate::faillock::Reservation;
-use crate::server::AppState;
-use crate::session::SessionId;
+use crate::security::digest::PasswordDigest;
+use crate::security::faillock::Reservation;
+use crate::security::session::SessionId;
+use crate::security::throttle::{Refusal, Reserved};
+use crate::state::AppState;
 use crate::store::{NewSession, StoreError, User};
-use crate::throttle::{Refusal, Reserved};
+use crate::web::error::AppError;
 use std::net::IpAddr;
 
 /// How a password arrived: pre-digested by the page's JS, or typed (no JS, or the API).
@@ -84,7 +84,7 @@ impl Client {
     }
 
     /// Reserves one failure against the address before a password check (see
-    /// [`crate::throttle::AddressGuard::reserve`]): the authoritative verdict, atomic with the
+    /// [`crate::security::throttle::AddressGuard::reserve`]): the authoritative verdict, atomic with the
     /// count, so a parallel burst cannot slip past `--ip-failures`.
     fn reserve(&self, state: &AppState) -> Result<Option<Reserved>, AppError> {
         match self.addr {
@@ -148,7 +148,7 @@ fn refusal(r: Refusal) -> AppError {
             retry_after,
             message: format!(
                 "Too many attempts from your network. Try again in {} seconds.",
-                crate::error::retry_after_secs(retry_after)
+                crate::web::error::retry_after_secs(retry_after)
             ),
         },
         Refusal::Full(retry_after) => AppError::Unavailable {
@@ -544,9 +544,13 @@ pub async fn sign_in(
     };
     let now = crate::clock::now_ms();
     let device = match (&creds, client.device.as_deref()) {
-        (Some(c), Some(token)) => {
-            crate::device::verify(&state.key, token, c.user_id, c.password_changed_ms, now)
-        }
+        (Some(c), Some(token)) => crate::security::device::verify(
+            &state.key,
+            token,
+            c.user_id,
+            c.password_changed_ms,
+            now,
+        ),
         _ => None,
     };
     let counted = Counted::new(username.clone(), device);
@@ -642,7 +646,7 @@ pub async fn sign_in(
     Ok(SignedIn {
         username: u.as_str().to_owned(),
         session: id,
-        device_token: crate::device::issue(
+        device_token: crate::security::device::issue(
             &state.key,
             creds.user_id,
             creds.password_changed_ms,
@@ -655,7 +659,7 @@ pub async fn sign_in(
 /// password matches: the check then fails with the same KDF work as a wrong password
 /// (SPEC §2: sign-in applies no format rule), without normalising the long field.
 fn checked_or_unguessable(
-    digest: Result<PasswordDigest, crate::digest::TooLong>,
+    digest: Result<PasswordDigest, crate::security::digest::TooLong>,
 ) -> PasswordDigest {
     digest.unwrap_or_else(|_| PasswordDigest::unguessable())
 }
@@ -719,7 +723,7 @@ pub async fn change_password(
     // As on sign-in: this browser's valid device token moves the count to its own lock, so a
     // username locked by someone else does not stop its owner from changing the password.
     let device = client.device.as_deref().and_then(|token| {
-        crate::device::verify(
+        crate::security::device::verify(
             &state.key,
             token,
             user.id,
@@ -840,6 +844,6 @@ pub async fn change_password(
         username: username.as_str().to_owned(),
         session: id,
         // Every older device token died with the old password; this browser gets a new one.
-        device_token: crate::device::issue(&state.key, user.id, now, now),
+        device_token: crate::security::device::issue(&state.key, user.id, now, now),
     })
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use ipnet::IpNet;
 
-use crate::password::KdfParams;
+use crate::security::password::KdfParams;
 
 fn duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 30m, 12h, 2s)"))?;

@@ -24,7 +24,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::server::{AppState, StartError};
+use crate::server::StartError;
+use crate::state::AppState;
 
 /// The exposition format `prometheus-client` writes: OpenMetrics 1.0 text (ends in `# EOF`).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -6,35 +6,14 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use ipnet::IpNet;
 
 use crate::cli::Config;
-use crate::faillock::FailLock;
-use crate::password::{Kdf, KdfPool};
-use crate::secret::{self, SecretKey};
-use crate::session::SessionPolicy;
+use crate::security::faillock::FailLock;
+use crate::security::password::{Kdf, KdfPool};
+use crate::security::secret::{self, SecretKey};
+use crate::security::session::SessionPolicy;
+use crate::state::AppState;
 use crate::store::Store;
-
-/// Everything a request handler needs, shared by all workers.
-pub struct AppState {
-    pub store: Store,
-    pub kdf: KdfPool,
-    pub lock: FailLock,
-    /// Failures of browsers that hold a device token, keyed by device id.
-    pub device_lock: FailLock<String>,
-    pub guard: crate::throttle::AddressGuard,
-    pub key: SecretKey,
-    pub sessions: SessionPolicy,
-    pub public_url: Option<String>,
-    pub trusted_proxies: Vec<IpNet>,
-    /// How long a request body may take to arrive.
-    pub body_timeout: Duration,
-    pub audit: crate::audit::AuditLog,
-    pub sign_up_open: bool,
-    pub audit_retention: Duration,
-}
-
-pub type State = web::Data<AppState>;
 
 /// How long SIGTERM waits for in-flight requests before the remaining connections are dropped
 /// (SIGINT stops at once): longer than the slowest legitimate request (a body may take
@@ -49,7 +28,7 @@ pub enum StartError {
     #[error(transparent)]
     Key(#[from] secret::SecretKeyError),
     #[error(transparent)]
-    Kdf(#[from] crate::password::KdfError),
+    Kdf(#[from] crate::security::password::KdfError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
@@ -100,7 +79,11 @@ impl Application {
         let kdf = Kdf::new(config.kdf_params())?; // hashes its dummy once: a cost sample
         let per_hash = started.elapsed().as_secs_f64();
         let capacity = config.lock_max_entries.unwrap_or_else(|| {
-            crate::faillock::default_capacity(config.kdf_threads, per_hash, config.lock_window)
+            crate::security::faillock::default_capacity(
+                config.kdf_threads,
+                per_hash,
+                config.lock_window,
+            )
         });
         tracing::info!(
             kdf_threads = config.kdf_threads,
@@ -109,7 +92,7 @@ impl Application {
             lock_capacity = capacity,
             "password hashing ready"
         );
-        crate::templates::set_sign_up_open(config.sign_up == crate::cli::SignUp::Open);
+        crate::web::templates::set_sign_up_open(config.sign_up == crate::cli::SignUp::Open);
         let audit =
             crate::audit::AuditLog::new(store.clone(), config.lock_window.max(config.ip_window));
         let state = web::Data::new(AppState {
@@ -120,7 +103,7 @@ impl Application {
             kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue),
             lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
             device_lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
-            guard: crate::throttle::AddressGuard::new(
+            guard: crate::security::throttle::AddressGuard::new(
                 config.ip_failures,
                 config.ip_window,
                 config.ip_kdf_rate,
@@ -155,9 +138,9 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .wrap(crate::security_headers::headers(hsts))
+                .wrap(crate::web::security_headers::headers(hsts))
                 .wrap(http_metrics)
-                .configure(crate::routes::configure)
+                .configure(crate::web::routes::configure)
         })
         .workers(config.workers.max(1))
         // Slow clients: the head must arrive within the timeout (else 408); bodies have the

@@ -2,7 +2,7 @@
 //! back (as `cookie_value`) to a value that parses to the same id.
 #![no_main]
 
-use gatehouse::session::{self, SessionId};
+use gatehouse::security::session::{self, SessionId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|header: &str| {

@@ -2,7 +2,7 @@
 //! canonical wire form (`to_wire` gives back exactly the input).
 #![no_main]
 
-use gatehouse::digest::PasswordDigest;
+use gatehouse::security::digest::PasswordDigest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|s: &str| {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse::forms::FormData;
+use gatehouse::web::forms::FormData;
 use libfuzzer_sys::fuzz_target;
 
 fn as_map(f: &FormData) -> BTreeMap<String, String> {

@@ -1,7 +1,7 @@
 //! The JSON API body parser on any bytes: never panics, nor does choosing the password input.
 #![no_main]
 
-use gatehouse::routes::api;
+use gatehouse::web::routes::api;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

@@ -5,8 +5,8 @@
 
 use std::sync::LazyLock;
 
-use gatehouse::redirect::{self, LocalPath};
-use gatehouse::secret::SecretKey;
+use gatehouse::security::redirect::{self, LocalPath};
+use gatehouse::security::secret::SecretKey;
 use libfuzzer_sys::fuzz_target;
 
 static KEY: LazyLock<SecretKey> =

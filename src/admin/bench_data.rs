@@ -2,16 +2,16 @@
 //! precomputed Argon2id hash, except the first `--sign-in-users`, which get their own (password
 //! [`PASSWORD`]) so a benchmark can sign many of them in at once without tripping the
 //! fail-lock (parallel attempts on one name count as parallel guesses). Sessions have
-//! predictable ids ([`crate::session::SessionId::bench`]), which is why this refuses a database
+//! predictable ids ([`crate::security::session::SessionId::bench`]), which is why this refuses a database
 //! that holds any other user.
 
 use super::{Result, hash_all, refused};
 use crate::cli::{BenchDataArgs, Config};
 use crate::clock::now_ms;
-use crate::digest::PasswordDigest;
-use crate::password::Kdf;
 use crate::progress::{Progress, Unit};
-use crate::session::SessionId;
+use crate::security::digest::PasswordDigest;
+use crate::security::password::Kdf;
+use crate::security::session::SessionId;
 use crate::store::Store;
 
 pub const PASSWORD: &str = "bench-password";

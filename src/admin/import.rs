@@ -17,10 +17,10 @@ use rusqlite::{Connection, OpenFlags};
 use super::{Result, audit_admin, display, hash_all, refused};
 use crate::cli::Config;
 use crate::clock::now_ms;
-use crate::digest::PasswordDigest;
 use crate::domain::Username;
-use crate::password::Kdf;
 use crate::progress::{Progress, Unit};
+use crate::security::digest::PasswordDigest;
+use crate::security::password::Kdf;
 use crate::store::{ImportOutcome, Store};
 
 const BATCH: usize = 32;

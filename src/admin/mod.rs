@@ -29,7 +29,7 @@ pub enum AdminError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Kdf(#[from] crate::password::KdfError),
+    Kdf(#[from] crate::security::password::KdfError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -144,8 +144,8 @@ fn read_password(username: &str) -> Result<String> {
 /// Argon2id over each digest, spread over `threads` threads (imports and bench data hash many
 /// at once; the server's own pool is not running here), counting each hash on `progress`.
 fn hash_all(
-    kdf: &crate::password::Kdf,
-    digests: &[&crate::digest::PasswordDigest],
+    kdf: &crate::security::password::Kdf,
+    digests: &[&crate::security::digest::PasswordDigest],
     threads: usize,
     progress: &crate::progress::Progress,
 ) -> Result<Vec<String>> {

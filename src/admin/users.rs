@@ -3,9 +3,9 @@
 use super::{Result, audit_admin, clean, existing_store, read_password, refused, username};
 use crate::cli::{Config, UserCommand};
 use crate::clock::{format_ms, now_ms};
-use crate::digest::PasswordDigest;
 use crate::domain::{Email, FullName, PlainPassword, Username};
-use crate::password::Kdf;
+use crate::security::digest::PasswordDigest;
+use crate::security::password::Kdf;
 use crate::store::{Store, StoreError};
 
 pub fn run(config: &Config, command: UserCommand) -> Result<()> {

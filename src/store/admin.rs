@@ -288,7 +288,7 @@ impl Store {
                     let name = format!("{prefix}{n}");
                     user.execute(params![name, hash, now_ms])?;
                     if n < sessions {
-                        let id = crate::session::SessionId::bench(n);
+                        let id = crate::security::session::SessionId::bench(n);
                         session.execute(params![&id.hash()[..], name, now_ms, expires_ms])?;
                     }
                 }

@@ -83,7 +83,7 @@ pub struct Credentials {
 pub struct SessionRecord {
     pub id: i64,
     pub user: User,
-    pub state: crate::session::SessionState,
+    pub state: crate::security::session::SessionState,
 }
 
 /// A row of the user's session list on `/account`.
@@ -574,7 +574,7 @@ impl Store {
                     full_name: r.get(7)?,
                     created_ms: r.get(8)?,
                 },
-                state: crate::session::SessionState {
+                state: crate::security::session::SessionState {
                     created_ms: r.get(1)?,
                     last_seen_ms: r.get(2)?,
                     expires_ms: r.get(3)?,
@@ -680,7 +680,7 @@ fn insert_session(tx: &rusqlite::Transaction<'_>, s: &NewSession<'_>) -> Result<
            (SELECT id FROM sessions WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2)",
         params![
             s.user_id,
-            crate::session::SessionPolicy::MAX_PER_USER as i64
+            crate::security::session::SessionPolicy::MAX_PER_USER as i64
         ],
     )?;
     Ok(Some(id))

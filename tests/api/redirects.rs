@@ -129,9 +129,10 @@ async fn a_non_ascii_next_is_percent_encoded_not_a_500() {
     sign_up(&app, &app.client(), "walker", "walker-password").await;
     // Sign a non-ASCII path with the server's own key, read from the key file.
     let key_bytes = std::fs::read(app.dir.path().join("gatehouse.key")).unwrap();
-    let key = gatehouse::secret::SecretKey::from_bytes(&key_bytes).unwrap();
-    let next = gatehouse::redirect::LocalPath::parse("/caf\u{e9} au lait?x=\"1\"").unwrap();
-    let sig = gatehouse::redirect::sign(&key, &next);
+    let key = gatehouse::security::secret::SecretKey::from_bytes(&key_bytes).unwrap();
+    let next =
+        gatehouse::security::redirect::LocalPath::parse("/caf\u{e9} au lait?x=\"1\"").unwrap();
+    let sig = gatehouse::security::redirect::sign(&key, &next);
     let r = sign_in_with(&app, &app.client(), next.as_str(), &sig).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/caf%C3%A9%20au%20lait?x=%221%22");

@@ -1,7 +1,7 @@
 //! `POST /sign-up`: validation, uniqueness, both password paths.
 
 use crate::common::*;
-use gatehouse::digest::PasswordDigest;
+use gatehouse::security::digest::PasswordDigest;
 
 async fn post_sign_up(
     app: &TestApp,

@@ -12,7 +12,7 @@ async fn the_database_holds_no_password_digest_or_session_id() {
     let r = sign_in(&app, &c, "secretive", password).await;
     let cookie = session_cookie(&r).unwrap();
     // And once over JSON with a digest.
-    let digest = gatehouse::digest::PasswordDigest::compute("other", password);
+    let digest = gatehouse::security::digest::PasswordDigest::compute("other", password);
     let r = c
         .post(app.url("/api/users"))
         .json(&serde_json::json!({"username": "other", "password_digest": digest.to_wire()}))
@@ -21,7 +21,7 @@ async fn the_database_holds_no_password_digest_or_session_id() {
         .unwrap();
     assert_eq!(r.status(), 201);
 
-    let own_digest = gatehouse::digest::PasswordDigest::compute("secretive", password);
+    let own_digest = gatehouse::security::digest::PasswordDigest::compute("secretive", password);
     let needles: Vec<Vec<u8>> = vec![
         password.as_bytes().to_vec(),
         own_digest.to_wire().into_bytes(),

@@ -10,9 +10,9 @@ use super::context::{self, Visitor, read_form, with_cookie};
 use super::home::render;
 use crate::accounts::Client;
 use crate::audit::EventExt;
-use crate::error::AppError;
-use crate::server::State;
-use crate::templates::{Chrome, SignOutPage};
+use crate::state::State;
+use crate::web::error::AppError;
+use crate::web::templates::{Chrome, SignOutPage};
 
 pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
     let visitor = Visitor::of(&req, &state)?;

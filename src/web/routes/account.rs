@@ -10,10 +10,10 @@ use super::home::render_status;
 use crate::accounts::{self, ChangeError, PasswordInput};
 use crate::audit::EventExt;
 use crate::clock::{format_human, format_ms};
-use crate::error::{AppError, retry_after_secs};
-use crate::forms::FormData;
-use crate::server::State;
-use crate::templates::{AccountPage, ActivityRow, Chrome, Field, FormView, SessionRow};
+use crate::state::State;
+use crate::web::error::{AppError, retry_after_secs};
+use crate::web::forms::FormData;
+use crate::web::templates::{AccountPage, ActivityRow, Chrome, Field, FormView, SessionRow};
 
 fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
     FormView {
@@ -58,10 +58,10 @@ async fn page(
             created_text: format_human(s.created_ms),
             last_seen: format_ms(s.last_seen_ms),
             last_seen_text: format_human(s.last_seen_ms),
-            browser: s
-                .user_agent
-                .as_deref()
-                .map_or_else(|| "Unknown".into(), crate::request::describe_user_agent),
+            browser: s.user_agent.as_deref().map_or_else(
+                || "Unknown".into(),
+                crate::web::request::describe_user_agent,
+            ),
             user_agent: s.user_agent.unwrap_or_else(|| "unknown".into()),
             ip: s.ip.unwrap_or_else(|| "unknown".into()),
             current: s.id == current.session_id,
@@ -79,10 +79,10 @@ async fn page(
             at: format_ms(r.at_ms),
             at_text: format_human(r.at_ms),
             ip: r.ip.unwrap_or_else(|| "unknown".into()),
-            browser: r
-                .user_agent
-                .as_deref()
-                .map_or_else(|| "Unknown".into(), crate::request::describe_user_agent),
+            browser: r.user_agent.as_deref().map_or_else(
+                || "Unknown".into(),
+                crate::web::request::describe_user_agent,
+            ),
             user_agent: r.user_agent.unwrap_or_else(|| "unknown".into()),
         })
         .collect();

@@ -9,9 +9,9 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use askama::Template;
 
-use crate::password::KdfError;
+use crate::security::password::KdfError;
 use crate::store::StoreError;
-use crate::templates::{Chrome, ErrorPage};
+use crate::web::templates::{Chrome, ErrorPage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

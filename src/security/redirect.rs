@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use crate::secret::SecretKey;
+use crate::security::secret::SecretKey;
 
 const LABEL: &str = "redirect:";
 pub const DEFAULT_TARGET: &str = "/welcome";

@@ -12,10 +12,10 @@ use serde_json::json;
 use super::context::{self, Visitor};
 use crate::accounts::{self, PasswordInput, SignInError, SignUpError, SignUpInput};
 use crate::clock::format_ms;
-use crate::error::{ApiError, AppError, retry_after_secs};
-use crate::forms;
-use crate::server::State;
+use crate::state::State;
 use crate::store::User;
+use crate::web::error::{ApiError, AppError, retry_after_secs};
+use crate::web::forms;
 
 /// A JSON body of `/api/users` or `/api/session`; unknown fields are ignored.
 #[derive(Deserialize, Debug)]

@@ -10,10 +10,10 @@ use super::context::{self, Visitor, read_form, with_cookie};
 use super::home::render_status;
 use super::sign_out::{signed_out_cookie, signed_out_cookie_name};
 use crate::accounts::{self, PasswordInput, SignInError};
-use crate::error::{AppError, retry_after_secs};
-use crate::redirect::{self, LocalPath};
-use crate::server::State;
-use crate::templates::{Chrome, Field, FormView, SignInPage};
+use crate::security::redirect::{self, LocalPath};
+use crate::state::State;
+use crate::web::error::{AppError, retry_after_secs};
+use crate::web::templates::{Chrome, Field, FormView, SignInPage};
 
 /// One message for every failed sign-in, whatever the reason.
 pub const GENERIC_FAILURE: &str = "The username or password is incorrect.";

@@ -7,9 +7,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::context::{self, Visitor, read_form, with_cookie};
 use super::home::render_status;
 use crate::accounts::{self, PasswordInput, SignUpError, SignUpInput};
-use crate::error::AppError;
-use crate::server::State;
-use crate::templates::{Chrome, Field, FormView, SignUpPage};
+use crate::state::State;
+use crate::web::error::AppError;
+use crate::web::templates::{Chrome, Field, FormView, SignUpPage};
 
 fn form_view(csrf_token: String) -> FormView {
     FormView {
@@ -88,7 +88,7 @@ pub async fn submit(
     let (status, view) = match outcome {
         Ok((user, Some(session))) => {
             let signed_in = accounts::SignedIn {
-                device_token: crate::device::issue(
+                device_token: crate::security::device::issue(
                     &state.key,
                     user.id,
                     user.created_ms,

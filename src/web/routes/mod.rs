@@ -4,7 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::error::AppError;
+use crate::web::error::AppError;
 
 pub mod account;
 pub mod api;
@@ -46,9 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get_only!(cfg, "/welcome", home::welcome);
     get_only!(cfg, "/healthz", home::healthz);
     get_only!(cfg, "/account", account::show);
-    get_only!(cfg, "/static/{name}", crate::static_files::serve);
-    get_only!(cfg, "/favicon.ico", crate::static_files::favicon_ico);
-    get_only!(cfg, "/robots.txt", crate::static_files::robots_txt);
+    get_only!(cfg, "/static/{name}", crate::web::static_files::serve);
+    get_only!(cfg, "/favicon.ico", crate::web::static_files::favicon_ico);
+    get_only!(cfg, "/robots.txt", crate::web::static_files::robots_txt);
     cfg.service(
         web::resource("/sign-up")
             .route(web::get().to(sign_up::form))
@@ -98,7 +98,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     get_only!(cfg, "/api/me", api::me);
     cfg.default_service(web::to(|req: HttpRequest| async move {
-        crate::error::not_found_page(&req)
+        crate::web::error::not_found_page(&req)
     }));
 }
 

@@ -5,9 +5,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::context::{Visitor, to_sign_in};
-use crate::error::AppError;
-use crate::server::State;
-use crate::templates::{Chrome, WelcomePage};
+use crate::state::State;
+use crate::web::error::AppError;
+use crate::web::templates::{Chrome, WelcomePage};
 
 pub async fn index(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
     let visitor = Visitor::of(&req, &state)?;

@@ -7,13 +7,13 @@ use actix_web::web::Payload;
 use actix_web::{HttpRequest, HttpResponse};
 
 use crate::accounts::Client;
-use crate::csrf::{self, Binding};
-use crate::error::AppError;
-use crate::forms::{self, FormData};
-use crate::redirect::{self, LocalPath};
-use crate::server::AppState;
-use crate::session;
+use crate::security::csrf::{self, Binding};
+use crate::security::redirect::{self, LocalPath};
+use crate::security::session;
+use crate::state::AppState;
 use crate::store::User;
+use crate::web::error::AppError;
+use crate::web::forms::{self, FormData};
 
 /// A valid session of the request.
 pub struct Current {
@@ -149,7 +149,7 @@ pub fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError>
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("null"));
     let site =
-        crate::request::site_origin(req, state.public_url.as_deref(), &state.trusted_proxies);
+        crate::web::request::site_origin(req, state.public_url.as_deref(), &state.trusted_proxies);
     if csrf::origin_allowed(origin, &site) {
         Ok(())
     } else {
@@ -179,14 +179,14 @@ pub async fn read_form(req: &HttpRequest, payload: Payload) -> Result<FormData, 
 }
 
 pub fn client(req: &HttpRequest, state: &AppState) -> Client {
-    let addr = crate::request::client_ip(req, &state.trusted_proxies);
+    let addr = crate::web::request::client_ip(req, &state.trusted_proxies);
     let header = cookie_header(req);
     Client {
         addr,
         device: session::cookie_value(&header, state.sessions.device_cookie_name())
             .map(|v| v.into_owned()),
         ip: addr.map(|ip| ip.to_string()),
-        user_agent: crate::request::user_agent(req),
+        user_agent: crate::web::request::user_agent(req),
     }
 }
 

@@ -107,22 +107,22 @@ const FILES: &[(&str, &str, &[u8])] = &[
     (
         "gatehouse.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../static/gatehouse.js"),
+        include_bytes!("../../static/gatehouse.js"),
     ),
     (
         "style.css",
         "text/css; charset=utf-8",
-        include_bytes!("../static/style.css"),
+        include_bytes!("../../static/style.css"),
     ),
     (
         "favicon.svg",
         "image/svg+xml",
-        include_bytes!("../static/favicon.svg"),
+        include_bytes!("../../static/favicon.svg"),
     ),
     (
         "robots.txt",
         "text/plain; charset=utf-8",
-        include_bytes!("../static/robots.txt"),
+        include_bytes!("../../static/robots.txt"),
     ),
 ];
 
@@ -237,7 +237,7 @@ fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
 /// `GET /static/{name}`.
 pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     let Some(asset) = asset(name.as_str()) else {
-        return crate::error::not_found_page(&req);
+        return crate::web::error::not_found_page(&req);
     };
     let current =
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())

@@ -4,8 +4,8 @@
 
 use askama::Template;
 
-use crate::static_files;
 use crate::store::User;
+use crate::web::static_files;
 
 /// What the layout needs on every page.
 pub struct Chrome {

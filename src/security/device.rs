@@ -10,7 +10,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::secret::SecretKey;
+use crate::security::secret::SecretKey;
 
 const LABEL: &str = "device:";
 /// How long a device token is honoured after it was issued (renewed at each sign-in).

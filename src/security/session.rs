@@ -110,7 +110,7 @@ impl SessionPolicy {
 
     /// The device cookie: lives as long as the token it carries.
     pub fn device_cookie(&self, token: String) -> Cookie<'static> {
-        let lifetime = Duration::from_millis(crate::device::LIFETIME_MS as u64);
+        let lifetime = Duration::from_millis(crate::security::device::LIFETIME_MS as u64);
         self.base_cookie(self.device_cookie_name(), token, lifetime)
     }
 

@@ -16,8 +16,8 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand_core::OsRng;
 
-use crate::digest::PasswordDigest;
 use crate::pool::{PoolError, ThreadPool};
+use crate::security::digest::PasswordDigest;
 
 /// Argon2id cost parameters. The defaults are OWASP's: m = 19 MiB, t = 2, p = 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

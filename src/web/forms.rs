@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut, Payload};
 use futures_util::StreamExt;
 
-use crate::error::AppError;
+use crate::web::error::AppError;
 
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -17,7 +17,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// not its thread, but must still end).
 pub async fn read_body(req: &HttpRequest, payload: Payload) -> Result<Bytes, AppError> {
     let limit = req
-        .app_data::<crate::server::State>()
+        .app_data::<crate::state::State>()
         .map_or(std::time::Duration::from_secs(10), |s| s.body_timeout);
     match tokio::time::timeout(limit, read_limited(req, payload)).await {
         Ok(body) => body,

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::secret::SecretKey;
+use crate::security::secret::SecretKey;
 
 const ANON_LABEL: &str = "csrf:anon:";
 const SESSION_LABEL: &str = "csrf:session:";

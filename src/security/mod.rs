@@ -1,0 +1,13 @@
+//! The security rules, free of HTTP and storage: the password digest and its KDF, the fail-lock
+//! and the per-address throttle, signed redirects, CSRF tokens, session and device tokens, and
+//! the secret key they are all derived from.
+
+pub mod csrf;
+pub mod device;
+pub mod digest;
+pub mod faillock;
+pub mod password;
+pub mod redirect;
+pub mod secret;
+pub mod session;
+pub mod throttle;
