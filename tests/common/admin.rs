@@ -1,0 +1,56 @@
+//! Admin commands (`gatehouse user …`, `db …`) run as child processes on a test database.
+
+use std::process::{Command, Stdio};
+
+use super::server::{FAST_KDF, TestApp};
+
+/// How an admin command ended.
+#[derive(Debug)]
+pub struct AdminRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `gatehouse ARGS` against `database` with fast KDF costs, feeding `stdin` (not a
+/// terminal, so passwords are read from its first line).
+pub fn admin_at(database: &std::path::Path, args: &[&str], stdin: &str) -> AdminRun {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env_clear()
+        .args(args)
+        .arg("--database")
+        .arg(database)
+        .args(FAST_KDF)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gatehouse admin command");
+    // A command may refuse (and exit) before reading its input: a broken pipe is fine.
+    let _ = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes());
+    let out = child.wait_with_output().expect("admin command output");
+    AdminRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl TestApp {
+    /// Runs an admin command on this server's database while it runs.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> AdminRun {
+        admin_at(&self.database(), args, stdin)
+    }
+
+    /// Like [`TestApp::admin`], asserting exit code 0.
+    pub fn admin_ok(&self, args: &[&str], stdin: &str) -> AdminRun {
+        let run = self.admin(args, stdin);
+        assert_eq!(run.code, 0, "gatehouse {args:?}: {run:?}");
+        run
+    }
+}
