@@ -17,6 +17,7 @@ pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod domain;
 pub mod metrics;
 pub mod pool;

@@ -1,0 +1,160 @@
+//! The subcommands and their own arguments: serving, and the admin commands `src/admin/` runs.
+
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Serve the site (what `gatehouse` alone does).
+    Serve,
+    /// Manage users: add, list, show, disable, enable, delete, unlock, set-password.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List and revoke sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Check or back up the database.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Import the users of the original FastAPI demo's users.database; they keep their
+    /// passwords. Shows its progress (a bar on a terminal, a line every few seconds otherwise).
+    ImportSeed {
+        /// The demo's SQLite file (table users(id, username, password_hash)).
+        path: PathBuf,
+    },
+    /// Print the audit trail, oldest first.
+    Audit {
+        /// Only events of this username.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events since this time: RFC 3339 (2026-01-02T03:04:05Z) or a duration ago (2h).
+        #[arg(long, value_parser = since)]
+        since: Option<std::time::SystemTime>,
+        /// Only events of this kind (e.g. sign_in, sign_up, admin.user.disable).
+        #[arg(long)]
+        event: Option<String>,
+        /// Print at most this many events (the most recent ones).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Fill the database with synthetic users and sessions for benchmarks (one shared hash).
+    #[command(hide = true)]
+    BenchData(BenchDataArgs),
+    /// Raw Argon2id rate with the configured parameters: hashes per second on N threads.
+    #[command(hide = true)]
+    BenchKdf {
+        /// Threads hashing at once.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// How long to measure, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+}
+
+/// `gatehouse bench-data`: users `bench0…`, one session each for the first `sessions`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchDataArgs {
+    /// Users to create: bench0, bench1, …
+    #[arg(long)]
+    pub users: u64,
+    /// Users (from bench0) given one session each.
+    #[arg(long, default_value_t = 0)]
+    pub sessions: u64,
+    /// Users (from bench0) with their own correct hash, for concurrent sign-ins.
+    #[arg(long, default_value_t = 128)]
+    pub sign_in_users: u64,
+    /// Write up to 1000 session cookie values, spread over all sessions, one per line.
+    #[arg(long)]
+    pub sample_cookies: Option<PathBuf>,
+    /// Write one form body (`username=…&password_digest=…`) per sign-in user, one per line.
+    #[arg(long)]
+    pub sign_in_bodies: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum UserCommand {
+    /// Create a user; the password is read from a no-echo prompt, or from standard input's
+    /// first line when it is not a terminal.
+    Add {
+        /// Username: 3–32 of a–z, 0–9 and _ (capitals are stored lower-case).
+        username: String,
+        /// Email address (optional; unique, ignoring case).
+        #[arg(long)]
+        email: Option<String>,
+        /// Full name the site greets the user by (optional; up to 100 characters).
+        #[arg(long)]
+        full_name: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Show one user, their sessions and lock state.
+    Show {
+        /// The user's username.
+        username: String,
+    },
+    /// Disable a user: they cannot sign in and their sessions end.
+    Disable {
+        /// The user's username.
+        username: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// The user's username.
+        username: String,
+    },
+    /// Delete a user and their sessions.
+    Delete {
+        /// The user's username.
+        username: String,
+    },
+    /// Lift the fail-lock on a username, on the running server too.
+    Unlock {
+        /// The locked username.
+        username: String,
+    },
+    /// Set a new password (prompt or standard input, like `add`); ends the user's sessions.
+    SetPassword {
+        /// The user's username.
+        username: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum SessionCommand {
+    /// List live sessions by public id.
+    List {
+        /// Only sessions of this username.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End a session by its public id (as `/account` and `session list` show it).
+    Revoke {
+        /// The session's public id (first column of `session list`).
+        id: i64,
+    },
+    /// Delete expired sessions now.
+    PurgeExpired,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum DbCommand {
+    /// Integrity check and schema version.
+    Check,
+    /// A consistent copy of the live database (SQLite online backup), with its progress.
+    Backup {
+        /// Where to write the copy: a new file (an existing one is refused).
+        path: PathBuf,
+    },
+}
+
+/// `--since`: an RFC 3339 time, or a humantime duration before now.
+fn since(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let ago = humantime::parse_duration(s)
+        .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration like 2h"))?;
+    std::time::SystemTime::now()
+        .checked_sub(ago)
+        .ok_or_else(|| format!("{s:?} is too long ago"))
+}

@@ -1,0 +1,272 @@
+//! The server's settings (docs/behaviour.md §9): every one is a flag with a `GATEHOUSE_*`
+//! environment fallback, listed by `gatehouse --help`. [`crate::cli`] puts them on every
+//! subcommand's line too.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use ipnet::IpNet;
+
+use crate::security::password::KdfParams;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 30m, 12h, 2s)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+fn proxy(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))
+}
+
+fn default_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Whether the public may sign up.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignUp {
+    Open,
+    Closed,
+}
+
+/// Gatehouse: a self-hosted sign-up / sign-in website. Run without arguments to serve on
+/// http://127.0.0.1:8080 with ./users.database.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "gatehouse", version, about, long_about = None, args_override_self = true)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (the log says which).
+    #[arg(long, env = "GATEHOUSE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// SQLite database file, created from the built-in schema when missing.
+    #[arg(long, env = "GATEHOUSE_DATABASE", default_value = "users.database")]
+    pub database: PathBuf,
+
+    /// Secret key file (32 random bytes, mode 0600, created at first start) used when
+    /// GATEHOUSE_SECRET_KEY (hex) is not set. Default: `gatehouse.key` beside the database.
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// The site's public origin, e.g. https://login.example.com, used for the Origin check.
+    /// Default: the request's own scheme and Host.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Mark cookies Secure and use the __Host- prefix (serve over HTTPS).
+    #[arg(long, env = "GATEHOUSE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-* headers are trusted.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// HTTP worker threads. Default: one per core.
+    #[arg(long, env = "GATEHOUSE_WORKERS", default_value_t = default_parallelism())]
+    pub workers: usize,
+
+    /// Threads that run Argon2. Default: one fewer than the cores (at least 1), so a
+    /// sign-in flood leaves a core for serving pages.
+    #[arg(long, env = "GATEHOUSE_KDF_THREADS", default_value_t = default_parallelism().saturating_sub(1).max(1))]
+    pub kdf_threads: usize,
+
+    /// Sign-ins waiting for a KDF thread before new ones are refused with 503.
+    #[arg(long, env = "GATEHOUSE_KDF_QUEUE", default_value_t = 256)]
+    pub kdf_queue: usize,
+
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(
+        long = "argon2-m",
+        env = "GATEHOUSE_ARGON2_M",
+        default_value_t = 19_456
+    )]
+    pub argon2_m: u32,
+
+    /// Argon2id time cost (iterations).
+    #[arg(long = "argon2-t", env = "GATEHOUSE_ARGON2_T", default_value_t = 2)]
+    pub argon2_t: u32,
+
+    /// Argon2id parallelism (lanes).
+    #[arg(long = "argon2-p", env = "GATEHOUSE_ARGON2_P", default_value_t = 1)]
+    pub argon2_p: u32,
+
+    /// Failed sign-ins that lock a username.
+    #[arg(long, env = "GATEHOUSE_LOCK_ATTEMPTS", default_value_t = 3)]
+    pub lock_attempts: u32,
+
+    /// How long a username stays locked after its last failed attempt.
+    #[arg(long, env = "GATEHOUSE_LOCK_WINDOW", default_value = "10m", value_parser = duration)]
+    pub lock_window: Duration,
+
+    /// Most usernames with a live failure record. Default: what the KDF pool can produce in
+    /// one lock window (measured at start-up), at least 10000.
+    #[arg(long, env = "GATEHOUSE_LOCK_MAX_ENTRIES")]
+    pub lock_max_entries: Option<usize>,
+
+    /// Failed attempts (wrong passwords, locked or taken usernames) from one address (IPv6: one
+    /// /64) within --ip-window before it gets 429 for every username; 0 turns this off.
+    #[arg(long, env = "GATEHOUSE_IP_FAILURES", default_value_t = 30)]
+    pub ip_failures: u32,
+
+    /// The window of --ip-failures, counted from the address's last failure.
+    #[arg(long, env = "GATEHOUSE_IP_WINDOW", default_value = "10m", value_parser = duration)]
+    pub ip_window: Duration,
+
+    /// Argon2 runs (sign-ins, sign-ups, password changes) per minute one address may cause,
+    /// as a token bucket with the same burst; an empty budget is refused (429) only while the
+    /// KDF pool has jobs waiting. 0 turns this off.
+    #[arg(long, env = "GATEHOUSE_IP_KDF_RATE", default_value_t = 120)]
+    pub ip_kdf_rate: u32,
+
+    /// Most addresses tracked by each address limit; a new address beyond that gets 503.
+    #[arg(long, env = "GATEHOUSE_IP_MAX_ENTRIES", default_value_t = 100_000)]
+    pub ip_max_entries: usize,
+
+    /// A session ends after this long without a request.
+    #[arg(long, env = "GATEHOUSE_SESSION_IDLE", default_value = "30m", value_parser = duration)]
+    pub session_idle: Duration,
+
+    /// A session ends this long after sign-in, active or not.
+    #[arg(long, env = "GATEHOUSE_SESSION_MAX", default_value = "12h", value_parser = duration)]
+    pub session_max: Duration,
+
+    /// Time a client has to send a request's headers, and again its body; slower clients get
+    /// 408 and are disconnected (slowloris defence).
+    #[arg(long, env = "GATEHOUSE_CLIENT_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub client_timeout: Duration,
+
+    /// Open connections per HTTP worker; beyond that, new connections wait in the kernel's
+    /// accept queue until one closes.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 5_000)]
+    pub max_connections: usize,
+
+    /// Whether visitors may create accounts; when closed only `gatehouse user add` does.
+    #[arg(long = "sign-up", env = "GATEHOUSE_SIGN_UP", value_enum, default_value_t = SignUp::Open)]
+    pub sign_up: SignUp,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (a separate, private address; off when
+    /// unset). Never served on the public address.
+    #[arg(long, env = "GATEHOUSE_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// PEM certificate chain: serve HTTPS directly (with --tls-key). Turns on secure cookies
+    /// and HSTS.
+    #[arg(long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "GATEHOUSE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// How long audit events are kept.
+    #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION", default_value = "90d", value_parser = duration)]
+    pub audit_retention: Duration,
+
+    /// Log filter (error, warn, info, debug, trace or a tracing directive).
+    #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+impl Config {
+    /// Cookies are `Secure` with the `__Host-` prefix and HSTS is sent: asked for, or implied by
+    /// serving TLS directly.
+    pub fn secure(&self) -> bool {
+        self.secure_cookies || self.tls_cert.is_some()
+    }
+
+    pub fn kdf_params(&self) -> KdfParams {
+        KdfParams {
+            m_kib: self.argon2_m,
+            t: self.argon2_t,
+            p: self.argon2_p,
+        }
+    }
+
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| {
+            let dir = self
+                .database
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            dir.join("gatehouse.key")
+        })
+    }
+
+    /// A configuration for tests: defaults, the given database, port 0.
+    pub fn for_tests(database: PathBuf) -> Self {
+        let mut c = Self::parse_from(["gatehouse"]);
+        c.database = database;
+        c.bind = "127.0.0.1:0".parse().expect("literal address");
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse_from(["gatehouse"]);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database, PathBuf::from("users.database"));
+        assert_eq!(c.kdf_params(), KdfParams::default());
+        assert_eq!(c.lock_attempts, 3);
+        assert_eq!(c.lock_window, Duration::from_secs(600));
+        assert_eq!(c.session_idle, Duration::from_secs(1800));
+        assert_eq!(c.session_max, Duration::from_secs(43_200));
+        assert!(c.kdf_queue >= 256);
+        assert_eq!(c.secret_key_path(), PathBuf::from("gatehouse.key"));
+    }
+
+    #[test]
+    fn parses_flags() {
+        let c = Config::parse_from([
+            "gatehouse",
+            "--bind",
+            "127.0.0.1:0",
+            "--database",
+            "/tmp/x/db",
+            "--lock-window",
+            "2s",
+            "--argon2-m",
+            "64",
+            "--trusted-proxies",
+            "10.0.0.1,192.168.0.0/16",
+        ]);
+        assert_eq!(c.lock_window, Duration::from_secs(2));
+        assert_eq!(c.argon2_m, 64);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.secret_key_path(), PathBuf::from("/tmp/x/gatehouse.key"));
+        assert!(Config::try_parse_from(["gatehouse", "--lock-window", "soon"]).is_err());
+        assert!(Config::try_parse_from(["gatehouse", "--session-idle", "0s"]).is_err());
+        // A later flag overrides an earlier one (wrapper scripts append their own).
+        let c = Config::parse_from(["gatehouse", "--argon2-m", "64", "--argon2-m", "128"]);
+        assert_eq!(c.argon2_m, 128);
+    }
+
+    #[test]
+    fn every_flag_has_an_env_fallback() {
+        let cmd = Config::command();
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            let env = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("--{id} has no env fallback"));
+            assert!(env.to_string_lossy().starts_with("GATEHOUSE_"));
+        }
+    }
+}
