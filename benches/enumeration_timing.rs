@@ -1,6 +1,6 @@
 //! Benchmark: no user enumeration by timing. A failed sign-in must take as long for an unknown
-//! username as for a known one with a wrong password (SPEC §3: the same KDF work for all),
-//! also for a *dormant* user whose hash still has older, cheaper Argon2 costs.
+//! username as for a known one with a wrong password (docs/behaviour.md §3: the same KDF work for
+//! all), also for a *dormant* user whose hash still has older, cheaper Argon2 costs.
 //!
 //! Starts the release binary (`target/release/gatehouse`; `scripts/timing.sh` builds it first)
 //! on 127.0.0.1 with a fresh temporary database and the per-address limits and the username

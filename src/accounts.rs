@@ -408,7 +408,7 @@ pub struct SignedIn {
 
 /// The records a password check counts in. Every check counts against the client's address
 /// (`--ip-failures`). Every attempt on a well-formed username counts for that username
-/// (SPEC §4). A browser holding a valid device token for the user also counts in its device's
+/// (docs/behaviour.md §4). A browser holding a valid device token for the user also counts in its device's
 /// own record, and only that record can refuse it: the username's lock does not apply to the
 /// owner's own browsers. All are reserved before the KDF and kept as failures unless released.
 struct Counted {
@@ -558,7 +558,7 @@ pub async fn sign_in(
         counted.forgive(state, c.unlocked_ms);
     }
     let user_id = creds.as_ref().map(|c| c.user_id);
-    // Lock before field rules (SPEC §3's order): a locked name answers 429 even to a bad digest.
+    // Lock before field rules (docs/behaviour.md §3's order): a locked name answers 429 even to a bad digest.
     // Malformed input on a free name is not a guess: nothing is counted.
     let locked_now = counted.is_locked(state);
     if digest.is_ok() || locked_now {
@@ -657,7 +657,7 @@ pub async fn sign_in(
 
 /// A typed password's digest, or, for one too long to be any valid password, a digest no
 /// password matches: the check then fails with the same KDF work as a wrong password
-/// (SPEC §2: sign-in applies no format rule), without normalising the long field.
+/// (docs/behaviour.md §2: sign-in applies no format rule), without normalising the long field.
 fn checked_or_unguessable(
     digest: Result<PasswordDigest, crate::security::digest::TooLong>,
 ) -> PasswordDigest {

@@ -145,7 +145,7 @@ impl Application {
         .workers(config.workers.max(1))
         // Slow clients: the head must arrive within the timeout (else 408); bodies have the
         // same budget in `forms::read_body`. Header size is capped by actix at 32 KiB / 96
-        // headers, above the 16 KiB SPEC §6 guarantees.
+        // headers, above the 16 KiB docs/behaviour.md §6 guarantees.
         .client_request_timeout(config.client_timeout)
         .client_disconnect_timeout(Duration::from_secs(2))
         .keep_alive(Duration::from_secs(30))

@@ -1,8 +1,8 @@
-//! Bounded memory under a username spray (SPEC §4): an attacker sends one failed sign-in for
-//! each of N distinct, well-formed usernames as fast as the server takes them. The fail-lock
-//! table must stop at `--lock-max-entries` (refusing new names with 503 instead of evicting a
-//! live record), the process's memory must stay bounded accordingly, and a username locked
-//! before the spray must still be locked afterwards.
+//! Bounded memory under a username spray (docs/behaviour.md §4): an attacker sends one failed
+//! sign-in for each of N distinct, well-formed usernames as fast as the server takes them. The
+//! fail-lock table must stop at `--lock-max-entries` (refusing new names with 503 instead of
+//! evicting a live record), the process's memory must stay bounded accordingly, and a username
+//! locked before the spray must still be locked afterwards.
 //!
 //! Size: `SPRAY_USERNAMES` (default 1 000 000; 30 000 in a debug build when unset, so the
 //! normal `cargo test` suite runs it in well under a minute). `SPRAY_LOCK_MAX_ENTRIES`

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 static KEY: LazyLock<SecretKey> =
     LazyLock::new(|| SecretKey::from_bytes(&[7u8; 32]).expect("a 32-byte key"));
 
-/// The SPEC §5 rules for a target that may go into `Location`.
+/// The docs/behaviour.md §5 rules for a target that may go into `Location`.
 fn assert_safe(p: &LocalPath) {
     let s = p.as_str();
     assert!(s.starts_with('/'), "not rooted: {s:?}");

@@ -1,6 +1,6 @@
 -- wrk: successful sign-ins rotating over the users in $BENCH_BODIES (one form body per line),
 -- each thread from its own offset, so no username has parallel attempts in flight (those
--- would count as parallel guesses and trip the fail-lock, as SPEC §4 wants).
+-- would count as parallel guesses and trip the fail-lock, as docs/behaviour.md §4 wants).
 local bodies = {}
 local i = 0
 local threads = 0

@@ -1,8 +1,8 @@
 //! `gatehouse import-seed PATH`: brings over the users of the original FastAPI demo, whose
-//! `users.password_hash` is `'$1$' + base64(SHA-512(username ‖ password)) + '$'`: the SPEC §2
-//! digest itself. Each stored digest is wrapped in Argon2id exactly as a sign-up would hash it,
-//! so those users sign in with their old passwords. The demo's file held password
-//! equivalents: imported accounts are only as safe as every copy of that file (see
+//! `users.password_hash` is `'$1$' + base64(SHA-512(username ‖ password)) + '$'`: the
+//! docs/behaviour.md §2 digest itself. Each stored digest is wrapped in Argon2id exactly as a
+//! sign-up would hash it, so those users sign in with their old passwords. The demo's file held
+//! password equivalents: imported accounts are only as safe as every copy of that file (see
 //! docs/operations.md).
 //!
 //! Hashing happens outside any write transaction, on `--kdf-threads` threads, and each batch

@@ -25,7 +25,7 @@ pub fn run(config: &Config, command: UserCommand) -> Result<()> {
     }
 }
 
-/// The site's own path: the password's rules, the SPEC §2 digest, then Argon2id.
+/// The site's own path: the password's rules, the docs/behaviour.md §2 digest, then Argon2id.
 fn hash_new_password(config: &Config, user: &Username) -> Result<String> {
     let typed = read_password(user.as_str())?;
     PlainPassword::parse(&typed).or_else(|m| refused(format!("password refused: {m}")))?;

@@ -1,4 +1,4 @@
-//! `Email`: an optional contact address, checked for shape only (SPEC §3).
+//! `Email`: an optional contact address, checked for shape only (docs/behaviour.md §3).
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);

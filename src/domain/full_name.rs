@@ -1,4 +1,5 @@
-//! `FullName`: an optional display name, 1–100 characters, no control characters (SPEC §3).
+//! `FullName`: an optional display name, 1–100 characters, no control characters
+//! (docs/behaviour.md §3).
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FullName(String);

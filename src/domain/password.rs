@@ -1,8 +1,7 @@
-//! `PlainPassword`: a typed password that meets the length rule (SPEC §2), NFKC-normalised.
-//! Only sign-up and password change build one; sign-in applies no format rule. No typed
-//! password is normalised before [`PlainPassword::fits_before_normalising`] says it may be:
-//! NFKC runs on the HTTP worker, so its input must be bounded by more than the 64 KiB body
-//! limit.
+//! `PlainPassword`: a typed password that meets the length rule (docs/behaviour.md §2),
+//! NFKC-normalised. Only sign-up and password change build one; sign-in applies no format rule. No
+//! typed password is normalised before [`PlainPassword::fits_before_normalising`] says it may be:
+//! NFKC runs on the HTTP worker, so its input must be bounded by more than the 64 KiB body limit.
 
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;

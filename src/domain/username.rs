@@ -1,4 +1,4 @@
-//! `Username`: a canonical user name (SPEC §2), `^[a-z0-9_]{3,32}$`.
+//! `Username`: a canonical user name (docs/behaviour.md §2), `^[a-z0-9_]{3,32}$`.
 
 use std::fmt;
 
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn non_ascii_is_not_lowercased() {
-        // Kelvin sign lowercases to 'k' under Unicode rules; the SPEC says ASCII only.
+        // Kelvin sign lowercases to 'k' under Unicode rules; docs/behaviour.md §2 says ASCII only.
         assert_eq!(canonical_username("\u{212a}EY"), "\u{212a}ey");
     }
 

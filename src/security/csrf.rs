@@ -1,5 +1,6 @@
-//! CSRF tokens (SPEC §6): stateless HMACs bound to a browser secret, the anonymous `csrf`
-//! cookie on sign-in / sign-up forms and the session on signed-in ones, plus the `Origin` check.
+//! CSRF tokens (docs/behaviour.md §6): stateless HMACs bound to a browser secret, the anonymous
+//! `csrf` cookie on sign-in / sign-up forms and the session on signed-in ones, plus the `Origin`
+//! check.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

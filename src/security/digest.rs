@@ -1,4 +1,4 @@
-//! The password digest both browser and server compute (SPEC §2):
+//! The password digest both browser and server compute (docs/behaviour.md §2):
 //! `SHA-512(canonical username ‖ NFKC(password))`, sent as 88 characters of padded base64.
 
 use base64::Engine;
@@ -99,7 +99,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// SPEC §2 test vectors.
+    /// docs/behaviour.md §2 test vectors.
     const VECTORS: &[(&str, &str, &str)] = &[
         (
             "alice",

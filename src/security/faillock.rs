@@ -1,4 +1,4 @@
-//! The fail-lock (SPEC §4): after `attempts` failed sign-ins a username is locked for `window`,
+//! The fail-lock (docs/behaviour.md §4): after `attempts` failed sign-ins a username is locked for `window`,
 //! and every attempt while locked counts as another failure.
 //!
 //! The rules are plain functions of an explicit `now`, so tests drive the timeline without

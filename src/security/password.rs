@@ -1,5 +1,5 @@
-//! The password KDF: Argon2id over the 64 digest bytes, stored as a PHC string (SPEC §2), and
-//! the bounded thread pool it runs on, so hashing never blocks the async workers.
+//! The password KDF: Argon2id over the 64 digest bytes, stored as a PHC string (docs/behaviour.md
+//! §2), and the bounded thread pool it runs on, so hashing never blocks the async workers.
 //!
 //! Every verification does at least the work of the *current* parameters, whatever the stored
 //! hash's: a hash made with older, cheaper parameters is topped up with a padding run, so a

@@ -1,5 +1,5 @@
-//! Signed redirects (SPEC §5): `next` is followed only when it is a local path and `sig` is the
-//! HMAC of `"redirect:" + next`; anything else falls back to `/welcome`, silently.
+//! Signed redirects (docs/behaviour.md §5): `next` is followed only when it is a local path and
+//! `sig` is the HMAC of `"redirect:" + next`; anything else falls back to `/welcome`, silently.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

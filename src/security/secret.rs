@@ -1,5 +1,5 @@
-//! The server's secret key (SPEC §5): from `GATEHOUSE_SECRET_KEY` (hex, ≥ 32 bytes) or from a
-//! key file created at first start with 32 random bytes and mode 0600. Every use derives its
+//! The server's secret key (docs/behaviour.md §5): from `GATEHOUSE_SECRET_KEY` (hex, ≥ 32 bytes) or
+//! from a key file created at first start with 32 random bytes and mode 0600. Every use derives its
 //! MAC input with its own label (`redirect:`, `csrf:` …) so tokens of one kind never verify as
 //! another.
 

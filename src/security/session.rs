@@ -1,5 +1,5 @@
-//! Session cookies and their rules (SPEC §6): a random UUID v4 in the cookie, only its SHA-256
-//! on the server, idle and absolute expiry, and validity tied to the user's state.
+//! Session cookies and their rules (docs/behaviour.md §6): a random UUID v4 in the cookie, only its
+//! SHA-256 on the server, idle and absolute expiry, and validity tied to the user's state.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! All SQL lives here (SPEC §8). The rest of the crate sees a narrow interface of plain
+//! All SQL lives here (docs/behaviour.md §8). The rest of the crate sees a narrow interface of plain
 //! functions over domain values, so another backend could replace this module without touching
 //! handlers.
 //!

@@ -179,7 +179,7 @@ impl FormView {
         }
     }
 
-    /// Whether the page's script checks `f` against the username rule (SPEC §2) before
+    /// Whether the page's script checks `f` against the username rule (docs/behaviour.md §2) before
     /// sending: a username typed next to a new password is being chosen (sign-up); sign-in
     /// applies no format rule.
     pub fn checks_username(&self, f: &Field) -> bool {

@@ -1,4 +1,5 @@
-//! Bad input and CSRF: clear 4xx answers in the SPEC's order, never a 500 (SPEC §3, §6).
+//! Bad input and CSRF: clear 4xx answers in the order of docs/behaviour.md §3, never a 500
+//! (docs/behaviour.md §3, §6).
 
 use crate::common::*;
 

@@ -90,7 +90,8 @@ async fn a_device_has_its_own_failure_limit() {
         429,
         "device locked"
     );
-    // Its failures counted for the username too (SPEC §4): other browsers are locked as well.
+    // Its failures counted for the username too (docs/behaviour.md §4): other browsers are locked
+    // as well.
     assert_eq!(
         sign_in(&app, &app.client(), "fumbler", "fumbler-password")
             .await

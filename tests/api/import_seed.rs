@@ -53,7 +53,8 @@ async fn demo_users_sign_in_with_their_old_passwords_while_the_server_runs() {
             .contains("skipped \"taken_name\": a user with that name exists")
     );
 
-    // Plain-password form (the server digests) and the SPEC §2 digest vector both work.
+    // Plain-password form (the server digests) and the docs/behaviour.md §2 digest vector both
+    // work.
     let c = app.client();
     assert_eq!(
         sign_in(&app, &c, "bob_42", "hunter2hunter2").await.status(),

@@ -1,4 +1,4 @@
-//! The JSON API (SPEC §7).
+//! The JSON API (docs/behaviour.md §7).
 
 use serde_json::{Value, json};
 

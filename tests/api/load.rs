@@ -1,5 +1,5 @@
 //! The KDF pool under load: a full queue is a 503 with `Retry-After`, page serving goes on
-//! while Argon2 is busy, and the lock table refuses new names when full (SPEC §3, §4).
+//! while Argon2 is busy, and the lock table refuses new names when full (docs/behaviour.md §3, §4).
 
 use crate::common::*;
 

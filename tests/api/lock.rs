@@ -1,4 +1,4 @@
-//! Sign-in failures and the fail-lock (SPEC §3, §4).
+//! Sign-in failures and the fail-lock (docs/behaviour.md §3, §4).
 
 use std::time::Duration;
 

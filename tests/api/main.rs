@@ -1,5 +1,5 @@
 //! Black-box HTTP tests: each starts the real server on a free loopback port with a temporary
-//! database and walks the routes of SPEC §3–§7 with a real HTTP client.
+//! database and walks the routes of docs/behaviour.md §3–§7 with a real HTTP client.
 
 #[path = "../common/mod.rs"]
 mod common;

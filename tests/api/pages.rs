@@ -572,7 +572,7 @@ async fn form_inputs_suit_phones_and_the_footer_tells_the_truth_without_js() {
     ] {
         assert!(username.contains(attr), "{username} lacks {attr}");
     }
-    // Sign-in applies no format rule to the username (SPEC §2).
+    // Sign-in applies no format rule to the username (docs/behaviour.md §2).
     let inn = page_text(&app, &c, "/sign-in").await;
     assert!(!input(&inn, "username").contains("data-check-username"));
     for html in [&up, &inn] {

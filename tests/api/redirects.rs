@@ -1,4 +1,4 @@
-//! Signed redirects after sign-in (SPEC §5).
+//! Signed redirects after sign-in (docs/behaviour.md §5).
 
 use crate::common::*;
 

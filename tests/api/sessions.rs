@@ -1,4 +1,5 @@
-//! Sessions: sign-out, rotation, password change, revocation, expiry, restart (SPEC §3, §6).
+//! Sessions: sign-out, rotation, password change, revocation, expiry, restart (docs/behaviour.md
+//! §3, §6).
 
 use std::time::Duration;
 

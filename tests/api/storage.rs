@@ -1,5 +1,5 @@
-//! What ends up on disk (SPEC §5, §8): no secrets in the database, schema and pragmas, rehash,
-//! the key file.
+//! What ends up on disk (docs/behaviour.md §5, §8): no secrets in the database, schema and pragmas,
+//! rehash, the key file.
 
 use crate::common::*;
 

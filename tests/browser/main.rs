@@ -1,6 +1,6 @@
 //! Real-browser tests: Debian's headless Chromium, driven through chromedriver, against the real
-//! server binary (SPEC §2, §3). Each test starts its own server (temp database) and browser;
-//! the tests take turns so that one Chromium at a time shares the 2-core machine.
+//! server binary (docs/behaviour.md §2, §3). Each test starts its own server (temp database) and
+//! browser; the tests take turns so that one Chromium at a time shares the 2-core machine.
 //!
 //! `gatehouse.test` is mapped to 127.0.0.1 by Chromium's `--host-resolver-rules`, so the same
 //! server is seen at `http://127.0.0.1:PORT` (a secure context: Web Crypto exists) and at
@@ -29,7 +29,7 @@ use site::{
 /// One browser at a time, whatever `--test-threads` says.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// SPEC §2 test vectors.
+/// docs/behaviour.md §2 test vectors.
 const VECTORS: [(&str, &str, &str); 3] = [
     (
         "alice",
@@ -241,7 +241,8 @@ async fn full_flow(host: &str, secure_context: bool, screenshots: bool) {
         "a failed sign-in must not sign in"
     );
 
-    // The new one works, typed with other case and spaces around the username (SPEC §2).
+    // The new one works, typed with other case and spaces around the username (docs/behaviour.md
+    // §2).
     let typed_user = "  Carol_Flow ";
     let at = submit(
         &b,
@@ -280,7 +281,10 @@ async fn full_flow(host: &str, secure_context: bool, screenshots: bool) {
                 .value(name)
                 .unwrap_or_else(|| panic!("POST {path} lacks {name}: {:?}", post.raw));
             assert_wire_digest(got, &format!("POST {path} {name}"));
-            assert_eq!(got, *want, "POST {path} {name} is not SPEC §2's digest");
+            assert_eq!(
+                got, *want,
+                "POST {path} {name} is not the digest of docs/behaviour.md §2"
+            );
         }
         for plain in PLAIN_FIELDS {
             assert!(
@@ -418,7 +422,7 @@ async fn check_js_sha512(b: &Browser, origin: &str) {
 
 #[tokio::test]
 async fn js_digest_matches_spec_vectors_on_both_paths() {
-    // The Rust helper the other tests trust agrees with the SPEC first.
+    // The Rust helper the other tests trust agrees with the vectors in docs/behaviour.md §2 first.
     for (u, p, d) in VECTORS {
         assert_eq!(digest(u, p), d, "Rust helper digest({u:?})");
     }
@@ -646,7 +650,7 @@ async fn sign_up_checks_the_username_in_the_browser_before_sending() {
     b.fill("#password", pw).await;
     b.fill("#password_repeat", pw).await;
 
-    // The server's own messages (SPEC §2 rule), at the field, before anything is sent.
+    // The server's own messages (docs/behaviour.md §2 rule), at the field, before anything is sent.
     for (typed, message) in [
         ("", "Enter a username."),
         ("  ab ", "Use at least 3 characters."),

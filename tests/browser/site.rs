@@ -1,5 +1,6 @@
 //! Steps and checks shared by the browser tests: filling and submitting Gatehouse's forms,
-//! reading what Chrome sent and what the server logged, and the SPEC §2 digest in Rust.
+//! reading what Chrome sent and what the server logged, and the docs/behaviour.md §2 digest in
+//! Rust.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -21,10 +22,11 @@ pub const PLAIN_FIELDS: [&str; 5] = [
     "new_password_repeat",
 ];
 
-/// The message every failed sign-in shows (SPEC §3: one generic message).
+/// The message every failed sign-in shows (docs/behaviour.md §3: one generic message).
 pub const GENERIC_FAILURE: &str = "The username or password is incorrect.";
 
-/// SPEC §2 computed independently in Rust: base64(SHA-512(canonical username ‖ NFKC password)).
+/// docs/behaviour.md §2 computed independently in Rust: base64(SHA-512(canonical username ‖ NFKC
+/// password)).
 pub fn digest(username: &str, password: &str) -> String {
     let user = username.trim().to_ascii_lowercase();
     let password: String = password.nfkc().collect();
@@ -206,8 +208,8 @@ pub fn password_forms(password: &str) -> Vec<String> {
     forms
 }
 
-/// A `*_digest` value as SPEC §2 wants it on the wire: 88 characters of padded base64 that
-/// decode to 64 bytes.
+/// A `*_digest` value as docs/behaviour.md §2 wants it on the wire: 88 characters of padded base64
+/// that decode to 64 bytes.
 pub fn assert_wire_digest(value: &str, what: &str) {
     assert_eq!(
         value.len(),
