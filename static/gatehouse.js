@@ -2,9 +2,9 @@
  * Gatehouse browser script.
  *
  * Turns each password the user types into SHA-512(canonical username ‖ NFKC password), base64,
- * before a form is sent, so the plain password never leaves the browser (SPEC §2, §3). It also
- * checks the sign-up username and the sign-up / change-password length and repeat rules
- * before anything is sent.
+ * before a form is sent, so the plain password never leaves the browser (docs/behaviour.md §2,
+ * §3). It also checks the sign-up username and the sign-up / change-password length and repeat
+ * rules before anything is sent.
  * Every form still works without this file: the server digests plain passwords itself.
  *
  * Plain ES2017, no modules and no build step; the page's CSP forbids inline script and style,
@@ -163,7 +163,7 @@
     return out;
   }
 
-  // ---- The digest (SPEC §2) ----------------------------------------------------------------
+  // ---- The digest (docs/behaviour.md §2) ---------------------------------------------------
 
   const usesWebCrypto = Boolean(window.isSecureContext && window.crypto && window.crypto.subtle);
 
@@ -221,7 +221,7 @@
     usernameProblem: usernameProblem,
   };
 
-  // ---- Forms (SPEC §3) ---------------------------------------------------------------------
+  // ---- Forms (docs/behaviour.md §3) --------------------------------------------------------
 
   const busy = new WeakSet();
 
@@ -290,7 +290,7 @@
     return true;
   }
 
-  // The server's rule and messages for a new username (SPEC §2), checked in the same order:
+  // The server's rule and messages for a new username (docs/behaviour.md §2), checked in the same order:
   // length in UTF-8 bytes of the canonical form, then the characters.
   function usernameProblem(typed) {
     const canon = canonicalUsername(typed);
