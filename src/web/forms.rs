@@ -1,4 +1,4 @@
-//! Strict request-body reading (SPEC §6): size limit first (413), then media type (415), then
+//! Strict request-body reading (docs/design.md, "Extractors and responses"): size limit first (413), then media type (415), then
 //! a parse that refuses invalid UTF-8, bad percent-escapes and repeated fields (400).
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Headers every response carries (SPEC §6): a strict CSP without inline script or style,
+//! Headers every response carries (docs/security.md, §4): a strict CSP without inline script or style,
 //! no sniffing, no framing, same-origin referrers, and `no-store` unless a handler chose a
 //! cache policy (static files do). Over HTTPS (served directly or behind a proxy, i.e.
 //! `Config::secure`), also HSTS.

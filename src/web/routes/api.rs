@@ -1,4 +1,4 @@
-//! The JSON API (SPEC §7), for scripts and curl. Its CSRF defence is the required
+//! The JSON API (docs/api.md), for scripts and curl. Its CSRF defence is the required
 //! `Content-Type: application/json` (a cross-site form cannot send it without a preflight),
 //! plus the same `Origin` check as the pages.
 
