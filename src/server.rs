@@ -92,7 +92,6 @@ impl Application {
             lock_capacity = capacity,
             "password hashing ready"
         );
-        crate::web::templates::set_sign_up_open(config.sign_up == crate::cli::SignUp::Open);
         let audit =
             crate::audit::AuditLog::new(store.clone(), config.lock_window.max(config.ip_window));
         let state = web::Data::new(AppState {
@@ -138,6 +137,9 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::web::respond::error_pages,
+                ))
                 .wrap(crate::web::security_headers::headers(hsts))
                 .wrap(http_metrics)
                 .configure(crate::web::routes::configure)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use askama::Template;
 
 use crate::security::password::KdfError;
@@ -99,17 +99,22 @@ impl AppError {
         b
     }
 
-    /// The HTML error page.
-    pub fn html(&self) -> HttpResponse {
+    /// The HTML error page; `sign_up` is the site's `--sign-up` setting, for the header link.
+    pub fn page(&self, sign_up: bool) -> HttpResponse {
+        let body = self.page_body(sign_up);
+        self.builder().content_type(ContentType::html()).body(body)
+    }
+
+    /// The error page's HTML alone (no logging, no headers).
+    pub(crate) fn page_body(&self, sign_up: bool) -> String {
         let page = ErrorPage {
-            chrome: Chrome::new(self.heading(), None),
+            chrome: Chrome::new(self.heading(), None, sign_up),
             heading: self.heading(),
             message: self.public_message(),
             link_href: "/",
             link_text: "Go to the start page",
         };
-        let body = page.render().unwrap_or_else(|_| self.public_message());
-        self.builder().content_type(ContentType::html()).body(body)
+        page.render().unwrap_or_else(|_| self.public_message())
     }
 
     /// The JSON error body for the API.
@@ -142,8 +147,10 @@ impl ResponseError for AppError {
         }
     }
 
+    /// Rendered as for an open site: without the request there is no state to ask.
+    /// [`crate::web::respond::error_pages`] renders it again where sign-up is closed.
     fn error_response(&self) -> HttpResponse {
-        self.html()
+        self.page(true)
     }
 }
 
@@ -198,15 +205,6 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.0.json()
-    }
-}
-
-/// 404, as JSON under `/api/`, else the HTML page.
-pub fn not_found_page(req: &HttpRequest) -> HttpResponse {
-    if req.path().starts_with("/api/") {
-        AppError::NotFound.json()
-    } else {
-        AppError::NotFound.html()
     }
 }
 

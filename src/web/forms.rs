@@ -1,11 +1,12 @@
-//! Strict request-body reading (docs/behaviour.md §6): size limit first (413), then media type (415), then
-//! a parse that refuses invalid UTF-8, bad percent-escapes and repeated fields (400).
+//! Strict request-body reading (docs/behaviour.md §6): size limit first (413), then media type
+//! (415), then a parse that refuses invalid UTF-8, bad percent-escapes and repeated fields (400).
 
 use std::collections::HashMap;
 
 use actix_web::HttpRequest;
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::web::{Bytes, BytesMut, Payload};
+use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use crate::web::error::AppError;
@@ -44,6 +45,24 @@ async fn read_limited(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, 
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// Reads an HTML form body: 413 → 415 → 400, in that order.
+pub async fn read_form(req: &HttpRequest, payload: Payload) -> Result<FormData, AppError> {
+    let body = read_body(req, payload).await?;
+    require_media_type(
+        req,
+        "application/x-www-form-urlencoded",
+        "Forms must be sent as application/x-www-form-urlencoded.",
+    )?;
+    let form = FormData::parse(&body)?;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        // Names only, never values: lets a test see that no plain password was sent.
+        let mut names: Vec<&str> = form.names().collect();
+        names.sort_unstable();
+        tracing::debug!(path = req.path(), fields = ?names, "form received");
+    }
+    Ok(form)
 }
 
 /// The media type of the request, lowercased, without parameters.

@@ -1,5 +1,5 @@
-//! Headers every response carries (docs/behaviour.md §6): a strict CSP without inline script or style,
-//! no sniffing, no framing, same-origin referrers, and `no-store` unless a handler chose a
+//! Headers every response carries (docs/behaviour.md §6): a strict CSP without inline script or
+//! style, no sniffing, no framing, same-origin referrers, and `no-store` unless a handler chose a
 //! cache policy (static files do). Over HTTPS (served directly or behind a proxy, i.e.
 //! `Config::secure`), also HSTS.
 

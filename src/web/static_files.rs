@@ -237,7 +237,7 @@ fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
 /// `GET /static/{name}`.
 pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     let Some(asset) = asset(name.as_str()) else {
-        return crate::web::error::not_found_page(&req);
+        return crate::web::respond::error(&req, &crate::web::error::AppError::NotFound);
     };
     let current =
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())

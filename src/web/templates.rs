@@ -24,16 +24,10 @@ pub struct Chrome {
     pub sign_up: bool,
 }
 
-/// `--sign-up`, set once at start-up: every page's header reads it, and threading it through
-/// each handler would only repeat it.
-static SIGN_UP_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-pub fn set_sign_up_open(open: bool) {
-    SIGN_UP_OPEN.store(open, std::sync::atomic::Ordering::Relaxed);
-}
-
 impl Chrome {
-    pub fn new(title: &'static str, who: Option<&User>) -> Self {
+    /// `sign_up` is the site's `--sign-up` setting (from [`crate::state::AppState`]), passed
+    /// in rather than read from a global.
+    pub fn new(title: &'static str, who: Option<&User>, sign_up: bool) -> Self {
         Self {
             title,
             who: who.map(|u| u.username.clone()),
@@ -43,7 +37,7 @@ impl Chrome {
             css_url: static_files::url("style.css"),
             js_url: static_files::url("gatehouse.js"),
             icon_url: static_files::url("favicon.svg"),
-            sign_up: SIGN_UP_OPEN.load(std::sync::atomic::Ordering::Relaxed),
+            sign_up,
         }
     }
 }
@@ -306,7 +300,7 @@ mod tests {
         let mut f = form();
         f.set_error("username", "<script>alert(1)</script>");
         let html = SignUpPage {
-            chrome: Chrome::new("T", None),
+            chrome: Chrome::new("T", None, true),
             form: f,
         }
         .render()
@@ -327,7 +321,7 @@ mod tests {
         f.set_error("username", "bad too");
         assert!(f.fields[0].autofocus && !f.fields[1].autofocus);
         let html = SignUpPage {
-            chrome: Chrome::new("T", None),
+            chrome: Chrome::new("T", None, true),
             form: f,
         }
         .render()
@@ -345,7 +339,7 @@ mod tests {
         let mut f = form();
         f.set_value("password", "secret-typed");
         let html = SignUpPage {
-            chrome: Chrome::new("T", None),
+            chrome: Chrome::new("T", None, true),
             form: f,
         }
         .render()

@@ -1,19 +1,17 @@
 //! `/account`: details, change password, and the user's sessions with revoke buttons.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::web::{self, Payload};
+use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::context::{self, Current, Visitor, read_form, to_sign_in};
-use super::home::render_status;
 use crate::accounts::{self, ChangeError, PasswordInput};
 use crate::audit::EventExt;
 use crate::clock::{format_human, format_ms};
 use crate::state::State;
-use crate::web::error::{AppError, retry_after_secs};
-use crate::web::forms::FormData;
-use crate::web::templates::{AccountPage, ActivityRow, Chrome, Field, FormView, SessionRow};
+use crate::web::error::AppError;
+use crate::web::extract::{SignedIn, SignedInForm};
+use crate::web::respond::{password_locked_message, render_status, see_other, with_retry_after};
+use crate::web::templates::{AccountPage, ActivityRow, Field, FormView, SessionRow};
 
 fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
     FormView {
@@ -41,11 +39,12 @@ fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
 
 async fn page(
     state: &State,
-    current: &Current,
-    csrf_token: String,
+    signed_in: &SignedIn,
     form: Option<FormView>,
     notice: &str,
 ) -> Result<AccountPage, AppError> {
+    let current = signed_in.current();
+    let csrf_token = signed_in.token(state);
     let now = crate::clock::now_ms();
     let idle = state.sessions.idle.as_millis() as i64;
     let user_id = current.user.id;
@@ -86,7 +85,7 @@ async fn page(
             user_agent: r.user_agent.unwrap_or_else(|| "unknown".into()),
         })
         .collect();
-    let mut chrome = Chrome::new("Account", Some(&current.user));
+    let mut chrome = signed_in.visitor().chrome("Account");
     chrome.wide = true;
     Ok(AccountPage {
         chrome,
@@ -103,11 +102,11 @@ async fn page(
     })
 }
 
-pub async fn show(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
-    let (Some(current), Some(token)) = (&visitor.current, visitor.session_token(&state)) else {
-        return Ok(to_sign_in(&state, "/account"));
-    };
+pub async fn show(
+    req: HttpRequest,
+    state: State,
+    signed_in: SignedIn,
+) -> Result<HttpResponse, AppError> {
     let notice = match req.query_string() {
         "changed=1" => "Your password was changed. You were signed out everywhere else.",
         "revoked=1" => "The session was signed out.",
@@ -116,39 +115,18 @@ pub async fn show(req: HttpRequest, state: State) -> Result<HttpResponse, AppErr
     };
     render_status(
         StatusCode::OK,
-        &page(&state, current, token, None, notice).await?,
+        &page(&state, &signed_in, None, notice).await?,
     )
 }
 
-/// Reads the form, checks CSRF, and requires a session. Anonymous → signed sign-in redirect.
-async fn signed_in_form(
-    req: &HttpRequest,
-    payload: Payload,
-    state: &State,
-) -> Result<Result<(Visitor, FormData), HttpResponse>, AppError> {
-    let form = read_form(req, payload).await?;
-    let visitor = Visitor::of(req, state)?;
-    if let Err(e) = visitor.check_csrf(req, state, &form) {
-        return Ok(Err(context::forbidden(&visitor, state, e)));
-    }
-    if visitor.current.is_none() {
-        return Ok(Err(to_sign_in(state, "/account")));
-    }
-    Ok(Ok((visitor, form)))
-}
-
-pub async fn change_password(
-    req: HttpRequest,
-    payload: Payload,
-    state: State,
-) -> Result<HttpResponse, AppError> {
-    let (visitor, form) = match signed_in_form(&req, payload, &state).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
-    let current = visitor.current.as_ref().expect("checked by signed_in_form");
-    let token = visitor.session_token(&state).expect("signed in");
-    let client = context::client(&req, &state);
+pub async fn change_password(state: State, posted: SignedInForm) -> Result<HttpResponse, AppError> {
+    let SignedInForm {
+        user: signed_in,
+        form,
+    } = posted;
+    let current = signed_in.current();
+    let token = signed_in.token(&state);
+    let client = &signed_in.visitor().client;
     let outcome = accounts::change_password(
         &state,
         &current.user,
@@ -162,24 +140,18 @@ pub async fn change_password(
             form.get("new_password"),
             Some(form.text("new_password_repeat")),
         ),
-        &client,
+        client,
     )
     .await;
     let mut view = password_form(&current.user, &token);
     let (status, retry) = match outcome {
         Ok(signed_in) => {
-            let resp = super::see_other("/account?changed=1");
-            return Ok(context::signed_in(resp, &state, signed_in));
+            let resp = see_other("/account?changed=1");
+            return Ok(crate::web::session::signed_in(resp, &state, signed_in));
         }
         Err(ChangeError::App(e)) => return Err(e),
         Err(ChangeError::Locked(retry)) => {
-            view.set_error(
-                "current_password",
-                format!(
-                    "Too many wrong passwords. Try again in {} seconds.",
-                    retry_after_secs(retry)
-                ),
-            );
+            view.set_error("current_password", password_locked_message(retry));
             (StatusCode::TOO_MANY_REQUESTS, Some(retry))
         }
         Err(ChangeError::WrongPassword) => {
@@ -194,25 +166,19 @@ pub async fn change_password(
             (StatusCode::BAD_REQUEST, None)
         }
     };
-    let mut resp = render_status(status, &page(&state, current, token, Some(view), "").await?)?;
-    if let Some(retry) = retry {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, retry_after_secs(retry).into());
-    }
-    Ok(resp)
+    let resp = render_status(status, &page(&state, &signed_in, Some(view), "").await?)?;
+    Ok(match retry {
+        Some(retry) => with_retry_after(resp, retry),
+        None => resp,
+    })
 }
 
 pub async fn revoke(
-    req: HttpRequest,
     path: web::Path<String>,
-    payload: Payload,
     state: State,
+    posted: SignedInForm,
 ) -> Result<HttpResponse, AppError> {
-    let (visitor, _) = match signed_in_form(&req, payload, &state).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
-    let current = visitor.current.as_ref().expect("checked by signed_in_form");
+    let current = posted.user.current();
     let Ok(id) = path.parse::<i64>() else {
         return Err(AppError::NotFound);
     };
@@ -224,25 +190,20 @@ pub async fn revoke(
     if deleted {
         tracing::info!(event = "session_revoked", username = %current.user.username, session = id, "session revoked");
         state.audit.record(
-            context::client(&req, &state)
+            posted
+                .user
+                .visitor()
+                .client
                 .event("session_revoke", "ok")
                 .user(Some(&current.user.username), Some(user_id))
                 .detail(format!("session {id}")),
         );
     }
-    Ok(super::see_other("/account?revoked=1"))
+    Ok(see_other("/account?revoked=1"))
 }
 
-pub async fn revoke_others(
-    req: HttpRequest,
-    payload: Payload,
-    state: State,
-) -> Result<HttpResponse, AppError> {
-    let (visitor, _) = match signed_in_form(&req, payload, &state).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
-    let current = visitor.current.as_ref().expect("checked by signed_in_form");
+pub async fn revoke_others(state: State, posted: SignedInForm) -> Result<HttpResponse, AppError> {
+    let current = posted.user.current();
     let (user_id, keep) = (current.user.id, current.session_id);
     let n = state
         .store
@@ -250,10 +211,13 @@ pub async fn revoke_others(
         .await?;
     tracing::info!(event = "sessions_revoked", username = %current.user.username, count = n, "other sessions revoked");
     state.audit.record(
-        context::client(&req, &state)
+        posted
+            .user
+            .visitor()
+            .client
             .event("session_revoke", "ok")
             .user(Some(&current.user.username), Some(user_id))
             .detail(format!("all other sessions ({n})")),
     );
-    Ok(super::see_other("/account?revoked=others"))
+    Ok(see_other("/account?revoked=others"))
 }

@@ -1,21 +1,22 @@
-//! The JSON API (docs/behaviour.md §7), for scripts and curl. Its CSRF defence is the required
+//! The JSON API (docs/api.md, docs/behaviour.md §7), for scripts and curl. Its CSRF defence is the
+//! required
 //! `Content-Type: application/json` (a cross-site form cannot send it without a preflight),
 //! plus the same `Origin` check as the pages.
 
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::web::Payload;
-use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::context::{self, Visitor};
 use crate::accounts::{self, PasswordInput, SignInError, SignUpError, SignUpInput};
 use crate::clock::format_ms;
 use crate::state::State;
 use crate::store::User;
 use crate::web::error::{ApiError, AppError, retry_after_secs};
-use crate::web::forms;
+use crate::web::extract::{Json, Peer, SameOrigin, SignUpOpen, SignedIn, Then, parse_json};
+use crate::web::respond::{GENERIC_FAILURE, locked_message, with_retry_after};
+use crate::web::session;
+use crate::web::visitor::Visitor;
 
 /// A JSON body of `/api/users` or `/api/session`; unknown fields are ignored.
 #[derive(Deserialize, Debug)]
@@ -44,23 +45,9 @@ impl Credentials {
     }
 }
 
-/// 413 → 415 → 400 → 403, then the parsed body.
-async fn read_json(req: &HttpRequest, payload: Payload) -> Result<Credentials, AppError> {
-    let body = forms::read_body(req, payload).await?;
-    forms::require_media_type(
-        req,
-        "application/json",
-        "Send the body as application/json.",
-    )?;
-    let creds = parse_body(&body)?;
-    context::check_origin(req, req.app_data::<State>().expect("state"))?;
-    Ok(creds)
-}
-
 /// Parses a JSON body strictly: an object, each known field a string or null, no key twice.
 pub fn parse_body(body: &[u8]) -> Result<Credentials, AppError> {
-    serde_json::from_slice(body)
-        .map_err(|e| AppError::bad_request(format!("The JSON body is malformed: {e}.")))
+    parse_json(body)
 }
 
 fn user_json(u: &User) -> serde_json::Value {
@@ -74,19 +61,16 @@ fn user_json(u: &User) -> serde_json::Value {
 
 /// `POST /api/users`: 201 with the user; no session is created.
 pub async fn create_user(
-    req: HttpRequest,
-    payload: Payload,
+    _: SignUpOpen,
     state: State,
+    Then(Json(body), Peer(client)): Then<Json<Credentials>, Peer>,
 ) -> Result<HttpResponse, ApiError> {
-    super::sign_up::open(&state)?;
-    let body = read_json(&req, payload).await?;
     let input = SignUpInput {
         username: body.username.as_deref().unwrap_or(""),
         email: body.email.as_deref().unwrap_or(""),
         full_name: body.full_name.as_deref().unwrap_or(""),
         password: body.password()?,
     };
-    let client = context::client(&req, &state);
     match accounts::sign_up(&state, input, &client, None).await {
         Ok((user, _)) => Ok(HttpResponse::Created().json(user_json(&user))),
         Err(SignUpError::Invalid(errors)) => {
@@ -106,32 +90,27 @@ pub async fn create_user(
 
 /// `POST /api/session`: 204 with a session cookie.
 pub async fn create_session(
-    req: HttpRequest,
-    payload: Payload,
     state: State,
+    Then(Json(body), visitor): Then<Json<Credentials>, Visitor>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload).await?;
-    let visitor = Visitor::of(&req, &state)?;
-    let client = context::client(&req, &state);
+    let client = &visitor.client;
     let typed = body.username.as_deref().unwrap_or("");
-    match accounts::sign_in(&state, typed, body.password()?, &client, visitor.presented).await {
-        Ok(signed_in) => Ok(context::signed_in(
+    match accounts::sign_in(&state, typed, body.password()?, client, visitor.presented).await {
+        Ok(signed_in) => Ok(session::signed_in(
             HttpResponse::NoContent().finish(),
             &state,
             signed_in,
         )),
         Err(SignInError::Failed) => {
-            Ok(HttpResponse::Unauthorized()
-                .json(json!({ "error": super::sign_in::GENERIC_FAILURE })))
+            Ok(HttpResponse::Unauthorized().json(json!({ "error": GENERIC_FAILURE })))
         }
         Err(SignInError::Locked(retry)) => {
             let secs = retry_after_secs(retry);
-            Ok(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
-                .insert_header((header::RETRY_AFTER, secs.to_string()))
-                .json(json!({
-                    "error": format!("Too many failed sign-ins for this username. Try again in {secs} seconds."),
-                    "retry_after": secs,
-                })))
+            let resp = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
+                "error": locked_message(&format!("{secs} seconds")),
+                "retry_after": secs,
+            }));
+            Ok(with_retry_after(resp, retry))
         }
         Err(SignInError::BadDigest(msg)) => Ok(HttpResponse::BadRequest()
             .json(json!({ "error": msg, "fields": { "password_digest": msg } }))),
@@ -139,20 +118,18 @@ pub async fn create_session(
     }
 }
 
-/// `GET /api/me`.
-pub async fn me(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
-    let visitor = Visitor::of(&req, &state)?;
-    match visitor.user() {
-        Some(u) => Ok(HttpResponse::Ok().json(user_json(u))),
-        None => Err(AppError::Unauthorized.into()),
-    }
+/// `GET /api/me`: anonymous is a 401 ([`SignedIn`]).
+pub async fn me(signed_in: SignedIn) -> HttpResponse {
+    HttpResponse::Ok().json(user_json(&signed_in.current().user))
 }
 
 /// `DELETE /api/session`: always 204.
-pub async fn delete_session(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
-    context::check_origin(&req, &state)?;
-    let visitor = Visitor::of(&req, &state)?;
-    super::sign_out::end_session(&state, &visitor, &context::client(&req, &state)).await?;
+pub async fn delete_session(
+    _: SameOrigin,
+    state: State,
+    visitor: Visitor,
+) -> Result<HttpResponse, ApiError> {
+    session::end_session(&state, &visitor).await?;
     let mut resp = HttpResponse::NoContent().finish();
     let _ = resp.add_cookie(&state.sessions.clear_session_cookie());
     Ok(resp)

@@ -1,30 +1,27 @@
 //! `/`, `/welcome` (the protected greeting) and `/healthz`.
 
+use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
-use actix_web::{HttpRequest, HttpResponse};
-use askama::Template;
 
-use super::context::{Visitor, to_sign_in};
 use crate::state::State;
 use crate::web::error::AppError;
-use crate::web::templates::{Chrome, WelcomePage};
+use crate::web::extract::SignedIn;
+use crate::web::respond::{render, see_other};
+use crate::web::templates::WelcomePage;
+use crate::web::visitor::Visitor;
 
-pub async fn index(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
-    Ok(super::see_other(if visitor.current.is_some() {
+pub async fn index(visitor: Visitor) -> HttpResponse {
+    see_other(if visitor.current.is_some() {
         "/welcome"
     } else {
         "/sign-in"
-    }))
+    })
 }
 
-pub async fn welcome(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
-    let Some(user) = visitor.user() else {
-        return Ok(to_sign_in(&state, "/welcome"));
-    };
+pub async fn welcome(signed_in: SignedIn) -> Result<HttpResponse, AppError> {
+    let user = &signed_in.current().user;
     let page = WelcomePage {
-        chrome: Chrome::new("Welcome", Some(user)),
+        chrome: signed_in.visitor().chrome("Welcome"),
         name: user
             .full_name
             .clone()
@@ -50,21 +47,4 @@ pub async fn healthz(state: State) -> HttpResponse {
             .content_type(ContentType::plaintext())
             .body("database unavailable")
     }
-}
-
-/// Renders a page as `200 text/html`.
-pub fn render(page: &impl Template) -> Result<HttpResponse, AppError> {
-    render_status(actix_web::http::StatusCode::OK, page)
-}
-
-pub fn render_status(
-    status: actix_web::http::StatusCode,
-    page: &impl Template,
-) -> Result<HttpResponse, AppError> {
-    let body = page
-        .render()
-        .map_err(|e| AppError::Internal(format!("template: {e}")))?;
-    Ok(HttpResponse::build(status)
-        .content_type(ContentType::html())
-        .body(body))
 }

@@ -1,14 +1,14 @@
-//! HTTP routes, one module per resource. Handlers stay thin: read the request, call a flow in
-//! [`crate::accounts`] or the store, render. Shared request plumbing (who is signed in, CSRF,
-//! form reading) lives in [`context`].
+//! HTTP routes, one module per resource. Handlers stay thin: take what the extractors of
+//! [`crate::web::extract`] checked, call a flow in [`crate::accounts`] or the store, answer
+//! through [`crate::web::respond`]. No route module uses another's items.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 
 use crate::web::error::AppError;
+use crate::web::respond;
 
 pub mod account;
 pub mod api;
-pub mod context;
 pub mod home;
 pub mod sign_in;
 pub mod sign_out;
@@ -21,11 +21,7 @@ fn not_allowed(allow: &'static str) -> actix_web::Route {
             method: req.method().to_string(),
             allow,
         };
-        if req.path().starts_with("/api/") {
-            e.json()
-        } else {
-            e.html()
-        }
+        respond::error(&req, &e)
     })
 }
 
@@ -98,13 +94,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     get_only!(cfg, "/api/me", api::me);
     cfg.default_service(web::to(|req: HttpRequest| async move {
-        crate::web::error::not_found_page(&req)
+        respond::error(&req, &AppError::NotFound)
     }));
-}
-
-/// 303 See Other to `location`.
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((actix_web::http::header::LOCATION, location))
-        .finish()
 }

@@ -2,21 +2,20 @@
 //! one-time "you are signed out" notice after `POST /sign-out`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::web::Payload;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::context::{self, Visitor, read_form, with_cookie};
-use super::home::render_status;
-use super::sign_out::{signed_out_cookie, signed_out_cookie_name};
 use crate::accounts::{self, PasswordInput, SignInError};
 use crate::security::redirect::{self, LocalPath};
 use crate::state::State;
 use crate::web::error::{AppError, retry_after_secs};
-use crate::web::templates::{Chrome, Field, FormView, SignInPage};
-
-/// One message for every failed sign-in, whatever the reason.
-pub const GENERIC_FAILURE: &str = "The username or password is incorrect.";
+use crate::web::extract::CsrfForm;
+use crate::web::respond::{
+    GENERIC_FAILURE, human_wait, locked_message, render_status, see_other, with_cookie,
+    with_retry_after,
+};
+use crate::web::session::{self, signed_out_cookie, signed_out_cookie_name};
+use crate::web::templates::{Field, FormView, SignInPage};
+use crate::web::visitor::Visitor;
 
 fn form_view(csrf_token: String, next: Option<(&LocalPath, &str)>) -> FormView {
     let mut hidden = vec![
@@ -54,8 +53,11 @@ fn query_pair(req: &HttpRequest) -> (Option<String>, Option<String>) {
     (next, sig)
 }
 
-pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
+pub async fn form(
+    req: HttpRequest,
+    state: State,
+    visitor: Visitor,
+) -> Result<HttpResponse, AppError> {
     let (token, cookie) = visitor.anonymous_token(&state);
     let (next, sig) = query_pair(&req);
     let verified = match (&next, &sig) {
@@ -66,7 +68,7 @@ pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppErr
     let secure = state.sessions.secure;
     let flash = req.cookie(signed_out_cookie_name(secure)).is_some();
     let anonymous = visitor.current.is_none();
-    let mut chrome = Chrome::new("Sign in", visitor.user());
+    let mut chrome = visitor.chrome("Sign in");
     // A sign-in page with a `next` is the redirect target of every signed-in page a crawler
     // might find: one indexable sign-in page is enough.
     chrome.noindex = next.is_some() || !sig.is_empty();
@@ -89,39 +91,28 @@ pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppErr
     Ok(resp)
 }
 
-pub async fn submit(
-    req: HttpRequest,
-    payload: Payload,
-    state: State,
-) -> Result<HttpResponse, AppError> {
-    let form = read_form(&req, payload).await?;
-    let visitor = Visitor::of(&req, &state)?;
-    if let Err(e) = visitor.check_csrf(&req, &state, &form) {
-        return Ok(context::forbidden(&visitor, &state, e));
-    }
+pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppError> {
+    let CsrfForm { visitor, form } = posted;
     let (next, sig) = (form.non_empty("next"), form.non_empty("sig"));
     let target = redirect::target(&state.key, next, sig);
     let verified = (target.as_str() == next.unwrap_or("")).then_some(&target);
     let typed = form.text("username");
     let password =
         PasswordInput::from_form(form.get("password_digest"), form.get("password"), None);
-    let client = context::client(&req, &state);
+    let client = &visitor.client;
 
     let (status, notice, retry_after) =
-        match accounts::sign_in(&state, typed, password, &client, visitor.presented).await {
+        match accounts::sign_in(&state, typed, password, client, visitor.presented).await {
             Ok(signed_in) => {
-                let resp = super::see_other(&target.to_location());
-                return Ok(context::signed_in(resp, &state, signed_in));
+                let resp = see_other(&target.to_location());
+                return Ok(session::signed_in(resp, &state, signed_in));
             }
             Err(SignInError::Failed) => {
                 (StatusCode::UNAUTHORIZED, GENERIC_FAILURE.to_owned(), None)
             }
             Err(SignInError::Locked(retry)) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed sign-ins for this username. Try again in {}.",
-                    human_wait(retry_after_secs(retry))
-                ),
+                locked_message(&human_wait(retry_after_secs(retry))),
                 Some(retry),
             ),
             Err(SignInError::BadDigest(msg)) => (StatusCode::BAD_REQUEST, msg, None),
@@ -136,46 +127,14 @@ pub async fn submit(
         view.set_error("password", notice.clone());
     }
     let page = SignInPage {
-        chrome: Chrome::new("Sign in", visitor.user()),
+        chrome: visitor.chrome("Sign in"),
         form: view,
         notice,
         notice_kind: "error",
     };
-    let mut resp = render_status(status, &page)?;
-    if let Some(retry) = retry_after {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, retry_after_secs(retry).into());
-    }
-    Ok(resp)
-}
-
-/// "10 minutes", "1 minute", "45 seconds".
-fn human_wait(secs: u64) -> String {
-    match secs {
-        0..=1 => "1 second".into(),
-        2..=119 if !secs.is_multiple_of(60) || secs < 60 => format!("{secs} seconds"),
-        _ => {
-            let minutes = secs.div_ceil(60);
-            if minutes == 1 {
-                "1 minute".into()
-            } else {
-                format!("{minutes} minutes")
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_wait;
-
-    #[test]
-    fn waits_read_naturally() {
-        assert_eq!(human_wait(600), "10 minutes");
-        assert_eq!(human_wait(2), "2 seconds");
-        assert_eq!(human_wait(60), "1 minute");
-        assert_eq!(human_wait(90), "90 seconds");
-        assert_eq!(human_wait(1), "1 second");
-        assert_eq!(human_wait(601), "11 minutes");
-    }
+    let resp = render_status(status, &page)?;
+    Ok(match retry_after {
+        Some(retry) => with_retry_after(resp, retry),
+        None => resp,
+    })
 }

@@ -1,15 +1,16 @@
 //! `GET/POST /sign-up`: the registration form.
 
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::web::Payload;
-use actix_web::{HttpRequest, HttpResponse};
 
-use super::context::{self, Visitor, read_form, with_cookie};
-use super::home::render_status;
 use crate::accounts::{self, PasswordInput, SignUpError, SignUpInput};
 use crate::state::State;
 use crate::web::error::AppError;
-use crate::web::templates::{Chrome, Field, FormView, SignUpPage};
+use crate::web::extract::{CsrfForm, SignUpOpen};
+use crate::web::respond::{render_status, see_other, with_cookie};
+use crate::web::session;
+use crate::web::templates::{Field, FormView, SignUpPage};
+use crate::web::visitor::Visitor;
 
 fn form_view(csrf_token: String) -> FormView {
     FormView {
@@ -38,41 +39,26 @@ fn form_view(csrf_token: String) -> FormView {
     }
 }
 
-fn page(req_visitor: &Visitor, form: FormView) -> SignUpPage {
+fn page(visitor: &Visitor, form: FormView) -> SignUpPage {
     SignUpPage {
-        chrome: Chrome::new("Create account", req_visitor.user()),
+        chrome: visitor.chrome("Create account"),
         form,
     }
 }
 
-/// With `--sign-up closed` only `gatehouse user add` creates accounts.
-pub fn open(state: &State) -> Result<(), AppError> {
-    if state.sign_up_open {
-        Ok(())
-    } else {
-        Err(AppError::SignUpClosed)
-    }
-}
-
-pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    open(&state)?;
-    let visitor = Visitor::of(&req, &state)?;
+/// With `--sign-up closed` only `gatehouse user add` creates accounts ([`SignUpOpen`]).
+pub async fn form(_: SignUpOpen, state: State, visitor: Visitor) -> Result<HttpResponse, AppError> {
     let (token, cookie) = visitor.anonymous_token(&state);
     let resp = render_status(StatusCode::OK, &page(&visitor, form_view(token)))?;
     Ok(with_cookie(resp, cookie))
 }
 
 pub async fn submit(
-    req: HttpRequest,
-    payload: Payload,
+    _: SignUpOpen,
     state: State,
+    posted: CsrfForm,
 ) -> Result<HttpResponse, AppError> {
-    open(&state)?;
-    let form = read_form(&req, payload).await?;
-    let visitor = Visitor::of(&req, &state)?;
-    if let Err(e) = visitor.check_csrf(&req, &state, &form) {
-        return Ok(context::forbidden(&visitor, &state, e));
-    }
+    let CsrfForm { visitor, form } = posted;
     let input = SignUpInput {
         username: form.text("username"),
         email: form.text("email"),
@@ -83,8 +69,7 @@ pub async fn submit(
             Some(form.text("password_repeat")),
         ),
     };
-    let client = context::client(&req, &state);
-    let outcome = accounts::sign_up(&state, input, &client, Some(visitor.presented)).await;
+    let outcome = accounts::sign_up(&state, input, &visitor.client, Some(visitor.presented)).await;
     let (status, view) = match outcome {
         Ok((user, Some(session))) => {
             let signed_in = accounts::SignedIn {
@@ -97,14 +82,10 @@ pub async fn submit(
                 username: user.username,
                 session,
             };
-            return Ok(context::signed_in(
-                super::see_other("/welcome"),
-                &state,
-                signed_in,
-            ));
+            return Ok(session::signed_in(see_other("/welcome"), &state, signed_in));
         }
         // Created, but the password changed before the session opened: sign in by hand.
-        Ok((_, None)) => return Ok(super::see_other("/sign-in")),
+        Ok((_, None)) => return Ok(see_other("/sign-in")),
         Err(SignUpError::App(e)) => return Err(e),
         Err(SignUpError::Invalid(errors)) => {
             let mut view = form_view(visitor.anonymous_token(&state).0);

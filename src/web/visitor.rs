@@ -1,19 +1,19 @@
-//! Per-request plumbing shared by the handlers: who is signed in, CSRF tokens and checks,
-//! strict form reading, and the redirect to a signed sign-in URL.
+//! Who is asking: the visitor's session (or none), their anonymous CSRF cookie, and the client
+//! facts the flows record (address, device cookie, user agent). Also the CSRF tokens and the
+//! `Origin` check (docs/design.md, "Extractors and responses").
 
+use actix_web::HttpRequest;
 use actix_web::cookie::Cookie;
 use actix_web::http::header;
-use actix_web::web::Payload;
-use actix_web::{HttpRequest, HttpResponse};
 
 use crate::accounts::Client;
 use crate::security::csrf::{self, Binding};
-use crate::security::redirect::{self, LocalPath};
 use crate::security::session;
 use crate::state::AppState;
 use crate::store::User;
 use crate::web::error::AppError;
-use crate::web::forms::{self, FormData};
+use crate::web::forms::FormData;
+use crate::web::templates::Chrome;
 
 /// A valid session of the request.
 pub struct Current {
@@ -22,12 +22,17 @@ pub struct Current {
     pub user: User,
 }
 
-/// The visitor: their session if valid, and their anonymous CSRF cookie if any.
+/// The visitor: their session if valid, and their anonymous CSRF cookie if any. Taken by
+/// handlers as an extractor (see [`crate::web::extract`]).
 pub struct Visitor {
     pub current: Option<Current>,
     /// The hash of whatever well-formed session cookie came in, valid or not (to replace it).
     pub presented: Option<[u8; 32]>,
+    /// Address, device cookie and user agent, for the flows' limits and audit.
+    pub client: Client,
     csrf_cookie: Option<String>,
+    /// The site's `--sign-up` setting, for the page header.
+    sign_up: bool,
 }
 
 impl Visitor {
@@ -36,6 +41,8 @@ impl Visitor {
     pub fn of(req: &HttpRequest, state: &AppState) -> Result<Self, AppError> {
         let policy = &state.sessions;
         let header = cookie_header(req);
+        let client = client(req, &header, state);
+        let sign_up = state.sign_up_open;
         let csrf_cookie = session::cookie_value(&header, policy.csrf_cookie_name())
             .map(|v| v.into_owned())
             .filter(|v| {
@@ -48,7 +55,9 @@ impl Visitor {
             return Ok(Self {
                 current: None,
                 presented: None,
+                client,
                 csrf_cookie,
+                sign_up,
             });
         };
         let token_hash = id.hash();
@@ -73,12 +82,19 @@ impl Visitor {
         Ok(Self {
             current,
             presented: Some(token_hash),
+            client,
             csrf_cookie,
+            sign_up,
         })
     }
 
     pub fn user(&self) -> Option<&User> {
         self.current.as_ref().map(|c| &c.user)
+    }
+
+    /// The layout of a page titled `title` as this visitor sees it.
+    pub fn chrome(&self, title: &'static str) -> Chrome {
+        Chrome::new(title, self.user(), self.sign_up)
     }
 
     /// The token for an anonymous form, and the cookie to set when the browser has none yet.
@@ -160,67 +176,18 @@ pub fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError>
     }
 }
 
-/// Reads an HTML form body: 413 → 415 → 400, in that order.
-pub async fn read_form(req: &HttpRequest, payload: Payload) -> Result<FormData, AppError> {
-    let body = forms::read_body(req, payload).await?;
-    forms::require_media_type(
-        req,
-        "application/x-www-form-urlencoded",
-        "Forms must be sent as application/x-www-form-urlencoded.",
-    )?;
-    let form = FormData::parse(&body)?;
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        // Names only, never values: lets a test see that no plain password was sent.
-        let mut names: Vec<&str> = form.names().collect();
-        names.sort_unstable();
-        tracing::debug!(path = req.path(), fields = ?names, "form received");
-    }
-    Ok(form)
+/// The client facts alone, without a session lookup.
+pub fn client_of(req: &HttpRequest, state: &AppState) -> Client {
+    client(req, &cookie_header(req), state)
 }
 
-pub fn client(req: &HttpRequest, state: &AppState) -> Client {
+fn client(req: &HttpRequest, header: &str, state: &AppState) -> Client {
     let addr = crate::web::request::client_ip(req, &state.trusted_proxies);
-    let header = cookie_header(req);
     Client {
         addr,
-        device: session::cookie_value(&header, state.sessions.device_cookie_name())
+        device: session::cookie_value(header, state.sessions.device_cookie_name())
             .map(|v| v.into_owned()),
         ip: addr.map(|ip| ip.to_string()),
         user_agent: crate::web::request::user_agent(req),
     }
-}
-
-/// 303 to the sign-in page with a signed `next` back to `path`.
-pub fn to_sign_in(state: &AppState, path: &str) -> HttpResponse {
-    let next =
-        LocalPath::parse(path).unwrap_or_else(|| LocalPath::parse("/welcome").expect("literal"));
-    super::see_other(&format!(
-        "/sign-in?{}",
-        redirect::sign_in_query(&state.key, &next)
-    ))
-}
-
-/// Adds the session and device cookies of a successful sign-in.
-pub fn signed_in(
-    mut resp: HttpResponse,
-    state: &AppState,
-    signed_in: crate::accounts::SignedIn,
-) -> HttpResponse {
-    let _ = resp.add_cookie(&state.sessions.session_cookie(&signed_in.session));
-    let _ = resp.add_cookie(&state.sessions.device_cookie(signed_in.device_token));
-    resp
-}
-
-/// Adds `cookie` to `resp` when present.
-pub fn with_cookie(mut resp: HttpResponse, cookie: Option<Cookie<'static>>) -> HttpResponse {
-    if let Some(c) = cookie {
-        let _ = resp.add_cookie(&c);
-    }
-    resp
-}
-
-/// A 403 page that also gives the browser a CSRF cookie, so a reload can succeed.
-pub fn forbidden(visitor: &Visitor, state: &AppState, e: AppError) -> HttpResponse {
-    let (_, cookie) = visitor.anonymous_token(state);
-    with_cookie(e.html(), cookie)
 }

@@ -1,0 +1,66 @@
+//! The browser's session on the web side: the cookies a sign-in sets, ending a session (the
+//! sign-out page and `DELETE /api/session`), and the one-time "you are signed out" flash
+//! cookie shared by `/sign-out` and `/sign-in`.
+
+use actix_web::HttpResponse;
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Cookie, SameSite};
+
+use crate::audit::EventExt;
+use crate::state::{AppState, State};
+use crate::web::error::AppError;
+use crate::web::visitor::Visitor;
+
+/// Adds the session and device cookies of a successful sign-in.
+pub fn signed_in(
+    mut resp: HttpResponse,
+    state: &AppState,
+    signed_in: crate::accounts::SignedIn,
+) -> HttpResponse {
+    let _ = resp.add_cookie(&state.sessions.session_cookie(&signed_in.session));
+    let _ = resp.add_cookie(&state.sessions.device_cookie(signed_in.device_token));
+    resp
+}
+
+/// Deletes the browser's session server-side (valid or not).
+pub async fn end_session(state: &State, visitor: &Visitor) -> Result<(), AppError> {
+    if let Some(hash) = visitor.presented {
+        state
+            .store
+            .blocking(move |s| s.delete_session_by_hash(&hash))
+            .await?;
+    }
+    if let Some(user) = visitor.user() {
+        tracing::info!(event = "sign_out", username = %user.username, "signed out");
+        state.audit.record(
+            visitor
+                .client
+                .event("sign_out", "ok")
+                .user(Some(&user.username), Some(user.id)),
+        );
+    }
+    Ok(())
+}
+
+/// The flash cookie's name. Its path is `/sign-in` (sent nowhere else), which the `__Host-`
+/// prefix forbids; `__Secure-` still keeps a plain-HTTP page from planting it.
+pub fn signed_out_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Secure-signed_out"
+    } else {
+        "signed_out"
+    }
+}
+
+/// "You are signed out" for the next sign-in page, once: set by `POST /sign-out` (which must
+/// answer with a bare `Location: /sign-in`), shown and cleared (`set: false`) by
+/// `GET /sign-in`. A minute is plenty to follow a redirect; it carries no data.
+pub fn signed_out_cookie(secure: bool, set: bool) -> Cookie<'static> {
+    let mut c = Cookie::new(signed_out_cookie_name(secure), if set { "1" } else { "" });
+    c.set_path("/sign-in");
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(secure);
+    c.set_max_age(CookieDuration::seconds(if set { 60 } else { 0 }));
+    c
+}
