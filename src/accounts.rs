@@ -2,12 +2,13 @@
 //! change. Each takes already-read request fields and returns a typed outcome that the caller
 //! renders; the rules (validation order, fail-lock, KDF, conditional writes) live here once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::audit::EventExt;
 use crate::domain::{Email, FullName, PlainPassword, Username};
 use crate::security::digest::PasswordDigest;
 use crate::security::faillock::Reservation;
+use crate::security::limits::{LimitsError, UNAVAILABLE_RETRY};
 use crate::security::session::SessionId;
 use crate::security::throttle::{Refusal, Reserved};
 use crate::state::AppState;
@@ -72,12 +73,14 @@ pub struct Client {
 
 impl Client {
     /// The address limits' early verdict, counting nothing (cheap: before any database work):
-    /// 429 when throttled, 503 when the table is full.
-    fn admit(&self, state: &AppState) -> Result<(), AppError> {
+    /// 429 when throttled, 503 when the table is full or the limits cannot be asked.
+    async fn admit(&self, state: &AppState) -> Result<(), AppError> {
         match self.addr {
             Some(ip) => state
                 .guard
-                .admit(ip, Instant::now(), state.kdf.waiting() > 0)
+                .admit(ip, state.clock.now(), state.kdf.waiting() > 0)
+                .await
+                .map_err(unavailable)?
                 .map_err(refusal),
             None => Ok(()),
         }
@@ -86,11 +89,13 @@ impl Client {
     /// Reserves one failure against the address before a password check (see
     /// [`crate::security::throttle::AddressGuard::reserve`]): the authoritative verdict, atomic with the
     /// count, so a parallel burst cannot slip past `--ip-failures`.
-    fn reserve(&self, state: &AppState) -> Result<Option<Reserved>, AppError> {
+    async fn reserve(&self, state: &AppState) -> Result<Option<Reserved>, AppError> {
         match self.addr {
             Some(ip) => state
                 .guard
-                .reserve(ip, Instant::now(), state.kdf.waiting() > 0)
+                .reserve(ip, state.clock.now(), state.kdf.waiting() > 0)
+                .await
+                .map_err(unavailable)?
                 .map(Some)
                 .map_err(refusal),
             None => Ok(None),
@@ -98,11 +103,13 @@ impl Client {
     }
 
     /// Spends one Argon2 run from the address's budget.
-    fn spend_kdf(&self, state: &AppState) -> Result<(), AppError> {
+    async fn spend_kdf(&self, state: &AppState) -> Result<(), AppError> {
         match self.addr {
             Some(ip) => state
                 .guard
-                .spend_kdf(ip, Instant::now(), state.kdf.waiting() > 0)
+                .spend_kdf(ip, state.clock.now(), state.kdf.waiting() > 0)
+                .await
+                .map_err(unavailable)?
                 .map_err(refusal),
             None => Ok(()),
         }
@@ -135,10 +142,19 @@ impl Client {
     }
 
     /// Counts a failure that ran no KDF (a taken username) against the address.
-    fn failed(&self, state: &AppState) {
+    async fn failed(&self, state: &AppState) {
         if let Some(ip) = self.addr {
-            state.guard.failed(ip, Instant::now());
+            state.guard.failed(ip, state.clock.now()).await;
         }
+    }
+}
+
+/// The lock or throttle could not be asked: refuse (fail closed) with 503.
+fn unavailable(e: LimitsError) -> AppError {
+    tracing::warn!("attempt refused: {e}");
+    AppError::Unavailable {
+        retry_after: UNAVAILABLE_RETRY,
+        message: "Please try again later.",
     }
 }
 
@@ -246,6 +262,7 @@ pub async fn sign_up(
 ) -> Result<(User, Option<SessionId>), SignUpError> {
     client
         .admit(state)
+        .await
         .inspect_err(|_| client.throttled(state, "sign_up", None))?;
     let mut errors = FieldErrors::default();
     let username = Username::parse(input.username)
@@ -279,12 +296,13 @@ pub async fn sign_up(
         .await
         .map_err(AppError::from)?
     {
-        client.failed(state);
+        client.failed(state).await;
         client.audit(state, "sign_up", "taken", Some(username.as_str()), None);
         return Err(taken(&t).expect("taken() returns a taken error"));
     }
     client
         .spend_kdf(state)
+        .await
         .inspect_err(|_| client.throttled(state, "sign_up", Some(username.as_str())))?;
 
     let hash = state
@@ -306,7 +324,7 @@ pub async fn sign_up(
         Err(e) => {
             let refused = taken(&e);
             if refused.is_some() {
-                client.failed(state);
+                client.failed(state).await;
                 client.audit(state, "sign_up", "taken", Some(username.as_str()), None);
             }
             return Err(refused.unwrap_or_else(|| SignUpError::App(e.into())));
@@ -435,79 +453,109 @@ impl Counted {
     }
 
     /// Whether the record that decides for this attempt is locked.
-    fn is_locked(&self, state: &AppState) -> bool {
+    async fn is_locked(&self, state: &AppState) -> Result<bool, AppError> {
+        let now = state.clock.now();
         match (&self.device, &self.user) {
-            (Some(d), _) => state.device_lock.is_locked(d, Instant::now()),
-            (None, Some(u)) => state.lock.is_locked(u, Instant::now()),
-            (None, None) => false,
+            (Some(d), _) => state.device_lock.is_locked(d, now).await,
+            (None, Some(u)) => state.lock.is_locked(u, now).await,
+            (None, None) => Ok(false),
         }
+        .map_err(unavailable)
     }
 
     /// Applies an admin's unlock (`gatehouse user unlock`) to both records.
-    fn forgive(&self, state: &AppState, unlocked_ms: i64) {
+    async fn forgive(&self, state: &AppState, unlocked_ms: i64) {
         if unlocked_ms <= 0 {
             return;
         }
         if let Some(u) = &self.user {
-            state.lock.forgive(u, unlocked_ms);
+            state.lock.forgive(u, unlocked_ms).await;
         }
         if let Some(d) = &self.device {
-            state.device_lock.forgive(d, unlocked_ms);
+            state.device_lock.forgive(d, unlocked_ms).await;
         }
     }
 
     /// Reserves a failure in each record; the device's verdict wins when there is a device.
     /// The address comes first: a throttled address (`Err`) touches no username's lock.
-    fn reserve(&self, state: &AppState, client: &Client) -> Result<Reservation, AppError> {
-        self.address.set(client.reserve(state)?);
-        Ok(self.reserve_locks(state))
+    async fn reserve(&self, state: &AppState, client: &Client) -> Result<Reservation, AppError> {
+        self.address.set(client.reserve(state).await?);
+        match self.reserve_locks(state).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                // Refused as a whole: give back whatever was reserved before the error.
+                self.release(state).await;
+                Err(unavailable(e))
+            }
+        }
     }
 
-    fn reserve_locks(&self, state: &AppState) -> Reservation {
+    async fn reserve_locks(&self, state: &AppState) -> Result<Reservation, LimitsError> {
         let stored = |r: &Reservation| !matches!(r, Reservation::Full { .. });
-        let user = self
-            .user
-            .as_ref()
-            .map(|u| state.lock.reserve(u, Instant::now()));
+        let now = state.clock.now();
+        let user = match &self.user {
+            Some(u) => Some(state.lock.reserve(u, now).await?),
+            None => None,
+        };
         self.reserved_user.set(user.as_ref().is_some_and(stored));
         match &self.device {
             Some(d) => {
-                let r = state.device_lock.reserve(d, Instant::now());
+                let r = state.device_lock.reserve(d, now).await?;
                 self.reserved_device.set(stored(&r));
-                r
+                Ok(r)
             }
-            None => user.unwrap_or(Reservation::Proceed),
+            None => Ok(user.unwrap_or(Reservation::Proceed)),
         }
     }
 
     /// Gives back the reserved failures of an attempt that never checked the password.
-    fn release(&self, state: &AppState) {
-        self.release_address(state);
+    async fn release(&self, state: &AppState) {
+        self.release_address(state).await;
         if let (Some(u), true) = (&self.user, self.reserved_user.get()) {
-            state.lock.release(u);
+            state.lock.release(u).await;
         }
         if let (Some(d), true) = (&self.device, self.reserved_device.get()) {
-            state.device_lock.release(d);
+            state.device_lock.release(d).await;
         }
     }
 
-    fn release_address(&self, state: &AppState) {
+    /// `result`, after giving back the reserved failures if it is an error (the password was
+    /// never checked).
+    async fn release_on_err<T>(
+        &self,
+        state: &AppState,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        if result.is_err() {
+            self.release(state).await;
+        }
+        result
+    }
+
+    async fn release_address(&self, state: &AppState) {
         if let Some(r) = self.address.take() {
-            state.guard.release(r);
+            state.guard.release(r).await;
         }
     }
 
     /// A correct password clears the device's record, and the username's unless it is locked:
     /// the owner signing in through their device must not hand an attacker three fresh guesses.
-    fn succeeded(&self, state: &AppState) {
-        self.release_address(state);
-        if let Some(u) = &self.user
-            && !(self.by_device() && state.lock.is_locked(u, Instant::now()))
-        {
-            state.lock.succeeded(u);
+    /// If the lock cannot say, the username's record is kept (the safe side).
+    async fn succeeded(&self, state: &AppState) {
+        self.release_address(state).await;
+        if let Some(u) = &self.user {
+            let keep = self.by_device()
+                && state
+                    .lock
+                    .is_locked(u, state.clock.now())
+                    .await
+                    .unwrap_or(true);
+            if !keep {
+                state.lock.succeeded(u).await;
+            }
         }
         if let Some(d) = &self.device {
-            state.device_lock.succeeded(d);
+            state.device_lock.succeeded(d).await;
         }
     }
 }
@@ -527,6 +575,7 @@ pub async fn sign_in(
     let name = username.as_ref().map(Username::as_str);
     client
         .admit(state)
+        .await
         .inspect_err(|_| client.throttled(state, "sign_in", name))?;
     let digest = match &password {
         PasswordInput::Digest(d) => PasswordDigest::from_wire(d).map_err(|e| e.to_string()),
@@ -555,45 +604,48 @@ pub async fn sign_in(
     };
     let counted = Counted::new(username.clone(), device);
     if let Some(c) = &creds {
-        counted.forgive(state, c.unlocked_ms);
+        counted.forgive(state, c.unlocked_ms).await;
     }
     let user_id = creds.as_ref().map(|c| c.user_id);
     // Lock before field rules (docs/behaviour.md §3's order): a locked name answers 429 even to a bad digest.
     // Malformed input on a free name is not a guess: nothing is counted.
-    let locked_now = counted.is_locked(state);
+    let locked_now = counted.is_locked(state).await?;
     if digest.is_ok() || locked_now {
         let reserved = counted
             .reserve(state, client)
+            .await
             .inspect_err(|_| client.throttled(state, "sign_in", name))?;
-        lock_refusal(reserved).inspect_err(|e| {
+        if let Err(e) = lock_refusal(reserved) {
             if !matches!(e, SignInError::Locked(_)) {
-                counted.release(state);
+                counted.release(state).await;
             } else {
                 // The reserved failures stay: an attempt on a locked name counts.
                 client.audit(state, "sign_in", "locked", name, user_id);
-                let by = if counted.by_device() { "device" } else { "username" };
+                let by = if counted.by_device() {
+                    "device"
+                } else {
+                    "username"
+                };
                 // Debug only: a line per hammered attempt would fill the log; the audit trail
                 // keeps one row per episode.
                 tracing::debug!(event = "sign_in", username = %canonical, outcome = "locked", by, "sign-in refused: locked");
             }
-        })?;
+            return Err(e);
+        }
     }
     // From here on a failure is reserved; give it back if the password is never checked.
-    let release = |e: AppError| {
-        counted.release(state);
-        SignInError::App(e)
-    };
     let digest = match digest {
         Ok(d) => d,
         Err(msg) => {
-            counted.release(state);
+            counted.release(state).await;
             return Err(SignInError::BadDigest(msg));
         }
     };
-    client
+    let spent = client
         .spend_kdf(state)
-        .inspect_err(|_| client.throttled(state, "sign_in", name))
-        .map_err(release)?;
+        .await
+        .inspect_err(|_| client.throttled(state, "sign_in", name));
+    counted.release_on_err(state, spent).await?;
     // Kept for a re-hash after success, so the password is not normalised twice.
     let rehash_digest = digest.clone();
     let check = creds.clone();
@@ -607,7 +659,8 @@ pub async fn sign_in(
             }
         })
         .await
-        .map_err(|e| release(e.into()))?;
+        .map_err(AppError::from);
+    let verified = counted.release_on_err(state, verified).await?;
     let (Some(u), Some(creds), true) = (&username, creds, verified) else {
         // The reserved failures stay counted.
         client.audit(state, "sign_in", "failed", name, user_id);
@@ -623,7 +676,7 @@ pub async fn sign_in(
         }
         return Err(SignInError::Failed);
     };
-    counted.succeeded(state);
+    counted.succeeded(state).await;
     let Some(id) = open_session(
         state,
         creds.user_id,
@@ -712,6 +765,7 @@ pub async fn change_password(
     let name = Some(username.as_str());
     client
         .admit(state)
+        .await
         .inspect_err(|_| client.throttled(state, "password_change", name))?;
     let creds = state
         .store
@@ -732,9 +786,10 @@ pub async fn change_password(
         )
     });
     let counted = Counted::new(Some(username.clone()), device);
-    counted.forgive(state, creds.unlocked_ms);
+    counted.forgive(state, creds.unlocked_ms).await;
     let reserved = counted
         .reserve(state, client)
+        .await
         .inspect_err(|_| client.throttled(state, "password_change", name))?;
     match reserved {
         Reservation::Proceed => {}
@@ -744,7 +799,7 @@ pub async fn change_password(
             return Err(ChangeError::Locked(retry_after));
         }
         Reservation::Full { retry_after } => {
-            counted.release(state);
+            counted.release(state).await;
             return Err(AppError::Unavailable {
                 retry_after,
                 message: "Please try again later.",
@@ -774,17 +829,14 @@ pub async fn change_password(
         &mut errors,
     );
     let (Some(current_digest), Some(new_digest)) = (current_digest, new_digest) else {
-        counted.release(state);
+        counted.release(state).await;
         return Err(ChangeError::Invalid(errors));
     };
-    let release = |e: AppError| {
-        counted.release(state);
-        ChangeError::App(e)
-    };
-    client
+    let spent = client
         .spend_kdf(state)
-        .inspect_err(|_| client.throttled(state, "password_change", name))
-        .map_err(release)?;
+        .await
+        .inspect_err(|_| client.throttled(state, "password_change", name));
+    counted.release_on_err(state, spent).await?;
     let old_hash = creds.password_hash.clone();
     let outcome = state
         .kdf
@@ -796,14 +848,15 @@ pub async fn change_password(
             }
         })
         .await
-        .map_err(|e| release(e.into()))?
-        .map_err(|e| release(e.into()))?;
+        .map_err(AppError::from)
+        .and_then(|hashed| hashed.map_err(AppError::from));
+    let outcome = counted.release_on_err(state, outcome).await?;
     let Some(new_hash) = outcome else {
         client.audit(state, "password_change", "failed", name, Some(user.id));
         tracing::info!(event = "password_change", username = %username, outcome = "wrong_password", "password change refused");
         return Err(ChangeError::WrongPassword);
     };
-    counted.succeeded(state);
+    counted.succeeded(state).await;
 
     let id = SessionId::generate();
     // Strictly later than the old change time, so "changed since" is never ambiguous.

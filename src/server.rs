@@ -8,7 +8,9 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
 use crate::cli::Config;
+use crate::clock::SystemClock;
 use crate::security::faillock::FailLock;
+use crate::security::limits::{AddressLimits, AttemptLock};
 use crate::security::password::{Kdf, KdfPool};
 use crate::security::secret::{self, SecretKey};
 use crate::security::session::SessionPolicy;
@@ -100,14 +102,23 @@ impl Application {
             audit_retention: config.audit_retention,
             store,
             kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue),
-            lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
-            device_lock: FailLock::new(config.lock_attempts, config.lock_window, capacity),
-            guard: crate::security::throttle::AddressGuard::new(
+            clock: std::sync::Arc::new(SystemClock),
+            lock: AttemptLock::Memory(FailLock::new(
+                config.lock_attempts,
+                config.lock_window,
+                capacity,
+            )),
+            device_lock: AttemptLock::Memory(FailLock::new(
+                config.lock_attempts,
+                config.lock_window,
+                capacity,
+            )),
+            guard: AddressLimits::Memory(crate::security::throttle::AddressGuard::new(
                 config.ip_failures,
                 config.ip_window,
                 config.ip_kdf_rate,
                 config.ip_max_entries,
-            ),
+            )),
             key,
             sessions: SessionPolicy {
                 secure: config.secure(),
@@ -215,20 +226,21 @@ async fn housekeeping(state: web::Data<AppState>) {
     let mut tick = actix_web::rt::time::interval(every);
     loop {
         tick.tick().await;
-        state.lock.sweep(Instant::now());
-        state.device_lock.sweep(Instant::now());
-        state.guard.sweep(Instant::now());
-        let (ip_failures, ip_buckets) = state.guard.sizes();
+        let now = state.clock.now();
+        state.lock.sweep(now).await;
+        state.device_lock.sweep(now).await;
+        state.guard.sweep(now).await;
+        let (ip_failures, ip_buckets) = state.guard.sizes().await;
         tracing::debug!(
-            lock_records = state.lock.len(),
-            device_records = state.device_lock.len(),
+            lock_records = state.lock.records().await,
+            device_records = state.device_lock.records().await,
             ip_failures,
             ip_buckets,
             rss_kib = crate::server::rss_kib().unwrap_or(0),
             "abuse tables"
         );
         let idle_ms = state.sessions.idle.as_millis() as i64;
-        let now = crate::clock::now_ms();
+        let now = now.as_ms();
         match state
             .store
             .blocking(move |s| s.purge_expired_sessions(now, idle_ms))

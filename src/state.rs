@@ -1,12 +1,15 @@
 //! The state every request handler shares: storage, the KDF pool, the lock and throttle tables,
 //! the secret key and the site's settings. Built once by [`crate::server`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 use ipnet::IpNet;
 
-use crate::security::faillock::FailLock;
+use crate::clock::Clock;
+use crate::domain::Username;
+use crate::security::limits::{AddressLimits, AttemptLock};
 use crate::security::password::KdfPool;
 use crate::security::secret::SecretKey;
 use crate::security::session::SessionPolicy;
@@ -16,10 +19,12 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub kdf: KdfPool,
-    pub lock: FailLock,
+    /// Wall-clock time for the lock, the throttle and their housekeeping.
+    pub clock: Arc<dyn Clock>,
+    pub lock: AttemptLock<Username>,
     /// Failures of browsers that hold a device token, keyed by device id.
-    pub device_lock: FailLock<String>,
-    pub guard: crate::security::throttle::AddressGuard,
+    pub device_lock: AttemptLock<String>,
+    pub guard: AddressLimits,
     pub key: SecretKey,
     pub sessions: SessionPolicy,
     pub public_url: Option<String>,

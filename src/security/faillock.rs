@@ -1,8 +1,9 @@
 //! The fail-lock (docs/behaviour.md §4): after `attempts` failed sign-ins a username is locked for `window`,
 //! and every attempt while locked counts as another failure.
 //!
-//! The rules are plain functions of an explicit `now`, so tests drive the timeline without
-//! sleeping. Memory is bounded by `capacity` records: when full, expired records are swept and,
+//! The rules are plain functions of an explicit wall-clock `now` (from the injected
+//! [`crate::clock::Clock`]), so tests drive the timeline without sleeping and a clock that
+//! steps back only makes differences saturate at zero. Memory is bounded by `capacity` records: when full, expired records are swept and,
 //! if none are, a new username is refused ([`Reservation::Full`]) rather than a live record
 //! evicted, because evicting would let an attacker reset a victim's count. Each record costs one
 //! KDF run to create, so the records live at one time are at most the KDF rate × the window;
@@ -11,16 +12,19 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::clock::Timestamp;
 use crate::domain::Username;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Record {
     failures: u32,
-    last_failure: Instant,
-    /// Wall-clock start of this run of failures, compared with an admin's unlock time.
-    started_ms: i64,
+    /// Never moves backwards: a clock that reads earlier (stepped back, or another machine's
+    /// lagging one) cannot shorten a lock.
+    last_failure: Timestamp,
+    /// Start of this run of failures, compared with an admin's unlock time.
+    started: Timestamp,
 }
 
 /// What an attempt may do, decided before any KDF work.
@@ -42,8 +46,8 @@ pub struct FailLock<K = Username> {
     records: Mutex<HashMap<K, Record>>,
     /// When the table was last found full of live records: the earliest time one of them can
     /// expire. Until then a new name is refused without scanning the table.
-    full_until: Mutex<Option<Instant>>,
-    last_sweep: Mutex<Option<Instant>>,
+    full_until: Mutex<Option<Timestamp>>,
+    last_sweep: Mutex<Option<Timestamp>>,
 }
 
 impl<K: Eq + Hash + Clone> FailLock<K> {
@@ -62,52 +66,51 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
         self.window
     }
 
-    fn is_live(&self, r: &Record, now: Instant) -> bool {
-        now.saturating_duration_since(r.last_failure) < self.window
+    fn is_live(&self, r: &Record, now: Timestamp) -> bool {
+        now.since(r.last_failure) < self.window
     }
 
     /// Checks the lock and reserves one failure for this attempt, atomically, so N parallel
     /// guesses count as N.
-    pub fn reserve(&self, user: &K, now: Instant) -> Reservation {
+    pub fn reserve(&self, user: &K, now: Timestamp) -> Reservation {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if !records.contains_key(user) && records.len() >= self.capacity {
             let mut full_until = self.full_until.lock().unwrap_or_else(|e| e.into_inner());
+            // A hint further away than one window is stale (the clock stepped back): rescan.
             if let Some(until) = *full_until
                 && now < until
+                && until.since(now) <= self.window
             {
                 return Reservation::Full {
-                    retry_after: until.duration_since(now).max(Duration::from_secs(1)),
+                    retry_after: until.since(now).max(Duration::from_secs(1)),
                 };
             }
-            records.retain(|_, r| now.saturating_duration_since(r.last_failure) < self.window);
+            records.retain(|_, r| now.since(r.last_failure) < self.window);
             if records.len() >= self.capacity {
                 let oldest = records
                     .values()
                     .map(|r| r.last_failure)
                     .min()
                     .unwrap_or(now);
-                let retry_after = self
-                    .window
-                    .saturating_sub(now.saturating_duration_since(oldest));
+                let retry_after = self.window.saturating_sub(now.since(oldest));
                 *full_until = Some(now + retry_after);
                 return Reservation::Full {
                     retry_after: retry_after.max(Duration::from_secs(1)),
                 };
             }
         }
-        let wall = crate::clock::now_ms();
         let record = records.entry(user.clone()).or_insert(Record {
             failures: 0,
             last_failure: now,
-            started_ms: wall,
+            started: now,
         });
         let locked = record.failures >= self.attempts && self.is_live(record, now);
         if record.failures > 0 && !self.is_live(record, now) {
             record.failures = 0;
-            record.started_ms = wall;
+            record.started = now;
         }
         record.failures = record.failures.saturating_add(1);
-        record.last_failure = now;
+        record.last_failure = record.last_failure.max(now);
         if locked {
             Reservation::Locked {
                 retry_after: self.window,
@@ -118,7 +121,7 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
     }
 
     /// Whether `user` is locked now, without counting anything (for display).
-    pub fn is_locked(&self, user: &K, now: Instant) -> bool {
+    pub fn is_locked(&self, user: &K, now: Timestamp) -> bool {
         let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         records
             .get(user)
@@ -131,7 +134,7 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if records
             .get(user)
-            .is_some_and(|r| r.started_ms <= unlocked_ms)
+            .is_some_and(|r| r.started.as_ms() <= unlocked_ms)
         {
             records.remove(user);
         }
@@ -157,16 +160,17 @@ impl<K: Eq + Hash + Clone> FailLock<K> {
 
     /// Drops records older than the window. Called periodically; cheap when run at most once
     /// per second.
-    pub fn sweep(&self, now: Instant) {
+    pub fn sweep(&self, now: Timestamp) {
         {
             let mut last = self.last_sweep.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1)) {
+            // A clock that stepped back does not stop the sweeps until it catches up.
+            if last.is_some_and(|t| t <= now && now.since(t) < Duration::from_secs(1)) {
                 return;
             }
             *last = Some(now);
         }
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        records.retain(|_, r| now.saturating_duration_since(r.last_failure) < self.window);
+        records.retain(|_, r| now.since(r.last_failure) < self.window);
     }
 
     pub fn len(&self) -> usize {
@@ -192,217 +196,4 @@ pub fn default_capacity(kdf_threads: usize, seconds_per_hash: f64, window: Durat
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn u(s: &str) -> Username {
-        Username::parse(s).unwrap()
-    }
-
-    const W: Duration = Duration::from_secs(600);
-
-    #[test]
-    fn three_strikes_then_locked_even_for_the_right_password() {
-        let lock = FailLock::new(3, W, 100);
-        let t0 = Instant::now();
-        let alice = u("alice");
-        for i in 0..3 {
-            assert_eq!(
-                lock.reserve(&alice, t0 + Duration::from_secs(i)),
-                Reservation::Proceed
-            );
-        }
-        // The fourth attempt is refused before any password check.
-        assert_eq!(
-            lock.reserve(&alice, t0 + Duration::from_secs(3)),
-            Reservation::Locked { retry_after: W }
-        );
-        assert!(lock.is_locked(&alice, t0 + Duration::from_secs(3)));
-        // Other usernames are unaffected.
-        assert_eq!(lock.reserve(&u("bob"), t0), Reservation::Proceed);
-    }
-
-    #[test]
-    fn an_admin_unlock_forgives_only_failures_that_began_before_it() {
-        let lock = FailLock::new(3, W, 100);
-        let t0 = Instant::now();
-        let alice = u("alice");
-        for _ in 0..4 {
-            lock.reserve(&alice, t0);
-        }
-        assert!(lock.is_locked(&alice, t0));
-        // An unlock recorded before the run began changes nothing.
-        lock.forgive(&alice, crate::clock::now_ms() - 60_000);
-        assert!(lock.is_locked(&alice, t0));
-        lock.forgive(&alice, crate::clock::now_ms());
-        assert!(!lock.is_locked(&alice, t0));
-        // A new run after the unlock counts in full: the old unlock does not forgive it.
-        let unlocked = crate::clock::now_ms();
-        std::thread::sleep(Duration::from_millis(5));
-        for _ in 0..3 {
-            assert_eq!(lock.reserve(&alice, t0), Reservation::Proceed);
-        }
-        lock.forgive(&alice, unlocked);
-        assert!(matches!(
-            lock.reserve(&alice, t0),
-            Reservation::Locked { .. }
-        ));
-    }
-
-    #[test]
-    fn success_before_the_lock_clears_the_record() {
-        let lock = FailLock::new(3, W, 100);
-        let t0 = Instant::now();
-        let alice = u("alice");
-        lock.reserve(&alice, t0);
-        lock.reserve(&alice, t0);
-        lock.reserve(&alice, t0); // reserved for an attempt that turns out right
-        lock.succeeded(&alice);
-        for _ in 0..3 {
-            assert_eq!(lock.reserve(&alice, t0), Reservation::Proceed);
-        }
-        assert!(matches!(
-            lock.reserve(&alice, t0),
-            Reservation::Locked { .. }
-        ));
-    }
-
-    #[test]
-    fn attempts_while_locked_extend_the_lock() {
-        let lock = FailLock::new(3, W, 100);
-        let t0 = Instant::now();
-        let alice = u("alice");
-        for _ in 0..3 {
-            lock.reserve(&alice, t0);
-        }
-        // 9 minutes later: still locked, and this attempt restarts the 10 minutes.
-        let t9 = t0 + Duration::from_secs(540);
-        assert!(matches!(
-            lock.reserve(&alice, t9),
-            Reservation::Locked { .. }
-        ));
-        // 10.5 minutes after t0 but only 1.5 after the last attempt: still locked.
-        assert!(lock.is_locked(&alice, t0 + Duration::from_secs(630)));
-        // 10 minutes after the last attempt: free, and the count restarts.
-        let t_free = t9 + W;
-        assert!(!lock.is_locked(&alice, t_free));
-        assert_eq!(lock.reserve(&alice, t_free), Reservation::Proceed);
-        assert_eq!(lock.reserve(&alice, t_free), Reservation::Proceed);
-        assert_eq!(lock.reserve(&alice, t_free), Reservation::Proceed);
-        assert!(matches!(
-            lock.reserve(&alice, t_free),
-            Reservation::Locked { .. }
-        ));
-    }
-
-    #[test]
-    fn lock_expires_after_the_window() {
-        let lock = FailLock::new(3, W, 100);
-        let t0 = Instant::now();
-        let alice = u("alice");
-        for _ in 0..3 {
-            lock.reserve(&alice, t0);
-        }
-        assert!(lock.is_locked(&alice, t0 + W - Duration::from_millis(1)));
-        assert!(!lock.is_locked(&alice, t0 + W));
-        assert_eq!(lock.reserve(&alice, t0 + W), Reservation::Proceed);
-    }
-
-    #[test]
-    fn stale_failures_restart_the_count() {
-        let lock = FailLock::new(3, W, 100);
-        let t0 = Instant::now();
-        let alice = u("alice");
-        lock.reserve(&alice, t0);
-        lock.reserve(&alice, t0);
-        // Third failure over a window later counts as the first.
-        let later = t0 + W + Duration::from_secs(1);
-        lock.reserve(&alice, later);
-        assert_eq!(lock.reserve(&alice, later), Reservation::Proceed);
-        assert_eq!(lock.reserve(&alice, later), Reservation::Proceed);
-        assert!(matches!(
-            lock.reserve(&alice, later),
-            Reservation::Locked { .. }
-        ));
-    }
-
-    #[test]
-    fn bounded_memory_refuses_new_names_but_keeps_live_records() {
-        let lock = FailLock::new(3, W, 50);
-        let t0 = Instant::now();
-        let victim = u("victim");
-        for _ in 0..3 {
-            lock.reserve(&victim, t0);
-        }
-        let mut refused = 0;
-        for i in 0..10_000 {
-            let name = u(&format!("spray{i}"));
-            if matches!(
-                lock.reserve(&name, t0 + Duration::from_secs(1)),
-                Reservation::Full { .. }
-            ) {
-                refused += 1;
-            }
-            assert!(lock.len() <= 50);
-        }
-        assert_eq!(refused, 10_000 - 49);
-        // The live record was never evicted: the victim is still locked.
-        assert!(lock.is_locked(&victim, t0 + Duration::from_secs(2)));
-        // Once the window passes, expired records make room again.
-        let later = t0 + W + Duration::from_secs(2);
-        assert_eq!(lock.reserve(&u("newcomer"), later), Reservation::Proceed);
-        assert!(lock.len() <= 50);
-    }
-
-    #[test]
-    fn release_gives_back_one_reservation() {
-        let lock = FailLock::new(3, W, 100);
-        let t0 = Instant::now();
-        let alice = u("alice");
-        lock.reserve(&alice, t0);
-        lock.reserve(&alice, t0);
-        lock.reserve(&alice, t0);
-        lock.release(&alice);
-        assert!(!lock.is_locked(&alice, t0));
-        lock.release(&alice);
-        lock.release(&alice);
-        assert!(lock.is_empty());
-        lock.release(&alice);
-        assert!(lock.is_empty());
-    }
-
-    #[test]
-    fn sweep_forgets_old_records() {
-        let lock = FailLock::new(3, W, 100);
-        let t0 = Instant::now();
-        lock.reserve(&u("alice"), t0);
-        lock.reserve(&u("bob"), t0 + Duration::from_secs(300));
-        lock.sweep(t0 + W + Duration::from_secs(1));
-        assert_eq!(lock.len(), 1);
-    }
-
-    #[test]
-    fn concurrent_reservations_all_count() {
-        let lock = std::sync::Arc::new(FailLock::new(3, W, 100));
-        let t0 = Instant::now();
-        let results: Vec<_> = (0..16)
-            .map(|_| {
-                let lock = lock.clone();
-                std::thread::spawn(move || lock.reserve(&u("alice"), t0))
-            })
-            .map(|h| h.join().unwrap())
-            .collect();
-        let proceeded = results
-            .iter()
-            .filter(|r| **r == Reservation::Proceed)
-            .count();
-        assert_eq!(proceeded, 3, "only three guesses may reach the KDF");
-    }
-
-    #[test]
-    fn capacity_follows_the_kdf_rate() {
-        // 2 threads at 25 ms a hash for 10 minutes: 48 000 hashes, plus headroom.
-        assert_eq!(default_capacity(2, 0.025, W), 60_000);
-        assert_eq!(default_capacity(1, 10.0, W), 10_000);
-    }
-}
+mod tests;

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod device;
 pub mod digest;
 pub mod faillock;
+pub mod limits;
 pub mod password;
 pub mod redirect;
 pub mod secret;

@@ -20,6 +20,8 @@ const SITE: &str = "http://site.example";
 const FOREIGN: &str = "http://evil.example";
 const FORM: &str = "application/x-www-form-urlencoded";
 
+use crate::security::limits::{AddressLimits, AttemptLock};
+
 fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
     let store = Store::open(&dir.path().join("db")).unwrap();
     let kdf = Kdf::new(KdfParams {
@@ -32,9 +34,15 @@ fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
         audit: crate::audit::AuditLog::new(store.clone(), Duration::from_secs(60)),
         store,
         kdf: KdfPool::new(kdf, 1, 4),
-        lock: FailLock::new(5, Duration::from_secs(60), 100),
-        device_lock: FailLock::new(5, Duration::from_secs(60), 100),
-        guard: crate::security::throttle::AddressGuard::new(100, Duration::from_secs(60), 100, 100),
+        clock: std::sync::Arc::new(crate::clock::SystemClock),
+        lock: AttemptLock::Memory(FailLock::new(5, Duration::from_secs(60), 100)),
+        device_lock: AttemptLock::Memory(FailLock::new(5, Duration::from_secs(60), 100)),
+        guard: AddressLimits::Memory(crate::security::throttle::AddressGuard::new(
+            100,
+            Duration::from_secs(60),
+            100,
+            100,
+        )),
         key: SecretKey::from_bytes(&[7; 32]).unwrap(),
         sessions: SessionPolicy {
             secure: false,
