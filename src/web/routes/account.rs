@@ -49,7 +49,7 @@ async fn page(
     let now = crate::clock::now_ms();
     let idle = state.sessions.idle.as_millis() as i64;
     let user_id = current.user.id;
-    let rows = state.store.sessions_of(user_id, now, idle)?;
+    let rows = state.store.sessions_of(user_id, now, idle).await?;
     let sessions = rows
         .into_iter()
         .map(|s| SessionRow {
@@ -67,12 +67,13 @@ async fn page(
             current: s.id == current.session_id,
         })
         .collect();
-    let recent = state.store.recent_sign_ins(user_id, 5)?;
+    let recent = state.store.recent_sign_ins(user_id, 5).await?;
     // The latest sign-in is usually this very session's; failures count from the one before.
     let previous = recent.get(1).map(|r| r.at_ms);
     let failed_since_previous = state
         .store
-        .failed_sign_ins_since(user_id, previous.unwrap_or(0))?;
+        .failed_sign_ins_since(user_id, previous.unwrap_or(0))
+        .await?;
     let sign_ins = recent
         .into_iter()
         .map(|r| ActivityRow {
@@ -104,7 +105,7 @@ async fn page(
 }
 
 pub async fn show(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     let (Some(current), Some(token)) = (&visitor.current, visitor.session_token(&state)) else {
         return Ok(to_sign_in(&state, "/account"));
     };
@@ -127,7 +128,7 @@ async fn signed_in_form(
     state: &State,
 ) -> Result<Result<(Visitor, FormData), HttpResponse>, AppError> {
     let form = read_form(req, payload).await?;
-    let visitor = Visitor::of(req, state)?;
+    let visitor = Visitor::of(req, state).await?;
     if let Err(e) = visitor.check_csrf(req, state, &form) {
         return Ok(Err(context::forbidden(&visitor, state, e)));
     }
@@ -217,10 +218,7 @@ pub async fn revoke(
         return Err(AppError::NotFound);
     };
     let user_id = current.user.id;
-    let deleted = state
-        .store
-        .blocking(move |s| s.delete_user_session(user_id, id))
-        .await?;
+    let deleted = state.store.delete_user_session(user_id, id).await?;
     if deleted {
         tracing::info!(event = "session_revoked", username = %current.user.username, session = id, "session revoked");
         state.audit.record(
@@ -244,10 +242,7 @@ pub async fn revoke_others(
     };
     let current = visitor.current.as_ref().expect("checked by signed_in_form");
     let (user_id, keep) = (current.user.id, current.session_id);
-    let n = state
-        .store
-        .blocking(move |s| s.delete_other_sessions(user_id, keep))
-        .await?;
+    let n = state.store.delete_other_sessions(user_id, keep).await?;
     tracing::info!(event = "sessions_revoked", username = %current.user.username, count = n, "other sessions revoked");
     state.audit.record(
         context::client(&req, &state)

@@ -111,7 +111,7 @@ pub async fn create_session(
     state: State,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload).await?;
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     let client = context::client(&req, &state);
     let typed = body.username.as_deref().unwrap_or("");
     match accounts::sign_in(&state, typed, body.password()?, &client, visitor.presented).await {
@@ -141,7 +141,7 @@ pub async fn create_session(
 
 /// `GET /api/me`.
 pub async fn me(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     match visitor.user() {
         Some(u) => Ok(HttpResponse::Ok().json(user_json(u))),
         None => Err(AppError::Unauthorized.into()),
@@ -151,7 +151,7 @@ pub async fn me(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError
 /// `DELETE /api/session`: always 204.
 pub async fn delete_session(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     context::check_origin(&req, &state)?;
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     super::sign_out::end_session(&state, &visitor, &context::client(&req, &state)).await?;
     let mut resp = HttpResponse::NoContent().finish();
     let _ = resp.add_cookie(&state.sessions.clear_session_cookie());

@@ -10,7 +10,7 @@ use crate::web::error::AppError;
 use crate::web::templates::{Chrome, WelcomePage};
 
 pub async fn index(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     Ok(super::see_other(if visitor.current.is_some() {
         "/welcome"
     } else {
@@ -19,7 +19,7 @@ pub async fn index(req: HttpRequest, state: State) -> Result<HttpResponse, AppEr
 }
 
 pub async fn welcome(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     let Some(user) = visitor.user() else {
         return Ok(to_sign_in(&state, "/welcome"));
     };
@@ -36,11 +36,7 @@ pub async fn welcome(req: HttpRequest, state: State) -> Result<HttpResponse, App
 pub async fn healthz(state: State) -> HttpResponse {
     // The store's own fixed pool: `web::block`'s pool grows to 512 threads under a flood.
     // A full queue (`Busy`) answers 503 like a failed check.
-    let healthy = state
-        .store
-        .blocking(|s| Ok(s.healthy()))
-        .await
-        .unwrap_or(false);
+    let healthy = state.store.healthy().await;
     if healthy {
         HttpResponse::Ok()
             .content_type(ContentType::plaintext())

@@ -55,7 +55,7 @@ fn query_pair(req: &HttpRequest) -> (Option<String>, Option<String>) {
 }
 
 pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     let (token, cookie) = visitor.anonymous_token(&state);
     let (next, sig) = query_pair(&req);
     let verified = match (&next, &sig) {
@@ -95,7 +95,7 @@ pub async fn submit(
     state: State,
 ) -> Result<HttpResponse, AppError> {
     let form = read_form(&req, payload).await?;
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     if let Err(e) = visitor.check_csrf(&req, &state, &form) {
         return Ok(context::forbidden(&visitor, &state, e));
     }

@@ -15,7 +15,7 @@ use crate::web::error::AppError;
 use crate::web::templates::{Chrome, SignOutPage};
 
 pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     let (token, cookie) = match visitor.session_token(&state) {
         Some(t) => (t, None),
         None => visitor.anonymous_token(&state),
@@ -33,7 +33,7 @@ pub async fn submit(
     state: State,
 ) -> Result<HttpResponse, AppError> {
     let form = read_form(&req, payload).await?;
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     if let Err(e) = visitor.check_csrf(&req, &state, &form) {
         return Ok(context::forbidden(&visitor, &state, e));
     }
@@ -74,10 +74,7 @@ pub async fn end_session(
     client: &Client,
 ) -> Result<(), AppError> {
     if let Some(hash) = visitor.presented {
-        state
-            .store
-            .blocking(move |s| s.delete_session_by_hash(&hash))
-            .await?;
+        state.store.delete_session_by_hash(hash).await?;
     }
     if let Some(user) = visitor.user() {
         tracing::info!(event = "sign_out", username = %user.username, "signed out");

@@ -56,7 +56,7 @@ pub fn open(state: &State) -> Result<(), AppError> {
 
 pub async fn form(req: HttpRequest, state: State) -> Result<HttpResponse, AppError> {
     open(&state)?;
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     let (token, cookie) = visitor.anonymous_token(&state);
     let resp = render_status(StatusCode::OK, &page(&visitor, form_view(token)))?;
     Ok(with_cookie(resp, cookie))
@@ -69,7 +69,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, AppError> {
     open(&state)?;
     let form = read_form(&req, payload).await?;
-    let visitor = Visitor::of(&req, &state)?;
+    let visitor = Visitor::of(&req, &state).await?;
     if let Err(e) = visitor.check_csrf(&req, &state, &form) {
         return Ok(context::forbidden(&visitor, &state, e));
     }
