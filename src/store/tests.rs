@@ -23,7 +23,13 @@ fn open() -> (tempfile::TempDir, Store) {
 async fn create_names_the_taken_field() {
     let (_d, s) = open();
     let ann = s
-        .create_user(&name("ann"), email("ann@example.com").as_ref(), None, HASH, 1)
+        .create_user(
+            &name("ann"),
+            email("ann@example.com").as_ref(),
+            None,
+            HASH,
+            1,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -31,10 +37,14 @@ async fn create_names_the_taken_field() {
     let again = s.create_user(&name("ANN"), None, None, HASH, 2).await;
     assert_eq!(again.unwrap().unwrap_err(), Taken::Username);
     let mail = email("ANN@example.COM");
-    let same_mail = s.create_user(&name("bob"), mail.as_ref(), None, HASH, 2).await;
+    let same_mail = s
+        .create_user(&name("bob"), mail.as_ref(), None, HASH, 2)
+        .await;
     assert_eq!(same_mail.unwrap().unwrap_err(), Taken::Email);
     // Both taken: the username is named first, as on the sign-up form.
-    let both = s.create_user(&name("ann"), mail.as_ref(), None, HASH, 2).await;
+    let both = s
+        .create_user(&name("ann"), mail.as_ref(), None, HASH, 2)
+        .await;
     assert_eq!(both.unwrap().unwrap_err(), Taken::Username);
     assert_eq!(
         s.taken(&name("ann"), None).await.unwrap(),
