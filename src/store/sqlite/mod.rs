@@ -1,4 +1,4 @@
-//! The SQLite backend of [`crate::store::Store`]: all of its SQL (SPEC §8 in docs), its
+//! The SQLite backend of [`crate::store::Store`]: all of its SQL (docs/behaviour.md §8), its
 //! migrations (the sections of `users.database.sql`), its own thread pool and its fast paths.
 //!
 //! SQLite in WAL mode: one writer connection behind a mutex (SQLite allows one writer at a time
