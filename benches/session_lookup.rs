@@ -1,5 +1,7 @@
 //! Benchmark: the per-request session lookup read directly on the async worker versus handed
-//! to the blocking pool (`web::block`). Decides where `Visitor::of` does its read.
+//! to the blocking pool (the SQLite backend's own pool). Decides where the SQLite backend runs
+//! the read behind `Store::session`; the direct variant goes through the `Store` interface,
+//! as `Visitor::of` does.
 //!
 //! Run: `cargo bench --bench session_lookup` (or `scripts/bench.sh`). Prints the median of
 //! several rounds for each variant and their ratio, measured alternately in one run.
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::domain::Username;
 use gatehouse::security::session::SessionId;
+use gatehouse::store::sqlite::SqliteStore;
 use gatehouse::store::{NewSession, Store};
 
 const USERS: usize = 1_000;
@@ -22,11 +25,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("bench.database")).unwrap();
+    let backend = SqliteStore::open(&dir.path().join("bench.database")).unwrap();
     let hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
     let mut tokens = Vec::new();
     for i in 0..USERS {
-        let user = store
+        let user = backend
             .create_user(
                 &Username::parse(&format!("user{i}")).unwrap(),
                 None,
@@ -34,17 +37,18 @@ fn main() {
                 hash,
                 1,
             )
+            .unwrap()
             .unwrap();
         let id = SessionId::generate();
-        store
+        backend
             .create_session(&NewSession {
                 token_hash: id.hash(),
                 user_id: user.id,
                 password_changed_ms: 1,
                 now_ms: 1,
                 expires_ms: i64::MAX,
-                user_agent: Some("bench"),
-                ip: Some("127.0.0.1"),
+                user_agent: Some("bench".into()),
+                ip: Some("127.0.0.1".into()),
                 replaces: None,
             })
             .unwrap()
@@ -52,11 +56,12 @@ fn main() {
         tokens.push(id.hash());
     }
 
+    let store = Store::Sqlite(backend.clone());
     let system = actix_web::rt::System::new();
     let (mut direct, mut blocked) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        direct.push(system.block_on(run(&store, &tokens, false)));
-        blocked.push(system.block_on(run(&store, &tokens, true)));
+        direct.push(system.block_on(run(&store, &backend, &tokens, false)));
+        blocked.push(system.block_on(run(&store, &backend, &tokens, true)));
     }
     let (d, b) = (median(direct), median(blocked));
     let per = |t: Duration| t.as_secs_f64() * 1e6 / LOOKUPS as f64;
@@ -80,11 +85,16 @@ fn main() {
 }
 
 /// `LOOKUPS` lookups spread over `CONCURRENCY` tasks on one worker (one actix thread).
-async fn run(store: &Store, tokens: &[[u8; 32]], via_block: bool) -> Duration {
+async fn run(
+    store: &Store,
+    backend: &SqliteStore,
+    tokens: &[[u8; 32]],
+    via_block: bool,
+) -> Duration {
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(CONCURRENCY);
     for t in 0..CONCURRENCY {
-        let store = store.clone();
+        let (store, backend) = (store.clone(), backend.clone());
         let mine: Vec<[u8; 32]> = tokens
             .iter()
             .cycle()
@@ -96,9 +106,9 @@ async fn run(store: &Store, tokens: &[[u8; 32]], via_block: bool) -> Duration {
         tasks.push(actix_web::rt::spawn(async move {
             for token in mine {
                 let found = if via_block {
-                    store.blocking(move |s| s.session(&token)).await.unwrap()
+                    backend.blocking(move |s| s.session(&token)).await.unwrap()
                 } else {
-                    store.session(&token).unwrap()
+                    store.session(&token).await.unwrap()
                 };
                 assert!(found.is_some());
             }

@@ -12,7 +12,7 @@ use crate::security::limits::{LimitsError, UNAVAILABLE_RETRY};
 use crate::security::session::SessionId;
 use crate::security::throttle::{Refusal, Reserved};
 use crate::state::AppState;
-use crate::store::{NewSession, StoreError, User};
+use crate::store::{NewSession, Taken, User};
 use crate::web::error::AppError;
 use std::net::IpAddr;
 
@@ -231,17 +231,16 @@ impl From<AppError> for SignUpError {
     }
 }
 
-fn taken(e: &StoreError) -> Option<SignUpError> {
-    match e {
-        StoreError::UsernameTaken => Some(SignUpError::Taken {
+fn taken(t: Taken) -> SignUpError {
+    match t {
+        Taken::Username => SignUpError::Taken {
             field: "username",
             message: "This username is taken. Please choose another.",
-        }),
-        StoreError::EmailTaken => Some(SignUpError::Taken {
+        },
+        Taken::Email => SignUpError::Taken {
             field: "email",
             message: "An account with this email already exists.",
-        }),
-        _ => None,
+        },
     }
 }
 
@@ -289,16 +288,15 @@ pub async fn sign_up(
         return Err(SignUpError::Invalid(errors));
     };
 
-    let (u, e) = (username.clone(), email.clone());
     if let Some(t) = state
         .store
-        .blocking(move |s| s.taken(&u, e.as_ref()))
+        .taken(&username, email.as_ref())
         .await
         .map_err(AppError::from)?
     {
         client.failed(state).await;
         client.audit(state, "sign_up", "taken", Some(username.as_str()), None);
-        return Err(taken(&t).expect("taken() returns a taken error"));
+        return Err(taken(t));
     }
     client
         .spend_kdf(state)
@@ -312,22 +310,17 @@ pub async fn sign_up(
         .map_err(AppError::from)?
         .map_err(AppError::from)?;
     let now = crate::clock::now_ms();
-    let (u, hash_for_user) = (username.clone(), hash.clone());
-    let user = match state
+    let created = state
         .store
-        .blocking(move |s| {
-            s.create_user(&u, email.as_ref(), full_name.as_ref(), &hash_for_user, now)
-        })
+        .create_user(&username, email.as_ref(), full_name.as_ref(), &hash, now)
         .await
-    {
+        .map_err(AppError::from)?;
+    let user = match created {
         Ok(user) => user,
-        Err(e) => {
-            let refused = taken(&e);
-            if refused.is_some() {
-                client.failed(state).await;
-                client.audit(state, "sign_up", "taken", Some(username.as_str()), None);
-            }
-            return Err(refused.unwrap_or_else(|| SignUpError::App(e.into())));
+        Err(t) => {
+            client.failed(state).await;
+            client.audit(state, "sign_up", "taken", Some(username.as_str()), None);
+            return Err(taken(t));
         }
     };
     tracing::info!(event = "sign_up", username = %user.username, "account created");
@@ -361,28 +354,17 @@ async fn open_session(
     let id = SessionId::generate();
     let now = crate::clock::now_ms();
     let expires = now + state.sessions.max.as_millis() as i64;
-    let (token_hash, client) = (id.hash(), client.clone());
-    let created = state
-        .store
-        .blocking(move |s| {
-            let created = s.create_session(&NewSession {
-                token_hash,
-                user_id,
-                password_changed_ms,
-                now_ms: now,
-                expires_ms: expires,
-                user_agent: client.user_agent.as_deref(),
-                ip: client.ip.as_deref(),
-                replaces,
-            })?;
-            if created.is_some()
-                && let Err(e) = s.write_audit(std::slice::from_ref(&signed_in), &[])
-            {
-                tracing::warn!("audit event lost: {e}");
-            }
-            Ok(created)
-        })
-        .await?;
+    let session = NewSession {
+        token_hash: id.hash(),
+        user_id,
+        password_changed_ms,
+        now_ms: now,
+        expires_ms: expires,
+        user_agent: client.user_agent.clone(),
+        ip: client.ip.clone(),
+        replaces,
+    };
+    let created = state.store.open_session(session, signed_in).await?;
     if created.is_some() {
         crate::metrics::event("sign_in", "ok");
     }
@@ -588,6 +570,7 @@ pub async fn sign_in(
         Some(_) => state
             .store
             .credentials(&canonical)
+            .await
             .map_err(AppError::from)?,
         None => None,
     };
@@ -726,10 +709,7 @@ fn spawn_rehash(state: &AppState, user_id: i64, old_hash: String, digest: Passwo
             return;
         };
         let now = crate::clock::now_ms();
-        match store
-            .blocking(move |s| s.rehash(user_id, &old_hash, &new_hash, now))
-            .await
-        {
+        match store.rehash(user_id, old_hash, new_hash, now).await {
             Ok(true) => tracing::info!(user_id, "password hash upgraded to current parameters"),
             Ok(false) => {}
             Err(e) => tracing::warn!("rehash failed: {e}"),
@@ -770,6 +750,7 @@ pub async fn change_password(
     let creds = state
         .store
         .credentials_by_id(user.id)
+        .await
         .map_err(AppError::from)?;
     let Some(creds) = creds else {
         return Err(AppError::Unauthorized.into());
@@ -862,26 +843,19 @@ pub async fn change_password(
     // Strictly later than the old change time, so "changed since" is never ambiguous.
     let now = crate::clock::now_ms().max(creds.password_changed_ms + 1);
     let expires = now + state.sessions.max.as_millis() as i64;
-    let (token_hash, user_id, owned) = (id.hash(), user.id, client.clone());
-    let old_changed = creds.password_changed_ms;
+    let session = NewSession {
+        token_hash: id.hash(),
+        user_id: user.id,
+        password_changed_ms: now,
+        now_ms: now,
+        expires_ms: expires,
+        user_agent: client.user_agent.clone(),
+        ip: client.ip.clone(),
+        replaces: None,
+    };
     let changed = state
         .store
-        .blocking(move |s| {
-            s.change_password(
-                old_changed,
-                &new_hash,
-                &NewSession {
-                    token_hash,
-                    user_id,
-                    password_changed_ms: now,
-                    now_ms: now,
-                    expires_ms: expires,
-                    user_agent: owned.user_agent.as_deref(),
-                    ip: owned.ip.as_deref(),
-                    replaces: None,
-                },
-            )
-        })
+        .change_password(creds.password_changed_ms, new_hash, session)
         .await
         .map_err(AppError::from)?;
     if changed.is_none() {

@@ -144,6 +144,8 @@ struct Episode {
 
 struct Writer {
     store: Store,
+    /// Drives the async storage calls on this thread, which is the writer's own.
+    runtime: tokio::runtime::Runtime,
     gap_ms: i64,
     episodes: HashMap<(&'static str, &'static str, String), Episode>,
 }
@@ -152,6 +154,10 @@ impl Writer {
     fn new(store: Store, gap: Duration) -> Self {
         Self {
             store,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime for the audit writer"),
             gap_ms: gap.as_millis().min(i64::MAX as u128) as i64,
             episodes: HashMap::new(),
         }
@@ -237,7 +243,9 @@ impl Writer {
             .filter(|ep| ep.pending > 0)
             .filter_map(|ep| ep.row.map(|row| (row, ep.pending, ep.last_ms)))
             .collect();
-        let ids = self.store.write_audit(&inserts, &bumps)?;
+        let ids = self
+            .runtime
+            .block_on(self.store.write_audit(&inserts, &bumps))?;
         for ep in self.episodes.values_mut() {
             ep.pending = 0;
         }
@@ -269,11 +277,14 @@ mod tests {
     use crate::store::AuditFilter;
 
     fn rows(store: &Store) -> Vec<crate::store::AuditRow> {
-        store
-            .audit_events(&AuditFilter {
-                limit: 1000,
-                ..Default::default()
-            })
+        let filter = AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(store.audit_events(&filter))
             .unwrap()
     }
 

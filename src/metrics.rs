@@ -375,11 +375,7 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let now = crate::clock::now_ms();
     // A count over the expiry index, on the blocking pool like every other store call that
     // is not a point read.
-    match state
-        .store
-        .blocking(move |s| s.count_live_sessions(now))
-        .await
-    {
+    match state.store.count_live_sessions(now).await {
         Ok(n) => {
             m.active_sessions.set(n);
         }

@@ -195,7 +195,7 @@ impl Application {
             handle.stop(true).await;
         }
         state.audit.flush();
-        if let Err(e) = state.store.flush_touches() {
+        if let Err(e) = state.store.flush_touches().await {
             tracing::warn!("last-seen times lost at shutdown: {e}");
         }
         // Held until the last write is done.
@@ -212,7 +212,7 @@ async fn flush_touches(state: web::Data<AppState>) {
     let mut tick = actix_web::rt::time::interval(every);
     loop {
         tick.tick().await;
-        match state.store.blocking(|s| s.flush_touches()).await {
+        match state.store.flush_touches().await {
             Ok(_) => {}
             Err(e) => tracing::debug!("last-seen update deferred: {e}"),
         }
@@ -241,17 +241,13 @@ async fn housekeeping(state: web::Data<AppState>) {
         );
         let idle_ms = state.sessions.idle.as_millis() as i64;
         let now = now.as_ms();
-        match state
-            .store
-            .blocking(move |s| s.purge_expired_sessions(now, idle_ms))
-            .await
-        {
+        match state.store.purge_expired_sessions(now, idle_ms).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired sessions deleted"),
             Err(e) => tracing::warn!("session purge failed: {e}"),
         }
         let before = now.saturating_sub(state.audit_retention.as_millis() as i64);
-        match state.store.blocking(move |s| s.purge_audit(before)).await {
+        match state.store.purge_audit(before).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "old audit events deleted"),
             Err(e) => tracing::warn!("audit purge failed: {e}"),

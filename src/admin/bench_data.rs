@@ -5,7 +5,7 @@
 //! predictable ids ([`crate::security::session::SessionId::bench`]), which is why this refuses a database
 //! that holds any other user.
 
-use super::{Result, hash_all, refused};
+use super::{Result, hash_all, refused, wait};
 use crate::cli::{BenchDataArgs, Config};
 use crate::clock::now_ms;
 use crate::progress::{Progress, Unit};
@@ -25,7 +25,7 @@ pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
     }
     let signers = args.sign_in_users.min(users);
     let store = Store::open(&config.database)?;
-    if store.count_users_outside(PREFIX)? > 0 {
+    if wait(store.count_users_outside(PREFIX))? > 0 {
         return refused(format!(
             "{} holds real users; bench-data only fills a fresh database",
             config.database.display()
@@ -48,12 +48,12 @@ pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
     // Far-off absolute expiry: the benchmark sets its own --session-idle.
     let expires = now + 30 * 24 * 3600 * 1000;
     for (n, hash) in (0..signers).zip(&own_hashes) {
-        store.bench_fill(PREFIX, n..n + 1, sessions, hash, now, expires)?;
+        wait(store.bench_fill(PREFIX, n..n + 1, sessions, hash, now, expires))?;
     }
     let mut from = signers;
     while from < users {
         let to = (from + BATCH).min(users);
-        store.bench_fill(PREFIX, from..to, sessions, &shared, now, expires)?;
+        wait(store.bench_fill(PREFIX, from..to, sessions, &shared, now, expires))?;
         progress.inc(to - from);
         from = to;
     }

@@ -10,7 +10,7 @@ pub fn run(config: &Config, command: DbCommand) -> Result<()> {
             if !config.database.exists() {
                 return refused(format!("no database at {}", display(&config.database)));
             }
-            let report = crate::store::check(&config.database)?;
+            let report = crate::store::sqlite::check(&config.database)?;
             report_check(&report);
             if !report.problems.is_empty() {
                 return refused(format!(
@@ -54,7 +54,7 @@ pub fn run(config: &Config, command: DbCommand) -> Result<()> {
             }
             drop(progress);
             result?;
-            let report = crate::store::check(&path)?;
+            let report = crate::store::sqlite::check(&path)?;
             if !report.problems.is_empty() {
                 return refused(format!("the copy at {} failed its check", display(&path)));
             }

@@ -12,9 +12,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
-
-use super::{Result, audit_admin, display, hash_all, refused};
+use super::{Result, audit_admin, display, hash_all, refused, wait};
 use crate::cli::Config;
 use crate::clock::now_ms;
 use crate::domain::Username;
@@ -52,29 +50,17 @@ fn parse_row(raw_name: &str, stored: &str) -> std::result::Result<Seed, String> 
 }
 
 fn read_seed(path: &Path) -> Result<Vec<(String, String)>> {
+    use crate::store::sqlite::seed::{SeedError, read_users};
     if !path.exists() {
         return refused(format!("no file at {}", display(path)));
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .or_else(|e| refused(format!("{}: {e}", display(path))))?;
-    let mut stmt = conn
-        .prepare("SELECT username, password_hash FROM users ORDER BY id")
-        .or_else(|e| {
-            refused(format!(
-                "{} has no users(id, username, password_hash) table: {e}",
-                display(path)
-            ))
-        })?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-            ))
-        })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .or_else(|e| refused(format!("{}: {e}", display(path))))?;
-    Ok(rows)
+    read_users(path).or_else(|e| match e {
+        SeedError::NoUsersTable(e) => refused(format!(
+            "{} has no users(id, username, password_hash) table: {e}",
+            display(path)
+        )),
+        SeedError::Open(e) | SeedError::Rows(e) => refused(format!("{}: {e}", display(path))),
+    })
 }
 
 pub fn run(config: &Config, path: &Path) -> Result<()> {
@@ -105,7 +91,10 @@ pub fn run(config: &Config, path: &Path) -> Result<()> {
             .map(|s| s.username.clone())
             .zip(hash_all(&kdf, &digests, threads, &progress)?)
             .collect();
-        for ((name, _), outcome) in hashed.iter().zip(store.import_users(&hashed, now_ms())?) {
+        for ((name, _), outcome) in hashed
+            .iter()
+            .zip(wait(store.import_users(&hashed, now_ms()))?)
+        {
             match outcome {
                 ImportOutcome::Imported => imported += 1,
                 ImportOutcome::Exists => {

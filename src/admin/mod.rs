@@ -71,6 +71,19 @@ pub fn run(config: &Config, command: Command) -> ExitCode {
     }
 }
 
+/// Drives one storage call to its end. The commands are synchronous and the storage interface
+/// is async (a network backend needs it), so each command thread keeps one current-thread
+/// runtime; on SQLite the calls complete at their first poll.
+fn wait<F: std::future::Future>(f: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime");
+    }
+    RUNTIME.with(|rt| rt.block_on(f))
+}
+
 /// The database of an existing installation; commands other than `user add` and
 /// `import-seed` do not create one.
 fn existing_store(config: &Config) -> Result<Store> {
@@ -114,7 +127,7 @@ fn audit_admin(
         Some(d) => format!("{d}; by {by}"),
         None => format!("by {by}"),
     });
-    if let Err(err) = store.write_audit(&[e], &[]) {
+    if let Err(err) = wait(store.write_audit(&[e], &[])) {
         eprintln!("gatehouse: warning: the audit event was not written: {err}");
     }
 }
@@ -193,12 +206,12 @@ fn audit(
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64)
     });
-    let rows = store.audit_events(&AuditFilter {
+    let rows = wait(store.audit_events(&AuditFilter {
         username: user.map(|u| crate::domain::canonical_username(&u)),
         since_ms,
         event,
         limit,
-    })?;
+    }))?;
     println!("time\tevent\toutcome\tusername\tuser_id\taddress\tcount\tlast\tuser_agent\tdetail");
     for r in rows {
         println!(

@@ -1,6 +1,6 @@
 //! `gatehouse session …`: list, revoke by public id, purge expired.
 
-use super::{Result, audit_admin, clean, existing_store, refused, username};
+use super::{Result, audit_admin, clean, existing_store, refused, username, wait};
 use crate::cli::{Config, SessionCommand};
 use crate::clock::{format_ms, now_ms};
 
@@ -13,7 +13,7 @@ pub fn run(config: &Config, command: SessionCommand) -> Result<()> {
             let name = user.as_ref().map(|u| u.as_str());
             audit_admin(&store, "admin.session.list", "ok", name, None, None);
             println!("id\tusername\tcreated\tlast_seen\texpires\taddress\tuser_agent");
-            for s in store.list_sessions(user.as_ref(), now_ms(), idle)? {
+            for s in wait(store.list_sessions(user.as_ref(), now_ms(), idle))? {
                 // Idle expiry comes first when the user is away.
                 let expires = s.expires_ms.min(s.last_seen_ms + idle);
                 println!(
@@ -29,7 +29,7 @@ pub fn run(config: &Config, command: SessionCommand) -> Result<()> {
             }
             Ok(())
         }
-        SessionCommand::Revoke { id } => match store.revoke_session(id)? {
+        SessionCommand::Revoke { id } => match wait(store.revoke_session(id))? {
             Some((user_id, name)) => {
                 audit_admin(
                     &store,
@@ -55,7 +55,7 @@ pub fn run(config: &Config, command: SessionCommand) -> Result<()> {
             }
         },
         SessionCommand::PurgeExpired => {
-            let n = store.purge_expired_sessions(now_ms(), idle)?;
+            let n = wait(store.purge_expired_sessions(now_ms(), idle))?;
             audit_admin(
                 &store,
                 "admin.session.purge_expired",

@@ -1,12 +1,12 @@
 //! `gatehouse user …`: add, list, show, disable, enable, delete, unlock, set-password.
 
-use super::{Result, audit_admin, clean, existing_store, read_password, refused, username};
+use super::{Result, audit_admin, clean, existing_store, read_password, refused, username, wait};
 use crate::cli::{Config, UserCommand};
 use crate::clock::{format_ms, now_ms};
 use crate::domain::{Email, FullName, PlainPassword, Username};
 use crate::security::digest::PasswordDigest;
 use crate::security::password::Kdf;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 pub fn run(config: &Config, command: UserCommand) -> Result<()> {
     match command {
@@ -40,7 +40,7 @@ fn add(config: &Config, typed: &str, email: Option<&str>, full_name: Option<&str
     let full_name = FullName::parse_optional(full_name.unwrap_or(""))
         .or_else(|m| refused(format!("full name refused: {m}")))?;
     let store = Store::open(&config.database)?;
-    if let Some(taken) = store.taken(&user, email.as_ref())? {
+    if let Some(taken) = wait(store.taken(&user, email.as_ref()))? {
         audit_admin(
             &store,
             "admin.user.add",
@@ -52,7 +52,7 @@ fn add(config: &Config, typed: &str, email: Option<&str>, full_name: Option<&str
         return refused(format!("{}: {taken}", user.as_str()));
     }
     let hash = hash_new_password(config, &user)?;
-    match store.create_user(&user, email.as_ref(), full_name.as_ref(), &hash, now_ms()) {
+    match wait(store.create_user(&user, email.as_ref(), full_name.as_ref(), &hash, now_ms()))? {
         Ok(created) => {
             audit_admin(
                 &store,
@@ -65,18 +65,17 @@ fn add(config: &Config, typed: &str, email: Option<&str>, full_name: Option<&str
             eprintln!("created user {} (id {})", created.username, created.id);
             Ok(())
         }
-        Err(e @ (StoreError::UsernameTaken | StoreError::EmailTaken)) => {
+        Err(taken) => {
             audit_admin(
                 &store,
                 "admin.user.add",
                 "refused",
                 Some(user.as_str()),
                 None,
-                Some(e.to_string()),
+                Some(taken.to_string()),
             );
-            refused(format!("{}: {e}", user.as_str()))
+            refused(format!("{}: {taken}", user.as_str()))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -84,7 +83,7 @@ fn list(config: &Config) -> Result<()> {
     let store = existing_store(config)?;
     audit_admin(&store, "admin.user.list", "ok", None, None, None);
     println!("id\tusername\tstatus\tsessions\tcreated\temail\tfull_name");
-    for u in store.list_users()? {
+    for u in wait(store.list_users())? {
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             u.id,
@@ -102,7 +101,7 @@ fn list(config: &Config) -> Result<()> {
 fn show(config: &Config, typed: &str) -> Result<()> {
     let user = username(typed)?;
     let store = existing_store(config)?;
-    let Some(u) = store.user_details(&user)? else {
+    let Some(u) = wait(store.user_details(&user))? else {
         audit_admin(
             &store,
             "admin.user.show",
@@ -135,7 +134,7 @@ fn show(config: &Config, typed: &str) -> Result<()> {
         println!("last unlocked: {}", format_ms(u.unlocked_ms));
     }
     let idle = config.session_idle.as_millis() as i64;
-    let sessions = store.list_sessions(Some(&user), now_ms(), idle)?;
+    let sessions = wait(store.list_sessions(Some(&user), now_ms(), idle))?;
     println!("sessions: {}", sessions.len());
     for s in sessions {
         println!(
@@ -147,11 +146,11 @@ fn show(config: &Config, typed: &str) -> Result<()> {
             clean(s.user_agent.as_deref().unwrap_or("-")),
         );
     }
-    let recent = store.audit_events(&crate::store::AuditFilter {
+    let recent = wait(store.audit_events(&crate::store::AuditFilter {
         username: Some(u.username.clone()),
         limit: 10,
         ..Default::default()
-    })?;
+    }))?;
     println!("recent events: {}", recent.len());
     for r in recent {
         println!(
@@ -192,7 +191,7 @@ fn reported(
 fn set_active(config: &Config, typed: &str, active: bool) -> Result<()> {
     let user = username(typed)?;
     let store = existing_store(config)?;
-    let changed = store.set_active(&user, active, now_ms())?;
+    let changed = wait(store.set_active(&user, active, now_ms()))?;
     match active {
         true => reported(&store, "admin.user.enable", &user, changed, "enabled"),
         false => reported(
@@ -208,7 +207,7 @@ fn set_active(config: &Config, typed: &str, active: bool) -> Result<()> {
 fn delete(config: &Config, typed: &str) -> Result<()> {
     let user = username(typed)?;
     let store = existing_store(config)?;
-    let changed = store.delete_user(&user)?;
+    let changed = wait(store.delete_user(&user))?;
     reported(
         &store,
         "admin.user.delete",
@@ -221,7 +220,7 @@ fn delete(config: &Config, typed: &str) -> Result<()> {
 fn unlock(config: &Config, typed: &str) -> Result<()> {
     let user = username(typed)?;
     let store = existing_store(config)?;
-    let changed = store.unlock_user(&user, now_ms())?;
+    let changed = wait(store.unlock_user(&user, now_ms()))?;
     reported(&store, "admin.user.unlock", &user, changed, "unlocked")
 }
 
@@ -229,11 +228,11 @@ fn set_password(config: &Config, typed: &str) -> Result<()> {
     let user = username(typed)?;
     let store = existing_store(config)?;
     let kind = "admin.user.set_password";
-    if store.user_details(&user)?.is_none() {
+    if wait(store.user_details(&user))?.is_none() {
         return reported(&store, kind, &user, None, "");
     }
     let hash = hash_new_password(config, &user)?;
-    let changed = store.set_password(&user, &hash, now_ms())?;
+    let changed = wait(store.set_password(&user, &hash, now_ms()))?;
     reported(
         &store,
         kind,

@@ -156,10 +156,8 @@ impl ResponseError for AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        // A taken name or email is an answer (409), not a database fault.
-        if !matches!(e, StoreError::UsernameTaken | StoreError::EmailTaken) {
-            crate::metrics::db_error();
-        }
+        // Every store error is a fault: a taken name or email is an outcome, not an error.
+        crate::metrics::db_error();
         match e {
             StoreError::Busy => AppError::Unavailable {
                 retry_after: Duration::from_secs(1),

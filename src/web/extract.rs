@@ -43,7 +43,7 @@ impl FromRequest for Visitor {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req)?;
-            Visitor::of(&req, &state).map_err(|e| reject(&req, e))
+            Visitor::of(&req, &state).await.map_err(|e| reject(&req, e))
         })
     }
 }
@@ -135,7 +135,9 @@ impl FromRequest for SignedIn {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req)?;
-            let visitor = Visitor::of(&req, &state).map_err(|e| reject(&req, e))?;
+            let visitor = Visitor::of(&req, &state)
+                .await
+                .map_err(|e| reject(&req, e))?;
             SignedIn::require(&req, &state, visitor)
         })
     }
@@ -164,7 +166,7 @@ impl CsrfForm {
         let form = forms::read_form(req, payload)
             .await
             .map_err(|e| reject(req, e))?;
-        let visitor = Visitor::of(req, &state).map_err(|e| reject(req, e))?;
+        let visitor = Visitor::of(req, &state).await.map_err(|e| reject(req, e))?;
         if let Err(e) = visitor.check_csrf(req, &state, &form) {
             // The 403 page also gives the browser a CSRF cookie, so a reload can succeed.
             let (_, cookie) = visitor.anonymous_token(&state);

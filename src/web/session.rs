@@ -25,10 +25,7 @@ pub fn signed_in(
 /// Deletes the browser's session server-side (valid or not).
 pub async fn end_session(state: &State, visitor: &Visitor) -> Result<(), AppError> {
     if let Some(hash) = visitor.presented {
-        state
-            .store
-            .blocking(move |s| s.delete_session_by_hash(&hash))
-            .await?;
+        state.store.delete_session_by_hash(hash).await?;
     }
     if let Some(user) = visitor.user() {
         tracing::info!(event = "sign_out", username = %user.username, "signed out");

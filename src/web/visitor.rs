@@ -38,7 +38,7 @@ pub struct Visitor {
 impl Visitor {
     /// Reads the cookies and looks the session up. A missing, malformed, unknown or expired
     /// cookie means anonymous.
-    pub fn of(req: &HttpRequest, state: &AppState) -> Result<Self, AppError> {
+    pub async fn of(req: &HttpRequest, state: &AppState) -> Result<Self, AppError> {
         let policy = &state.sessions;
         let header = cookie_header(req);
         let client = client(req, &header, state);
@@ -61,7 +61,7 @@ impl Visitor {
             });
         };
         let token_hash = id.hash();
-        let current = match state.store.session(&token_hash)? {
+        let current = match state.store.session(&token_hash).await? {
             Some(rec) => {
                 let now = crate::clock::now_ms();
                 if session::is_valid(&rec.state, policy, now) {

@@ -163,7 +163,7 @@ async fn a_changed_kdf_cost_rehashes_on_sign_in() {
 
 /// The newest `-- @version N` of the built-in schema, and the SQL of its first section.
 fn schema_versions() -> (i64, String) {
-    let schema = gatehouse::store::SCHEMA;
+    let schema = gatehouse::store::sqlite::SCHEMA;
     let latest = schema
         .lines()
         .filter_map(|l| l.strip_prefix("-- @version "))

@@ -48,7 +48,7 @@ async fn page(
     let now = crate::clock::now_ms();
     let idle = state.sessions.idle.as_millis() as i64;
     let user_id = current.user.id;
-    let rows = state.store.sessions_of(user_id, now, idle)?;
+    let rows = state.store.sessions_of(user_id, now, idle).await?;
     let sessions = rows
         .into_iter()
         .map(|s| SessionRow {
@@ -66,12 +66,13 @@ async fn page(
             current: s.id == current.session_id,
         })
         .collect();
-    let recent = state.store.recent_sign_ins(user_id, 5)?;
+    let recent = state.store.recent_sign_ins(user_id, 5).await?;
     // The latest sign-in is usually this very session's; failures count from the one before.
     let previous = recent.get(1).map(|r| r.at_ms);
     let failed_since_previous = state
         .store
-        .failed_sign_ins_since(user_id, previous.unwrap_or(0))?;
+        .failed_sign_ins_since(user_id, previous.unwrap_or(0))
+        .await?;
     let sign_ins = recent
         .into_iter()
         .map(|r| ActivityRow {
@@ -183,10 +184,7 @@ pub async fn revoke(
         return Err(AppError::NotFound);
     };
     let user_id = current.user.id;
-    let deleted = state
-        .store
-        .blocking(move |s| s.delete_user_session(user_id, id))
-        .await?;
+    let deleted = state.store.delete_user_session(user_id, id).await?;
     if deleted {
         tracing::info!(event = "session_revoked", username = %current.user.username, session = id, "session revoked");
         state.audit.record(
@@ -205,10 +203,7 @@ pub async fn revoke(
 pub async fn revoke_others(state: State, posted: SignedInForm) -> Result<HttpResponse, AppError> {
     let current = posted.user.current();
     let (user_id, keep) = (current.user.id, current.session_id);
-    let n = state
-        .store
-        .blocking(move |s| s.delete_other_sessions(user_id, keep))
-        .await?;
+    let n = state.store.delete_other_sessions(user_id, keep).await?;
     tracing::info!(event = "sessions_revoked", username = %current.user.username, count = n, "other sessions revoked");
     state.audit.record(
         posted

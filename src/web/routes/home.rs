@@ -33,11 +33,7 @@ pub async fn welcome(signed_in: SignedIn) -> Result<HttpResponse, AppError> {
 pub async fn healthz(state: State) -> HttpResponse {
     // The store's own fixed pool: `web::block`'s pool grows to 512 threads under a flood.
     // A full queue (`Busy`) answers 503 like a failed check.
-    let healthy = state
-        .store
-        .blocking(|s| Ok(s.healthy()))
-        .await
-        .unwrap_or(false);
+    let healthy = state.store.healthy().await;
     if healthy {
         HttpResponse::Ok()
             .content_type(ContentType::plaintext())

@@ -3,47 +3,8 @@
 
 use rusqlite::{params, params_from_iter, types::Value};
 
-use super::{Result, Store};
-
-/// An event to write. `count` > 1 and `last_ms` > `at_ms` for an aggregated episode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditEvent {
-    pub at_ms: i64,
-    pub last_ms: i64,
-    pub count: i64,
-    pub event: &'static str,
-    pub outcome: &'static str,
-    pub username: Option<String>,
-    pub user_id: Option<i64>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub detail: Option<String>,
-}
-
-/// A stored event, as read back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditRow {
-    pub id: i64,
-    pub at_ms: i64,
-    pub last_ms: i64,
-    pub count: i64,
-    pub event: String,
-    pub outcome: String,
-    pub username: Option<String>,
-    pub user_id: Option<i64>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub detail: Option<String>,
-}
-
-/// What `gatehouse audit` selects; the newest `limit` matching rows, printed oldest first.
-#[derive(Clone, Debug, Default)]
-pub struct AuditFilter {
-    pub username: Option<String>,
-    pub since_ms: Option<i64>,
-    pub event: Option<String>,
-    pub limit: usize,
-}
+use super::SqliteStore;
+use crate::store::{AuditEvent, AuditFilter, AuditRow, Result};
 
 const COLUMNS: &str =
     "id, at, last_at, count, event, outcome, username, user_id, ip, user_agent, detail";
@@ -64,7 +25,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Writes new events and adds attempts to open episodes, in one transaction. Returns the new
     /// rows' ids in the order of `new`. `bumps` are (row id, added count, last time).
     pub fn write_audit(&self, new: &[AuditEvent], bumps: &[(i64, i64, i64)]) -> Result<Vec<i64>> {
@@ -195,7 +156,7 @@ mod tests {
     #[test]
     fn writes_bumps_filters_and_purges() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db")).unwrap();
+        let s = SqliteStore::open(&dir.path().join("db")).unwrap();
         let ids = s
             .write_audit(
                 &[

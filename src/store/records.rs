@@ -1,0 +1,152 @@
+//! The records storage hands to the flows and the admin commands: plain values, the same
+//! whichever backend stores them (see docs/design.md, "Storage interface").
+
+use crate::security::session::SessionState;
+
+/// A user as pages and the API show it (no hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub created_ms: i64,
+}
+
+/// What a password check needs.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub user_id: i64,
+    pub password_hash: String,
+    pub active: bool,
+    pub password_changed_ms: i64,
+    /// When an admin last lifted the fail-lock (0: never); older lock records are forgiven.
+    pub unlocked_ms: i64,
+}
+
+/// A session joined with the facts that decide its validity.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub user: User,
+    pub state: SessionState,
+}
+
+/// A row of the user's session list on `/account`.
+#[derive(Clone, Debug)]
+pub struct SessionSummary {
+    pub id: i64,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub token_hash: [u8; 32],
+    pub user_id: i64,
+    /// The user's `password_changed_at` read with the hash that was just verified: the session
+    /// is created only if it is unchanged (and the user active), so a sign-in racing a password
+    /// change cannot outlive it. A rehash does not change it, so it cannot fail a sign-in.
+    pub password_changed_ms: i64,
+    pub now_ms: i64,
+    pub expires_ms: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The session being replaced (rotation), deleted in the same transaction.
+    pub replaces: Option<[u8; 32]>,
+}
+
+/// An event to write. `count` > 1 and `last_ms` > `at_ms` for an aggregated episode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at_ms: i64,
+    pub last_ms: i64,
+    pub count: i64,
+    pub event: &'static str,
+    pub outcome: &'static str,
+    pub username: Option<String>,
+    pub user_id: Option<i64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A stored event, as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub last_ms: i64,
+    pub count: i64,
+    pub event: String,
+    pub outcome: String,
+    pub username: Option<String>,
+    pub user_id: Option<i64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// What `gatehouse audit` selects; the newest `limit` matching rows, printed oldest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub username: Option<String>,
+    pub since_ms: Option<i64>,
+    pub event: Option<String>,
+    pub limit: usize,
+}
+
+/// A user as `gatehouse user list|show` prints them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserDetails {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub active: bool,
+    pub created_ms: i64,
+    pub password_changed_ms: i64,
+    pub unlocked_ms: i64,
+    pub sessions: i64,
+}
+
+/// A live session as `gatehouse session list` prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionListing {
+    pub id: i64,
+    pub username: String,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub expires_ms: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What `gatehouse db check` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckReport {
+    /// `PRAGMA integrity_check` and `foreign_key_check` problems; empty when sound.
+    pub problems: Vec<String>,
+    pub schema_version: i64,
+    pub latest_version: i64,
+    pub users: i64,
+    pub sessions: i64,
+}
+
+/// One user of a seed import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Imported,
+    Exists,
+}
+
+/// Which unique field a new user collides with: an answer, not a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Taken {
+    #[error("username is taken")]
+    Username,
+    #[error("email is taken")]
+    Email,
+}
