@@ -1,6 +1,6 @@
 //! The server's settings (docs/behaviour.md §9): every one is a flag with a `GATEHOUSE_*`
-//! environment fallback, listed by `gatehouse --help`. [`crate::cli`] puts them on every
-//! subcommand's line too.
+//! environment fallback, listed by `gatehouse --help`. The command line (`src/cli/`)
+//! puts them on every subcommand's line too; nothing here depends on it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,31 +1,22 @@
-//! Prometheus metrics: one process-global registry, a request middleware for the public site,
-//! the event counters the flows report into, and a private `/metrics` server on its own address
-//! (`--metrics-bind`), so the public port never exposes them.
+//! Prometheus metrics: one process-global registry and the counters, gauges and histograms
+//! the rest of the code reports into. A leaf: it knows nothing of HTTP or the app's state; the
+//! request middleware and the private `/metrics` server that exposes the registry live in
+//! `web::metrics` (`--metrics-bind`), so the public port never exposes them.
 //!
 //! Label values come only from bounded sets: the matched route *pattern* (or `unmatched`), a
 //! fixed list of methods, status codes, and the `&'static str` kinds and outcomes the code
 //! passes to [`event`]. Nothing a client sends can create a new series.
 
 use std::borrow::Cow;
-use std::future::{Future, Ready, ready};
-use std::net::{SocketAddr, TcpListener};
-use std::pin::Pin;
 use std::sync::LazyLock;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::{Method, StatusCode};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-
-use crate::server::StartError;
-use crate::state::AppState;
 
 /// The exposition format `prometheus-client` writes: OpenMetrics 1.0 text (ends in `# EOF`).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -230,10 +221,56 @@ pub fn render() -> String {
     METRICS.render().unwrap_or_default()
 }
 
+/// The registry as OpenMetrics text, failing if it cannot be encoded.
+pub fn encode() -> Result<String, std::fmt::Error> {
+    METRICS.render()
+}
+
+/// One answered request: its route pattern (or `unmatched`), method label (see
+/// [`method_label`]), status and the time to its response head.
+pub fn request(route: Cow<'static, str>, method: &'static str, status: u16, elapsed: Duration) {
+    METRICS.request(
+        HttpLabels {
+            route,
+            method,
+            status,
+        },
+        elapsed,
+    );
+}
+
+/// Password hashing jobs waiting for a KDF thread, read at scrape time.
+pub fn set_kdf_queue_depth(waiting: usize) {
+    METRICS
+        .kdf_queue_depth
+        .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+}
+
+/// Sessions whose absolute lifetime has not ended, read at scrape time.
+pub fn set_active_sessions(n: i64) {
+    METRICS.active_sessions.set(n);
+}
+
+/// Refreshes the process's resident memory gauge from `/proc` (where there is one).
+pub fn refresh_resident_memory() {
+    if let Some(kib) = rss_kib() {
+        METRICS
+            .resident_memory
+            .set(i64::try_from(kib.saturating_mul(1024)).unwrap_or(i64::MAX));
+    }
+}
+
+/// The process's resident set size in KiB, from `/proc/self/status` (Linux only).
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The method label: the standard methods by name, anything else `other`, so a client cannot
 /// create series by inventing methods.
-fn method_label(method: &Method) -> &'static str {
-    match method.as_str() {
+pub fn method_label(method: &str) -> &'static str {
+    match method {
         "GET" => "GET",
         "HEAD" => "HEAD",
         "POST" => "POST",
@@ -245,174 +282,6 @@ fn method_label(method: &Method) -> &'static str {
         "TRACE" => "TRACE",
         _ => "other",
     }
-}
-
-/// Records `gatehouse_http_requests_total` and `gatehouse_http_request_duration_seconds` for
-/// every request of the app it wraps (outermost, so its time covers the other middleware).
-/// Disabled, it only passes requests through: nothing can scrape the numbers anyway.
-#[derive(Clone, Copy)]
-pub struct HttpMetrics {
-    enabled: bool,
-}
-
-impl HttpMetrics {
-    pub fn new(enabled: bool) -> Self {
-        Self { enabled }
-    }
-}
-
-impl<S, B> Transform<S, ServiceRequest> for HttpMetrics
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Transform = HttpMetricsService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(HttpMetricsService {
-            service,
-            enabled: self.enabled,
-        }))
-    }
-}
-
-pub struct HttpMetricsService<S> {
-    service: S,
-    enabled: bool,
-}
-
-impl<S, B> Service<ServiceRequest> for HttpMetricsService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Future = Recorded<S::Future>;
-
-    forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        // The route is only known once the app has routed the request, so it is read from the
-        // response's request; the method is read now, while the request is ours.
-        let start = self
-            .enabled
-            .then(|| (Instant::now(), method_label(req.method())));
-        Recorded {
-            inner: self.service.call(req),
-            start,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The wrapped service's future, recording when it completes. A named future rather than a
-    /// boxed one: no allocation per request.
-    pub struct Recorded<F> {
-        #[pin]
-        inner: F,
-        start: Option<(Instant, &'static str)>,
-    }
-}
-
-impl<F, B> Future for Recorded<F>
-where
-    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let Some((started, method)) = this.start.take() {
-            let (route, status) = match &result {
-                Ok(res) => (route(res.request()), res.status()),
-                // The app turns handler errors into responses itself, so this is a middleware
-                // failure, with no routed request left to read.
-                Err(e) => (
-                    Cow::Borrowed("unmatched"),
-                    e.as_response_error().status_code(),
-                ),
-            };
-            METRICS.request(
-                HttpLabels {
-                    route,
-                    method,
-                    status: status.as_u16(),
-                },
-                started.elapsed(),
-            );
-        }
-        Poll::Ready(result)
-    }
-}
-
-/// The pattern of the resource that matched, e.g. `/static/{name}`: one series per route
-/// whatever the URL; `unmatched` for what the app's default (404) service answered.
-fn route(req: &HttpRequest) -> Cow<'static, str> {
-    // The router consumes the whole path of a request it matches to a resource, and leaves it
-    // untouched for the default service. Checking that first spares an unmatched request
-    // (whose path the client chooses) a second walk over every route pattern, regexes
-    // included, in `match_pattern`; a matched one is looked up by its resource id.
-    if !req.match_info().unprocessed().is_empty() {
-        return Cow::Borrowed("unmatched");
-    }
-    req.match_pattern()
-        .map_or(Cow::Borrowed("unmatched"), Cow::Owned)
-}
-
-/// `GET /metrics`: refreshes the gauges that are read at scrape time, then renders.
-async fn scrape(state: web::Data<AppState>) -> HttpResponse {
-    let m = &*METRICS;
-    m.kdf_queue_depth
-        .set(i64::try_from(state.kdf.waiting()).unwrap_or(i64::MAX));
-    if let Some(kib) = crate::server::rss_kib() {
-        m.resident_memory
-            .set(i64::try_from(kib.saturating_mul(1024)).unwrap_or(i64::MAX));
-    }
-    let now = crate::clock::now_ms();
-    // A count over the expiry index, on the blocking pool like every other store call that
-    // is not a point read.
-    match state.store.count_live_sessions(now).await {
-        Ok(n) => {
-            m.active_sessions.set(n);
-        }
-        Err(e) => {
-            m.db_errors.inc();
-            tracing::warn!("metrics: counting sessions failed: {e}");
-        }
-    }
-    match m.render() {
-        Ok(body) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(body),
-        Err(_) => HttpResponse::InternalServerError().finish(),
-    }
-}
-
-/// Binds `--metrics-bind` and builds the private metrics server: one worker, `GET /metrics`
-/// only, no signal handling of its own (the caller stops it with the public server).
-pub fn server(addr: SocketAddr, state: web::Data<AppState>) -> Result<Server, StartError> {
-    let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
-        addr: addr.to_string(),
-        source,
-    })?;
-    let local = listener.local_addr()?;
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/metrics", web::get().to(scrape))
-            .default_service(web::to(|| async {
-                HttpResponse::build(StatusCode::NOT_FOUND).body("not found: try /metrics\n")
-            }))
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(1)
-    .listen(listener)?
-    .run();
-    tracing::info!("metrics on http://{local}/metrics");
-    Ok(server)
 }
 
 #[cfg(test)]
@@ -529,15 +398,14 @@ mod tests {
     #[test]
     fn requests_are_labelled_by_pattern_and_known_method() {
         let m = Metrics::new();
-        let labels = |route: &'static str, method: &Method| HttpLabels {
+        let labels = |route: &'static str, method: &str| HttpLabels {
             route: Cow::Borrowed(route),
             method: method_label(method),
             status: 200,
         };
-        m.request(labels("/welcome", &Method::GET), Duration::from_micros(300));
-        m.request(labels("/welcome", &Method::GET), Duration::from_millis(30));
-        let brew = Method::from_bytes(b"BREW").unwrap();
-        m.request(labels("unmatched", &brew), Duration::from_micros(300));
+        m.request(labels("/welcome", "GET"), Duration::from_micros(300));
+        m.request(labels("/welcome", "GET"), Duration::from_millis(30));
+        m.request(labels("unmatched", "BREW"), Duration::from_micros(300));
         let text = m.render().unwrap();
         let get = |name: &str, labels: &[(&str, &str)]| {
             sample(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
-use crate::cli::Config;
 use crate::clock::SystemClock;
+use crate::config::Config;
 use crate::security::faillock::FailLock;
 use crate::security::limits::{AddressLimits, AttemptLock};
 use crate::security::password::{Kdf, KdfPool};
@@ -98,10 +98,11 @@ impl Application {
             crate::audit::AuditLog::new(store.clone(), config.lock_window.max(config.ip_window));
         let state = web::Data::new(AppState {
             audit,
-            sign_up_open: config.sign_up == crate::cli::SignUp::Open,
+            sign_up_open: config.sign_up == crate::config::SignUp::Open,
             audit_retention: config.audit_retention,
             store,
-            kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue),
+            kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue)
+                .with_wait_observer(crate::metrics::kdf_wait),
             clock: std::sync::Arc::new(SystemClock),
             lock: AttemptLock::Memory(FailLock::new(
                 config.lock_attempts,
@@ -134,9 +135,15 @@ impl Application {
         // which is what tests (and scripts) wait for.
         let metrics = config
             .metrics_bind
-            .map(|addr| crate::metrics::server(addr, state.clone()))
+            .map(|addr| {
+                let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+                Ok::<_, StartError>(crate::web::metrics::server(listener, state.clone())?)
+            })
             .transpose()?;
-        let http_metrics = crate::metrics::HttpMetrics::new(metrics.is_some());
+        let http_metrics = crate::web::metrics::HttpMetrics::new(metrics.is_some());
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
             addr: config.bind.to_string(),
@@ -236,7 +243,7 @@ async fn housekeeping(state: web::Data<AppState>) {
             device_records = state.device_lock.records().await,
             ip_failures,
             ip_buckets,
-            rss_kib = crate::server::rss_kib().unwrap_or(0),
+            rss_kib = crate::metrics::rss_kib().unwrap_or(0),
             "abuse tables"
         );
         let idle_ms = state.sessions.idle.as_millis() as i64;
@@ -253,13 +260,6 @@ async fn housekeeping(state: web::Data<AppState>) {
             Err(e) => tracing::warn!("audit purge failed: {e}"),
         }
     }
-}
-
-/// The process's resident set size in KiB (Linux), for the housekeeping log line.
-pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Builds and serves; the entry point of the binary.

@@ -1,5 +1,5 @@
 //! The state every request handler shares: storage, the KDF pool, the lock and throttle tables,
-//! the secret key and the site's settings. Built once by [`crate::server`].
+//! the secret key and the site's settings. Built once at start-up (`server.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,7 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::cli::Config;
+use crate::config::Config;
 
 /// Why the certificate or key cannot be used; each names the file, since the operator's fix
 /// is in that file.

@@ -148,7 +148,7 @@ impl ResponseError for AppError {
     }
 
     /// Rendered as for an open site: without the request there is no state to ask.
-    /// [`crate::web::respond::error_pages`] renders it again where sign-up is closed.
+    /// The `error_pages` middleware (`web::respond`) renders it again where sign-up is closed.
     fn error_response(&self) -> HttpResponse {
         self.page(true)
     }

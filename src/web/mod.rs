@@ -1,9 +1,11 @@
 //! The web layer: routes, the extractors every request passes through, form and body parsing,
 //! the turning of answers into responses, templates, security headers and static files.
 
+pub mod assets;
 pub mod error;
 pub mod extract;
 pub mod forms;
+pub mod metrics;
 pub mod request;
 pub mod respond;
 pub mod routes;

@@ -1,36 +1,15 @@
-//! The page's JavaScript, CSS and icon, compiled into the binary and served with a content hash
-//! in the URL (`/static/style.css?v=…`), so browsers may cache them for a year and still pick up
-//! a new version at once; also `/favicon.ico` and `/robots.txt`, which clients ask for by name.
+//! Serves the built-in files of [`crate::web::assets`] with their content hash in the URL
+//! (`/static/style.css?v=…`), so browsers may cache them for a year and still pick up a new
+//! version at once; also `/favicon.ico` and `/robots.txt`, which clients ask for by name.
 //!
-//! Each file is compressed once, with gzip and brotli at their best settings, the first time any
-//! file is needed, and the smaller forms are kept; a request picks one by `Accept-Encoding`.
+//! A request picks one of each file's compressed forms by `Accept-Encoding`.
 //! HTML is never compressed (pages carry a CSRF token next to reflected input: BREACH), and
 //! these files hold no secret, so compressing them is safe.
 
-use std::io::Write;
-use std::sync::OnceLock;
-
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
-use sha2::{Digest, Sha256};
 
-/// A content coding this server can send (RFC 9110 §8.4.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoding {
-    Brotli,
-    Gzip,
-    Identity,
-}
-
-impl Encoding {
-    fn token(self) -> &'static str {
-        match self {
-            Encoding::Brotli => "br",
-            Encoding::Gzip => "gzip",
-            Encoding::Identity => "identity",
-        }
-    }
-}
+use crate::web::assets::{self, Asset, Encoding};
 
 /// The coding to send for an `Accept-Encoding` header (RFC 9110 §12.5.3), among `offered`
 /// (identity is always possible): the highest `q` wins, ties go to the earlier in `offered`,
@@ -93,94 +72,6 @@ pub fn negotiate(accept: Option<&str>, offered: &[Encoding]) -> Encoding {
     best.0
 }
 
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static [u8],
-    version: String,
-    url: &'static str,
-    /// The compressed forms, best first, each kept only when smaller than the body.
-    compressed: Vec<(Encoding, Vec<u8>)>,
-}
-
-const FILES: &[(&str, &str, &[u8])] = &[
-    (
-        "gatehouse.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../static/gatehouse.js"),
-    ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../static/style.css"),
-    ),
-    (
-        "favicon.svg",
-        "image/svg+xml",
-        include_bytes!("../../static/favicon.svg"),
-    ),
-    (
-        "robots.txt",
-        "text/plain; charset=utf-8",
-        include_bytes!("../../static/robots.txt"),
-    ),
-];
-
-fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(body).expect("gzip into memory");
-    enc.finish().expect("gzip into memory")
-}
-
-fn brotli(body: &[u8]) -> Vec<u8> {
-    let params = brotli::enc::BrotliEncoderParams {
-        quality: 11,
-        lgwin: 22,
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    brotli::BrotliCompress(&mut &body[..], &mut out, &params).expect("brotli into memory");
-    out
-}
-
-fn assets() -> &'static [Asset] {
-    static ASSETS: OnceLock<Vec<Asset>> = OnceLock::new();
-    ASSETS.get_or_init(|| {
-        FILES
-            .iter()
-            .map(|(name, content_type, body)| {
-                let version = hex::encode(&Sha256::digest(body)[..8]);
-                let url: &'static str =
-                    Box::leak(format!("/static/{name}?v={version}").into_boxed_str());
-                let compressed = [
-                    (Encoding::Brotli, brotli(body)),
-                    (Encoding::Gzip, gzip(body)),
-                ]
-                .into_iter()
-                .filter(|(_, c)| c.len() < body.len())
-                .collect();
-                Asset {
-                    name,
-                    content_type,
-                    body,
-                    version,
-                    url,
-                    compressed,
-                }
-            })
-            .collect()
-    })
-}
-
-fn asset(name: &str) -> Option<&'static Asset> {
-    assets().iter().find(|a| a.name == name)
-}
-
-/// The versioned URL of a static file. Panics on an unknown name: names are literals in code.
-pub fn url(name: &str) -> &'static str {
-    asset(name).map(|a| a.url).expect("known static file")
-}
-
 /// `asset` in the coding the request accepts best, with `cache` as its `Cache-Control`. The
 /// ETag names the coding too: each coding is its own representation (RFC 9110 §8.8.3).
 fn respond(req: &HttpRequest, asset: &'static Asset, cache: &str) -> HttpResponse {
@@ -236,7 +127,7 @@ fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
 
 /// `GET /static/{name}`.
 pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
-    let Some(asset) = asset(name.as_str()) else {
+    let Some(asset) = assets::find(name.as_str()) else {
         return crate::web::respond::error(&req, &crate::web::error::AppError::NotFound);
     };
     let current =
@@ -262,7 +153,7 @@ const WELL_KNOWN_CACHE: &str = "public, max-age=86400";
 pub async fn favicon_ico(req: HttpRequest) -> HttpResponse {
     respond(
         &req,
-        asset("favicon.svg").expect("built-in"),
+        assets::find("favicon.svg").expect("built-in"),
         WELL_KNOWN_CACHE,
     )
 }
@@ -271,7 +162,7 @@ pub async fn favicon_ico(req: HttpRequest) -> HttpResponse {
 pub async fn robots_txt(req: HttpRequest) -> HttpResponse {
     respond(
         &req,
-        asset("robots.txt").expect("built-in"),
+        assets::find("robots.txt").expect("built-in"),
         WELL_KNOWN_CACHE,
     )
 }
@@ -300,34 +191,5 @@ mod tests {
         assert_eq!(negotiate(Some("br;q=nonsense, gzip"), ALL), Gzip);
         assert_eq!(negotiate(Some("br"), &[Gzip]), Identity);
         assert_eq!(negotiate(Some(" , ;q=1, br"), ALL), Brotli);
-    }
-
-    #[test]
-    fn compressed_forms_decode_to_the_file() {
-        use std::io::Read;
-        let css = asset("style.css").unwrap();
-        assert_eq!(
-            css.compressed.len(),
-            2,
-            "the stylesheet compresses both ways"
-        );
-        for (e, bytes) in &css.compressed {
-            let mut out = Vec::new();
-            match e {
-                Encoding::Gzip => {
-                    flate2::read::GzDecoder::new(&bytes[..])
-                        .read_to_end(&mut out)
-                        .unwrap();
-                }
-                Encoding::Brotli => {
-                    brotli::Decompressor::new(&bytes[..], 4096)
-                        .read_to_end(&mut out)
-                        .unwrap();
-                }
-                Encoding::Identity => unreachable!(),
-            }
-            assert_eq!(out, css.body, "{e:?}");
-            assert!(bytes.len() < css.body.len() / 2, "{e:?} saves little");
-        }
     }
 }

@@ -5,7 +5,7 @@
 use askama::Template;
 
 use crate::store::User;
-use crate::web::static_files;
+use crate::web::assets;
 
 /// What the layout needs on every page.
 pub struct Chrome {
@@ -25,7 +25,7 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// `sign_up` is the site's `--sign-up` setting (from [`crate::state::AppState`]), passed
+    /// `sign_up` is the site's `--sign-up` setting (from the app state), passed
     /// in rather than read from a global.
     pub fn new(title: &'static str, who: Option<&User>, sign_up: bool) -> Self {
         Self {
@@ -34,9 +34,9 @@ impl Chrome {
             wide: false,
             description: description(title),
             noindex: false,
-            css_url: static_files::url("style.css"),
-            js_url: static_files::url("gatehouse.js"),
-            icon_url: static_files::url("favicon.svg"),
+            css_url: assets::url("style.css"),
+            js_url: assets::url("gatehouse.js"),
+            icon_url: assets::url("favicon.svg"),
             sign_up,
         }
     }

@@ -23,7 +23,7 @@ pub struct Current {
 }
 
 /// The visitor: their session if valid, and their anonymous CSRF cookie if any. Taken by
-/// handlers as an extractor (see [`crate::web::extract`]).
+/// handlers as an extractor (see the `extract` module).
 pub struct Visitor {
     pub current: Option<Current>,
     /// The hash of whatever well-formed session cookie came in, valid or not (to replace it).
