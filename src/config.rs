@@ -202,6 +202,7 @@ impl Config {
     }
 
     /// A configuration for tests: defaults, the given database, port 0.
+    #[cfg(test)]
     pub fn for_tests(database: PathBuf) -> Self {
         let mut c = Self::parse_from(["gatehouse"]);
         c.database = database;

@@ -2,8 +2,8 @@
 //! precomputed Argon2id hash, except the first `--sign-in-users`, which get their own (password
 //! [`PASSWORD`]) so a benchmark can sign many of them in at once without tripping the
 //! fail-lock (parallel attempts on one name count as parallel guesses). Sessions have
-//! predictable ids ([`crate::security::session::SessionId::bench`]), which is why this refuses a database
-//! that holds any other user.
+//! predictable ids ([`session_id`]), which is why this refuses a database that holds any other
+//! user. The predictable ids live here, not on `SessionId`: the server itself never makes one.
 
 use super::{Result, hash_all, refused, wait};
 use crate::cli::{BenchDataArgs, Config};
@@ -17,6 +17,16 @@ use crate::store::Store;
 pub const PASSWORD: &str = "bench-password";
 const PREFIX: &str = "bench";
 const BATCH: u64 = 20_000;
+
+/// The predictable id of benchmark session `n`: a valid v4 UUID (fixed bytes, `n` in the last
+/// eight), so it passes [`SessionId::parse`] like any browser's cookie. Only bench databases
+/// hold such sessions.
+pub fn session_id(n: u64) -> SessionId {
+    let mut bytes = [0x42u8; 16];
+    bytes[8..].copy_from_slice(&n.to_be_bytes());
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    SessionId::parse(&uuid.hyphenated().to_string()).expect("a hyphenated v4 UUID")
+}
 
 pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
     let (users, sessions) = (args.users, args.sessions);
@@ -45,15 +55,17 @@ pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
     )?;
     let shared = kdf.hash(&digest(0))?;
     let now = now_ms();
+    // One session for each of the first `sessions` users.
+    let session = move |n: u64| (n < sessions).then(|| session_id(n));
     // Far-off absolute expiry: the benchmark sets its own --session-idle.
     let expires = now + 30 * 24 * 3600 * 1000;
     for (n, hash) in (0..signers).zip(&own_hashes) {
-        wait(store.bench_fill(PREFIX, n..n + 1, sessions, hash, now, expires))?;
+        wait(store.bench_fill(PREFIX, n..n + 1, session, hash, now, expires))?;
     }
     let mut from = signers;
     while from < users {
         let to = (from + BATCH).min(users);
-        wait(store.bench_fill(PREFIX, from..to, sessions, &shared, now, expires))?;
+        wait(store.bench_fill(PREFIX, from..to, session, &shared, now, expires))?;
         progress.inc(to - from);
         from = to;
     }
@@ -66,17 +78,14 @@ pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
     println!("password={PASSWORD}");
     println!("password_digest={}", digest(0).to_wire());
     if sessions > 0 {
-        println!("session_first={}", SessionId::bench(0).cookie_value());
-        println!(
-            "session_last={}",
-            SessionId::bench(sessions - 1).cookie_value()
-        );
+        println!("session_first={}", session_id(0).cookie_value());
+        println!("session_last={}", session_id(sessions - 1).cookie_value());
     }
     if let (Some(path), true) = (&args.sample_cookies, sessions > 0) {
         // Spread over the whole table, so lookups touch pages across the index.
         let n = sessions.min(1000);
         let lines: String = (0..n)
-            .map(|i| SessionId::bench(i * sessions / n).cookie_value() + "\n")
+            .map(|i| session_id(i * sessions / n).cookie_value() + "\n")
             .collect();
         std::fs::write(path, lines)?;
     }

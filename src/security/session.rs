@@ -16,14 +16,6 @@ impl SessionId {
         Self(Uuid::new_v4())
     }
 
-    /// The predictable id of benchmark session `n` (`gatehouse bench-data`): a valid v4 UUID,
-    /// so it passes [`SessionId::parse`]. Only bench databases hold such sessions.
-    pub fn bench(n: u64) -> Self {
-        let mut bytes = [0x42u8; 16];
-        bytes[8..].copy_from_slice(&n.to_be_bytes());
-        Self(uuid::Builder::from_random_bytes(bytes).into_uuid())
-    }
-
     /// Parses a cookie value: only a hyphenated UUID v4 is accepted; anything else means
     /// "anonymous".
     pub fn parse(value: &str) -> Option<Self> {

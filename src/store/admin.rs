@@ -80,12 +80,12 @@ impl Store {
         &self,
         prefix: &str,
         range: std::ops::Range<u64>,
-        sessions: u64,
+        session_id: impl Fn(u64) -> Option<crate::security::session::SessionId>,
         hash: &str,
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<()> {
-        backend!(self, s => s.bench_fill(prefix, range, sessions, hash, now_ms, expires_ms))
+        backend!(self, s => s.bench_fill(prefix, range, session_id, hash, now_ms, expires_ms))
     }
 
     /// A consistent copy of the database in a new file (`gatehouse db backup`). A file-level

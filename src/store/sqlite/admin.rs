@@ -219,13 +219,13 @@ impl SqliteStore {
     }
 
     /// Benchmark data: users `{prefix}{n}` for n in `from..to`, all with `hash`, each given one
-    /// session whose token hash is SHA-256 of the session id `bench_session_id(n)` while
-    /// `n < sessions`. One transaction per call; callers batch.
+    /// session whose token hash is SHA-256 of the session id `session_id(n)` (the caller's
+    /// predictable ids) where that is `Some`. One transaction per call; callers batch.
     pub fn bench_fill(
         &self,
         prefix: &str,
         range: std::ops::Range<u64>,
-        sessions: u64,
+        session_id: impl Fn(u64) -> Option<crate::security::session::SessionId>,
         hash: &str,
         now_ms: i64,
         expires_ms: i64,
@@ -244,8 +244,7 @@ impl SqliteStore {
                 for n in range {
                     let name = format!("{prefix}{n}");
                     user.execute(params![name, hash, now_ms])?;
-                    if n < sessions {
-                        let id = crate::security::session::SessionId::bench(n);
+                    if let Some(id) = session_id(n) {
                         session.execute(params![&id.hash()[..], name, now_ms, expires_ms])?;
                     }
                 }
@@ -368,6 +367,10 @@ pub fn check(path: &Path) -> Result<CheckReport> {
 mod backup_tests {
     use super::*;
 
+    fn any_id(_: u64) -> Option<crate::security::session::SessionId> {
+        Some(crate::security::session::SessionId::generate())
+    }
+
     fn count_users(path: &Path) -> i64 {
         Connection::open(path)
             .unwrap()
@@ -384,7 +387,7 @@ mod backup_tests {
         let store = SqliteStore::open(&path).unwrap();
         let long = format!("$argon2id${}", "x".repeat(200));
         store
-            .bench_fill("bench", 0..2000, 2000, &long, 1, 2)
+            .bench_fill("bench", 0..2000, any_id, &long, 1, 2)
             .unwrap();
         let writer = SqliteStore::open(&path).unwrap();
         let copy = dir.path().join("copy.database");
@@ -396,7 +399,7 @@ mod backup_tests {
                     if seen.len() == 2 {
                         // Rows on pages copied already and on pages still to come.
                         writer
-                            .bench_fill("later", 0..500, 500, &long, 1, 2)
+                            .bench_fill("later", 0..500, any_id, &long, 1, 2)
                             .unwrap();
                     }
                     seen.push((done, total));
