@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod forms;
+pub mod messages;
 pub mod request;
 pub mod respond;
 pub mod routes;
