@@ -171,3 +171,40 @@ impl Accounts {
         })
     }
 }
+
+/// Why an administrator's password reset did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    #[error("invalid fields")]
+    Invalid(FieldErrors),
+    #[error(transparent)]
+    Kdf(#[from] KdfError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Accounts {
+    /// Sets `username`'s password without the current one (the admin's `user set-password`):
+    /// the new password's rules, the KDF, then one write that ends every session. `None` when
+    /// there is no such user.
+    pub async fn reset_password(
+        &self,
+        username: &Username,
+        new: PasswordInput<'_>,
+    ) -> Result<Option<i64>, ResetError> {
+        let mut errors = FieldErrors::default();
+        let Some(digest) = new_password_digest(
+            username.as_str(),
+            &new,
+            ["new_password", "new_password_repeat", "new_password_digest"],
+            &mut errors,
+        ) else {
+            return Err(ResetError::Invalid(errors));
+        };
+        let hash = self.kdf.run(move |kdf| kdf.hash(&digest)).await??;
+        Ok(self
+            .store
+            .set_password(username, &hash, self.now_ms())
+            .await?)
+    }
+}

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use attempts::Refused;
-pub use change_password::ChangeError;
+pub use change_password::{ChangeError, ResetError};
 pub use sign_in::SignInError;
 pub use sign_up::{SignUpError, SignUpInput, SignedUp};
 
