@@ -135,3 +135,40 @@ pub fn change_password(e: ChangeError) -> Result<ChangeReply, AppError> {
 
 /// The current password's sentence when it was wrong.
 pub const WRONG_CURRENT_PASSWORD: &str = "Your current password is incorrect.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::ResponseError;
+    use actix_web::http::StatusCode;
+
+    #[test]
+    fn refusals_keep_their_status_and_wording() {
+        let throttled = AppError::from(Refused::Throttled {
+            retry_after: Duration::from_millis(1_500),
+        });
+        assert_eq!(throttled.status_code(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            throttled.to_string(),
+            "Too many attempts from your network. Try again in 2 seconds."
+        );
+        let full = sign_in(SignInError::Full {
+            retry_after: Duration::from_secs(3),
+        })
+        .err()
+        .unwrap();
+        assert_eq!(full.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            full.to_string(),
+            "Too many failed sign-ins are being tracked right now. Please try again later."
+        );
+        assert_eq!(
+            taken(Taken::Username),
+            ("username", "This username is taken. Please choose another.")
+        );
+        assert_eq!(
+            field(Problem::PasswordsDiffer),
+            "The passwords do not match."
+        );
+    }
+}
