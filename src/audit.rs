@@ -26,7 +26,11 @@ const GATHER: Duration = Duration::from_millis(100);
 
 /// Builds an event; `kind` and `outcome` are fixed names (see docs/operations.md).
 pub fn event(kind: &'static str, outcome: &'static str) -> AuditEvent {
-    let now = crate::clock::now_ms();
+    event_at(kind, outcome, crate::clock::now_ms())
+}
+
+/// Builds an event that happened at `now` (Unix milliseconds, from the caller's clock).
+pub fn event_at(kind: &'static str, outcome: &'static str, now: i64) -> AuditEvent {
     AuditEvent {
         at_ms: now,
         last_ms: now,
@@ -44,7 +48,8 @@ pub fn event(kind: &'static str, outcome: &'static str) -> AuditEvent {
 /// Builder methods over the store's event type.
 pub trait EventExt: Sized {
     fn user(self, username: Option<&str>, user_id: Option<i64>) -> Self;
-    fn client(self, client: &crate::accounts::Client) -> Self;
+    /// Who acted: their address and browser, as logged.
+    fn client(self, ip: Option<&str>, user_agent: Option<&str>) -> Self;
     fn detail(self, detail: impl Into<String>) -> Self;
 }
 
@@ -55,9 +60,9 @@ impl EventExt for AuditEvent {
         self
     }
 
-    fn client(mut self, client: &crate::accounts::Client) -> Self {
-        self.ip = client.ip.clone();
-        self.user_agent = client.user_agent.clone();
+    fn client(mut self, ip: Option<&str>, user_agent: Option<&str>) -> Self {
+        self.ip = ip.map(str::to_owned);
+        self.user_agent = user_agent.map(str::to_owned);
         self
     }
 
@@ -102,6 +107,11 @@ impl AuditLog {
             tx,
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Counts an event in the metrics that was written to the trail some other way.
+    pub fn count(&self, kind: &'static str, outcome: &'static str) {
+        crate::metrics::event(kind, outcome);
     }
 
     /// Queues an event (and counts it in the metrics); never blocks.

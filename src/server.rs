@@ -94,38 +94,62 @@ impl Application {
             lock_capacity = capacity,
             "password hashing ready"
         );
-        let audit =
-            crate::audit::AuditLog::new(store.clone(), config.lock_window.max(config.ip_window));
-        let state = web::Data::new(AppState {
-            audit,
-            sign_up_open: config.sign_up == crate::config::SignUp::Open,
-            audit_retention: config.audit_retention,
-            store,
-            kdf: KdfPool::new(kdf, config.kdf_threads, config.kdf_queue)
-                .with_wait_observer(crate::metrics::kdf_wait),
-            clock: std::sync::Arc::new(SystemClock),
-            lock: AttemptLock::Memory(FailLock::new(
-                config.lock_attempts,
-                config.lock_window,
-                capacity,
-            )),
-            device_lock: AttemptLock::Memory(FailLock::new(
-                config.lock_attempts,
-                config.lock_window,
-                capacity,
-            )),
-            guard: AddressLimits::Memory(crate::security::throttle::AddressGuard::new(
+        let audit = std::sync::Arc::new(crate::audit::AuditLog::new(
+            store.clone(),
+            config.lock_window.max(config.ip_window),
+        ));
+        let kdf = KdfPool::new(kdf, config.kdf_threads, config.kdf_queue)
+            .with_wait_observer(crate::metrics::kdf_wait);
+        let clock: std::sync::Arc<dyn crate::clock::Clock> = std::sync::Arc::new(SystemClock);
+        let user_lock = std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
+            config.lock_attempts,
+            config.lock_window,
+            capacity,
+        )));
+        let device_lock = std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
+            config.lock_attempts,
+            config.lock_window,
+            capacity,
+        )));
+        let guard = std::sync::Arc::new(AddressLimits::Memory(
+            crate::security::throttle::AddressGuard::new(
                 config.ip_failures,
                 config.ip_window,
                 config.ip_kdf_rate,
                 config.ip_max_entries,
-            )),
-            key,
-            sessions: SessionPolicy {
-                secure: config.secure(),
-                idle: config.session_idle,
-                max: config.session_max,
+            ),
+        ));
+        let sessions = SessionPolicy {
+            secure: config.secure(),
+            idle: config.session_idle,
+            max: config.session_max,
+        };
+        let accounts = crate::accounts::Accounts::new(
+            crate::accounts::Deps {
+                store: store.clone(),
+                kdf: kdf.clone(),
+                clock: clock.clone(),
+                lock: user_lock.clone(),
+                device_lock: device_lock.clone(),
+                key: key.clone(),
+                sessions: sessions.clone(),
+                audit: audit.clone(),
             },
+            guard.clone(),
+        );
+        let state = web::Data::new(AppState {
+            accounts,
+            audit,
+            sign_up_open: config.sign_up == crate::cli::SignUp::Open,
+            audit_retention: config.audit_retention,
+            store,
+            kdf,
+            clock,
+            lock: user_lock,
+            device_lock,
+            guard,
+            key,
+            sessions,
             public_url: config.public_url.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             body_timeout: config.client_timeout,

@@ -1,12 +1,17 @@
 //! `gatehouse user …`: add, list, show, disable, enable, delete, unlock, set-password.
 
 use super::{Result, audit_admin, clean, existing_store, read_password, refused, username, wait};
+use crate::accounts::{
+    Accounts, Client, Deps, FieldErrors, PasswordInput, Problem, ResetError, SignUpError,
+    SignUpInput,
+};
 use crate::cli::{Config, UserCommand};
 use crate::clock::{format_ms, now_ms};
-use crate::domain::{Email, FullName, PlainPassword, Username};
-use crate::security::digest::PasswordDigest;
-use crate::security::password::Kdf;
-use crate::store::Store;
+use crate::domain::{Email, FullName, Username};
+use crate::security::faillock::FailLock;
+use crate::security::limits::AttemptLock;
+use crate::security::password::{Kdf, KdfPool};
+use crate::store::{AuditEvent, Store};
 
 pub fn run(config: &Config, command: UserCommand) -> Result<()> {
     match command {
@@ -25,22 +30,82 @@ pub fn run(config: &Config, command: UserCommand) -> Result<()> {
     }
 }
 
-/// The site's own path: the password's rules, the docs/behaviour.md §2 digest, then Argon2id.
-fn hash_new_password(config: &Config, user: &Username) -> Result<String> {
-    let typed = read_password(user.as_str())?;
-    PlainPassword::parse(&typed).or_else(|m| refused(format!("password refused: {m}")))?;
-    let digest = PasswordDigest::compute(user.as_str(), &typed);
-    Ok(Kdf::new(config.kdf_params())?.hash(&digest)?)
+/// The admin commands write their own `admin.*` events; the service's are not theirs.
+struct NoAudit;
+
+impl crate::accounts::AuditSink for NoAudit {
+    fn record(&self, _: AuditEvent) {}
+    fn count(&self, _: &'static str, _: &'static str) {}
 }
 
-fn add(config: &Config, typed: &str, email: Option<&str>, full_name: Option<&str>) -> Result<()> {
-    let user = username(typed)?;
-    let email = Email::parse_optional(email.unwrap_or(""))
-        .or_else(|m| refused(format!("email refused: {m}")))?;
-    let full_name = FullName::parse_optional(full_name.unwrap_or(""))
+/// The site's account service as the operator drives it: the server's KDF parameters on a
+/// one-thread pool of its own, in-memory locks, and no address limits.
+fn accounts(config: &Config, store: &Store) -> Result<Accounts> {
+    let key = crate::security::session::SessionId::generate().hash();
+    Ok(Accounts::for_admin(Deps {
+        store: store.clone(),
+        kdf: KdfPool::new(Kdf::new(config.kdf_params())?, 1, 1),
+        clock: std::sync::Arc::new(crate::clock::SystemClock),
+        // Unused by the admin's use cases (no password check), but the service holds them.
+        lock: std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
+            config.lock_attempts,
+            config.lock_window,
+            1,
+        ))),
+        device_lock: std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
+            config.lock_attempts,
+            config.lock_window,
+            1,
+        ))),
+        // Device tokens are never issued here: any key will do.
+        key: crate::security::secret::SecretKey::from_bytes(&key).expect("32 bytes"),
+        sessions: crate::security::session::SessionPolicy {
+            secure: config.secure(),
+            idle: config.session_idle,
+            max: config.session_max,
+        },
+        audit: std::sync::Arc::new(NoAudit),
+    }))
+}
+
+/// A typed password, as the site's rules take it (no repeat: the prompt checked that).
+fn plain_password(password: &str) -> PasswordInput<'_> {
+    PasswordInput::Plain {
+        password,
+        repeat: None,
+    }
+}
+
+/// Why the password was refused, from the service's field problems.
+fn password_refused<T>(errors: FieldErrors) -> Result<T> {
+    let why = errors
+        .0
+        .into_iter()
+        .map(|(_, p)| match p {
+            Problem::Rejected(m) => m,
+            Problem::MissingPassword | Problem::MissingCurrentPassword => "empty".into(),
+            Problem::PasswordsDiffer => "the passwords do not match".into(),
+        })
+        .next()
+        .unwrap_or_default();
+    refused(format!("password refused: {why}"))
+}
+
+fn add(
+    config: &Config,
+    typed_name: &str,
+    email: Option<&str>,
+    full_name: Option<&str>,
+) -> Result<()> {
+    let user = username(typed_name)?;
+    let email_text = email.unwrap_or("");
+    let full_name_text = full_name.unwrap_or("");
+    let email =
+        Email::parse_optional(email_text).or_else(|m| refused(format!("email refused: {m}")))?;
+    FullName::parse_optional(full_name_text)
         .or_else(|m| refused(format!("full name refused: {m}")))?;
     let store = Store::open(&config.database)?;
-    if let Some(taken) = wait(store.taken(&user, email.as_ref()))? {
+    let taken_refusal = |taken: crate::store::Taken| {
         audit_admin(
             &store,
             "admin.user.add",
@@ -49,11 +114,23 @@ fn add(config: &Config, typed: &str, email: Option<&str>, full_name: Option<&str
             None,
             Some(taken.to_string()),
         );
-        return refused(format!("{}: {taken}", user.as_str()));
+        refused(format!("{}: {taken}", user.as_str()))
+    };
+    // Before the prompt: a taken name should not cost the operator a password.
+    if let Some(taken) = wait(store.taken(&user, email.as_ref()))? {
+        return taken_refusal(taken);
     }
-    let hash = hash_new_password(config, &user)?;
-    match wait(store.create_user(&user, email.as_ref(), full_name.as_ref(), &hash, now_ms()))? {
+    let password = read_password(user.as_str())?;
+    let accounts = accounts(config, &store)?;
+    let input = SignUpInput {
+        username: user.as_str(),
+        email: email_text,
+        full_name: full_name_text,
+        password: plain_password(&password),
+    };
+    match wait(accounts.sign_up(input, &Client::default(), None)) {
         Ok(created) => {
+            let created = created.user;
             audit_admin(
                 &store,
                 "admin.user.add",
@@ -65,17 +142,11 @@ fn add(config: &Config, typed: &str, email: Option<&str>, full_name: Option<&str
             eprintln!("created user {} (id {})", created.username, created.id);
             Ok(())
         }
-        Err(taken) => {
-            audit_admin(
-                &store,
-                "admin.user.add",
-                "refused",
-                Some(user.as_str()),
-                None,
-                Some(taken.to_string()),
-            );
-            refused(format!("{}: {taken}", user.as_str()))
-        }
+        Err(SignUpError::Taken(taken)) => taken_refusal(taken),
+        Err(SignUpError::Invalid(errors)) => password_refused(errors),
+        Err(SignUpError::Kdf(e)) => Err(e.into()),
+        Err(SignUpError::Store(e)) => Err(e.into()),
+        Err(e @ SignUpError::Refused(_)) => refused(e.to_string()),
     }
 }
 
@@ -231,8 +302,14 @@ fn set_password(config: &Config, typed: &str) -> Result<()> {
     if wait(store.user_details(&user))?.is_none() {
         return reported(&store, kind, &user, None, "");
     }
-    let hash = hash_new_password(config, &user)?;
-    let changed = wait(store.set_password(&user, &hash, now_ms()))?;
+    let password = read_password(user.as_str())?;
+    let accounts = accounts(config, &store)?;
+    let changed = match wait(accounts.reset_password(&user, plain_password(&password))) {
+        Ok(changed) => changed,
+        Err(ResetError::Invalid(errors)) => return password_refused(errors),
+        Err(ResetError::Kdf(e)) => return Err(e.into()),
+        Err(ResetError::Store(e)) => return Err(e.into()),
+    };
     reported(
         &store,
         kind,

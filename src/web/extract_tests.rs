@@ -30,25 +30,56 @@ fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
         p: 1,
     })
     .unwrap();
-    web::Data::new(AppState {
-        audit: crate::audit::AuditLog::new(store.clone(), Duration::from_secs(60)),
-        store,
-        kdf: KdfPool::new(kdf, 1, 4),
-        clock: std::sync::Arc::new(crate::clock::SystemClock),
-        lock: AttemptLock::Memory(FailLock::new(5, Duration::from_secs(60), 100)),
-        device_lock: AttemptLock::Memory(FailLock::new(5, Duration::from_secs(60), 100)),
-        guard: AddressLimits::Memory(crate::security::throttle::AddressGuard::new(
-            100,
-            Duration::from_secs(60),
-            100,
-            100,
-        )),
-        key: SecretKey::from_bytes(&[7; 32]).unwrap(),
-        sessions: SessionPolicy {
-            secure: false,
-            idle: Duration::from_secs(3600),
-            max: Duration::from_secs(86_400),
+    let audit = std::sync::Arc::new(crate::audit::AuditLog::new(
+        store.clone(),
+        Duration::from_secs(60),
+    ));
+    let kdf = KdfPool::new(kdf, 1, 4);
+    let clock: std::sync::Arc<dyn crate::clock::Clock> =
+        std::sync::Arc::new(crate::clock::SystemClock);
+    let lock = std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
+        5,
+        Duration::from_secs(60),
+        100,
+    )));
+    let device_lock = std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
+        5,
+        Duration::from_secs(60),
+        100,
+    )));
+    let guard = std::sync::Arc::new(AddressLimits::Memory(
+        crate::security::throttle::AddressGuard::new(100, Duration::from_secs(60), 100, 100),
+    ));
+    let key = SecretKey::from_bytes(&[7; 32]).unwrap();
+    let sessions = SessionPolicy {
+        secure: false,
+        idle: Duration::from_secs(3600),
+        max: Duration::from_secs(86_400),
+    };
+    let accounts = crate::accounts::Accounts::new(
+        crate::accounts::Deps {
+            store: store.clone(),
+            kdf: kdf.clone(),
+            clock: clock.clone(),
+            lock: lock.clone(),
+            device_lock: device_lock.clone(),
+            key: key.clone(),
+            sessions: sessions.clone(),
+            audit: audit.clone(),
         },
+        guard.clone(),
+    );
+    web::Data::new(AppState {
+        accounts,
+        audit,
+        store,
+        kdf,
+        clock,
+        lock,
+        device_lock,
+        guard,
+        key,
+        sessions,
         public_url: Some(SITE.into()),
         trusted_proxies: Vec::new(),
         body_timeout: Duration::from_secs(10),

@@ -6,7 +6,6 @@ use actix_web::HttpResponse;
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
 
-use crate::audit::EventExt;
 use crate::state::{AppState, State};
 use crate::web::error::AppError;
 use crate::web::visitor::Visitor;
@@ -24,18 +23,10 @@ pub fn signed_in(
 
 /// Deletes the browser's session server-side (valid or not).
 pub async fn end_session(state: &State, visitor: &Visitor) -> Result<(), AppError> {
-    if let Some(hash) = visitor.presented {
-        state.store.delete_session_by_hash(hash).await?;
-    }
-    if let Some(user) = visitor.user() {
-        tracing::info!(event = "sign_out", username = %user.username, "signed out");
-        state.audit.record(
-            visitor
-                .client
-                .event("sign_out", "ok")
-                .user(Some(&user.username), Some(user.id)),
-        );
-    }
+    state
+        .accounts
+        .sign_out(visitor.presented, visitor.user(), &visitor.client)
+        .await?;
     Ok(())
 }
 

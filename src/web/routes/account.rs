@@ -4,12 +4,12 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::accounts::{self, ChangeError, PasswordInput};
-use crate::audit::EventExt;
+use crate::accounts::PasswordInput;
 use crate::clock::{format_human, format_ms};
 use crate::state::State;
 use crate::web::error::AppError;
 use crate::web::extract::{SignedIn, SignedInForm};
+use crate::web::messages::{self, ChangeReply, WRONG_CURRENT_PASSWORD};
 use crate::web::respond::{password_locked_message, render_status, see_other, with_retry_after};
 use crate::web::templates::{AccountPage, ActivityRow, Field, FormView, SessionRow};
 
@@ -128,39 +128,40 @@ pub async fn change_password(state: State, posted: SignedInForm) -> Result<HttpR
     let current = signed_in.current();
     let token = signed_in.token(&state);
     let client = &signed_in.visitor().client;
-    let outcome = accounts::change_password(
-        &state,
-        &current.user,
-        PasswordInput::from_form(
-            form.get("current_password_digest"),
-            form.get("current_password"),
-            None,
-        ),
-        PasswordInput::from_form(
-            form.get("new_password_digest"),
-            form.get("new_password"),
-            Some(form.text("new_password_repeat")),
-        ),
-        client,
-    )
-    .await;
+    let outcome = state
+        .accounts
+        .change_password(
+            &current.user,
+            PasswordInput::from_form(
+                form.get("current_password_digest"),
+                form.get("current_password"),
+                None,
+            ),
+            PasswordInput::from_form(
+                form.get("new_password_digest"),
+                form.get("new_password"),
+                Some(form.text("new_password_repeat")),
+            ),
+            client,
+        )
+        .await;
     let mut view = password_form(&current.user, &token);
-    let (status, retry) = match outcome {
+    let (status, retry) = match outcome.map_err(messages::change_password) {
         Ok(signed_in) => {
             let resp = see_other("/account?changed=1");
             return Ok(crate::web::session::signed_in(resp, &state, signed_in));
         }
-        Err(ChangeError::App(e)) => return Err(e),
-        Err(ChangeError::Locked(retry)) => {
+        Err(Err(e)) => return Err(e),
+        Err(Ok(ChangeReply::Locked(retry))) => {
             view.set_error("current_password", password_locked_message(retry));
             (StatusCode::TOO_MANY_REQUESTS, Some(retry))
         }
-        Err(ChangeError::WrongPassword) => {
-            view.set_error("current_password", "Your current password is incorrect.");
+        Err(Ok(ChangeReply::WrongPassword)) => {
+            view.set_error("current_password", WRONG_CURRENT_PASSWORD);
             (StatusCode::UNAUTHORIZED, None)
         }
-        Err(ChangeError::Invalid(errors)) => {
-            for (field, message) in errors.0 {
+        Err(Ok(ChangeReply::Invalid(errors))) => {
+            for (field, message) in errors {
                 let field = field.strip_suffix("_digest").unwrap_or(field);
                 view.set_error(field, message);
             }
@@ -183,36 +184,20 @@ pub async fn revoke(
     let Ok(id) = path.parse::<i64>() else {
         return Err(AppError::NotFound);
     };
-    let user_id = current.user.id;
-    let deleted = state.store.delete_user_session(user_id, id).await?;
-    if deleted {
-        tracing::info!(event = "session_revoked", username = %current.user.username, session = id, "session revoked");
-        state.audit.record(
-            posted
-                .user
-                .visitor()
-                .client
-                .event("session_revoke", "ok")
-                .user(Some(&current.user.username), Some(user_id))
-                .detail(format!("session {id}")),
-        );
-    }
+    let client = &posted.user.visitor().client;
+    state
+        .accounts
+        .revoke_session(&current.user, id, client)
+        .await?;
     Ok(see_other("/account?revoked=1"))
 }
 
 pub async fn revoke_others(state: State, posted: SignedInForm) -> Result<HttpResponse, AppError> {
     let current = posted.user.current();
-    let (user_id, keep) = (current.user.id, current.session_id);
-    let n = state.store.delete_other_sessions(user_id, keep).await?;
-    tracing::info!(event = "sessions_revoked", username = %current.user.username, count = n, "other sessions revoked");
-    state.audit.record(
-        posted
-            .user
-            .visitor()
-            .client
-            .event("session_revoke", "ok")
-            .user(Some(&current.user.username), Some(user_id))
-            .detail(format!("all other sessions ({n})")),
-    );
+    let client = &posted.user.visitor().client;
+    state
+        .accounts
+        .revoke_other_sessions(&current.user, current.session_id, client)
+        .await?;
     Ok(see_other("/account?revoked=others"))
 }

@@ -8,12 +8,13 @@ use actix_web::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::{self, PasswordInput, SignInError, SignUpError, SignUpInput};
+use crate::accounts::{PasswordInput, SignUpInput};
 use crate::clock::format_ms;
 use crate::state::State;
 use crate::store::User;
 use crate::web::error::{ApiError, AppError, retry_after_secs};
 use crate::web::extract::{Json, Peer, SameOrigin, SignUpOpen, SignedIn, Then, parse_json};
+use crate::web::messages::{self, SignInReply, SignUpReply};
 use crate::web::respond::{GENERIC_FAILURE, locked_message, with_retry_after};
 use crate::web::session;
 use crate::web::visitor::Visitor;
@@ -71,20 +72,25 @@ pub async fn create_user(
         full_name: body.full_name.as_deref().unwrap_or(""),
         password: body.password()?,
     };
-    match accounts::sign_up(&state, input, &client, None).await {
-        Ok((user, _)) => Ok(HttpResponse::Created().json(user_json(&user))),
-        Err(SignUpError::Invalid(errors)) => {
+    match state
+        .accounts
+        .sign_up(input, &client, None)
+        .await
+        .map_err(messages::sign_up)
+    {
+        Ok(created) => Ok(HttpResponse::Created().json(user_json(&created.user))),
+        Err(Err(e)) => Err(e.into()),
+        Err(Ok(SignUpReply::Invalid(errors))) => {
             let mut fields = serde_json::Map::new();
-            for (field, message) in errors.0 {
+            for (field, message) in errors {
                 fields.entry(field).or_insert(json!(message));
             }
             Ok(HttpResponse::BadRequest()
                 .json(json!({ "error": "Some fields are invalid.", "fields": fields })))
         }
-        Err(SignUpError::Taken { field, message }) => {
+        Err(Ok(SignUpReply::Taken { field, message })) => {
             Ok(HttpResponse::Conflict().json(json!({ "error": message, "field": field })))
         }
-        Err(SignUpError::App(e)) => Err(e.into()),
     }
 }
 
@@ -95,16 +101,21 @@ pub async fn create_session(
 ) -> Result<HttpResponse, ApiError> {
     let client = &visitor.client;
     let typed = body.username.as_deref().unwrap_or("");
-    match accounts::sign_in(&state, typed, body.password()?, client, visitor.presented).await {
+    let outcome = state
+        .accounts
+        .sign_in(typed, body.password()?, client, visitor.presented)
+        .await;
+    match outcome.map_err(messages::sign_in) {
         Ok(signed_in) => Ok(session::signed_in(
             HttpResponse::NoContent().finish(),
             &state,
             signed_in,
         )),
-        Err(SignInError::Failed) => {
+        Err(Err(e)) => Err(e.into()),
+        Err(Ok(SignInReply::Failed)) => {
             Ok(HttpResponse::Unauthorized().json(json!({ "error": GENERIC_FAILURE })))
         }
-        Err(SignInError::Locked(retry)) => {
+        Err(Ok(SignInReply::Locked(retry))) => {
             let secs = retry_after_secs(retry);
             let resp = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
                 "error": locked_message(&format!("{secs} seconds")),
@@ -112,9 +123,8 @@ pub async fn create_session(
             }));
             Ok(with_retry_after(resp, retry))
         }
-        Err(SignInError::BadDigest(msg)) => Ok(HttpResponse::BadRequest()
+        Err(Ok(SignInReply::BadDigest(msg))) => Ok(HttpResponse::BadRequest()
             .json(json!({ "error": msg, "fields": { "password_digest": msg } }))),
-        Err(SignInError::App(e)) => Err(e.into()),
     }
 }
 

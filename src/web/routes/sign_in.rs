@@ -4,11 +4,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::accounts::{self, PasswordInput, SignInError};
+use crate::accounts::PasswordInput;
 use crate::security::redirect::{self, LocalPath};
 use crate::state::State;
 use crate::web::error::{AppError, retry_after_secs};
 use crate::web::extract::CsrfForm;
+use crate::web::messages::{self, SignInReply};
 use crate::web::respond::{
     GENERIC_FAILURE, human_wait, locked_message, render_status, see_other, with_cookie,
     with_retry_after,
@@ -101,23 +102,26 @@ pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppE
         PasswordInput::from_form(form.get("password_digest"), form.get("password"), None);
     let client = &visitor.client;
 
-    let (status, notice, retry_after) =
-        match accounts::sign_in(&state, typed, password, client, visitor.presented).await {
-            Ok(signed_in) => {
-                let resp = see_other(&target.to_location());
-                return Ok(session::signed_in(resp, &state, signed_in));
-            }
-            Err(SignInError::Failed) => {
-                (StatusCode::UNAUTHORIZED, GENERIC_FAILURE.to_owned(), None)
-            }
-            Err(SignInError::Locked(retry)) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                locked_message(&human_wait(retry_after_secs(retry))),
-                Some(retry),
-            ),
-            Err(SignInError::BadDigest(msg)) => (StatusCode::BAD_REQUEST, msg, None),
-            Err(SignInError::App(e)) => return Err(e),
-        };
+    let outcome = state
+        .accounts
+        .sign_in(typed, password, client, visitor.presented)
+        .await;
+    let (status, notice, retry_after) = match outcome.map_err(messages::sign_in) {
+        Ok(signed_in) => {
+            let resp = see_other(&target.to_location());
+            return Ok(session::signed_in(resp, &state, signed_in));
+        }
+        Err(Err(e)) => return Err(e),
+        Err(Ok(SignInReply::Failed)) => {
+            (StatusCode::UNAUTHORIZED, GENERIC_FAILURE.to_owned(), None)
+        }
+        Err(Ok(SignInReply::Locked(retry))) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            locked_message(&human_wait(retry_after_secs(retry))),
+            Some(retry),
+        ),
+        Err(Ok(SignInReply::BadDigest(msg))) => (StatusCode::BAD_REQUEST, msg, None),
+    };
     let mut view = form_view(
         visitor.anonymous_token(&state).0,
         verified.map(|n| (n, sig.unwrap_or(""))),

@@ -3,10 +3,11 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
-use crate::accounts::{self, PasswordInput, SignUpError, SignUpInput};
+use crate::accounts::{PasswordInput, SignUpInput, SignedUp};
 use crate::state::State;
 use crate::web::error::AppError;
 use crate::web::extract::{CsrfForm, SignUpOpen};
+use crate::web::messages::{self, SignUpReply};
 use crate::web::respond::{render_status, see_other, with_cookie};
 use crate::web::session;
 use crate::web::templates::{Field, FormView, SignUpPage};
@@ -69,27 +70,25 @@ pub async fn submit(
             Some(form.text("password_repeat")),
         ),
     };
-    let outcome = accounts::sign_up(&state, input, &visitor.client, Some(visitor.presented)).await;
-    let (status, view) = match outcome {
-        Ok((user, Some(session))) => {
-            let signed_in = accounts::SignedIn {
-                device_token: crate::security::device::issue(
-                    &state.key,
-                    user.id,
-                    user.created_ms,
-                    user.created_ms,
-                ),
-                username: user.username,
-                session,
-            };
+    let outcome = state
+        .accounts
+        .sign_up(input, &visitor.client, Some(visitor.presented))
+        .await;
+    let (status, view) = match outcome.map_err(messages::sign_up) {
+        Ok(SignedUp {
+            signed_in: Some(signed_in),
+            ..
+        }) => {
             return Ok(session::signed_in(see_other("/welcome"), &state, signed_in));
         }
         // Created, but the password changed before the session opened: sign in by hand.
-        Ok((_, None)) => return Ok(see_other("/sign-in")),
-        Err(SignUpError::App(e)) => return Err(e),
-        Err(SignUpError::Invalid(errors)) => {
+        Ok(SignedUp {
+            signed_in: None, ..
+        }) => return Ok(see_other("/sign-in")),
+        Err(Err(e)) => return Err(e),
+        Err(Ok(SignUpReply::Invalid(errors))) => {
             let mut view = form_view(visitor.anonymous_token(&state).0);
-            for (field, message) in errors.0 {
+            for (field, message) in errors {
                 // Digest problems are shown at the password the person typed.
                 let field = if field == "password_digest" {
                     "password"
@@ -100,7 +99,7 @@ pub async fn submit(
             }
             (StatusCode::BAD_REQUEST, view)
         }
-        Err(SignUpError::Taken { field, message }) => {
+        Err(Ok(SignUpReply::Taken { field, message })) => {
             let mut view = form_view(visitor.anonymous_token(&state).0);
             view.set_error(field, message);
             (StatusCode::CONFLICT, view)
