@@ -265,16 +265,20 @@ pub fn parse_params(phc: &str) -> Option<KdfParams> {
     })
 }
 
-/// Runs the calling thread at a lower CPU priority (nice +10), so that while a sign-in flood
-/// keeps the KDF busy, the HTTP workers still get a core first: pages stay fast and sign-ins
-/// only queue. Best effort: without permission the thread keeps its priority.
+/// Runs the calling thread at a lower CPU priority (nice +10 relative to the process, at most
+/// 19), so that while a sign-in flood keeps the KDF busy, the HTTP workers still get a core
+/// first: pages stay fast and sign-ins only queue. Relative, so a server started under `nice`
+/// (or systemd's `Nice=`) keeps the gap. Best effort: without permission the thread keeps its
+/// priority.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: plain syscalls on the current thread's id; no memory is passed.
+        // SAFETY: plain syscalls on the current thread's id; no memory is passed. A new thread
+        // starts with its creator's nice value, which getpriority reads back.
         let ok = unsafe {
             let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, 10) == 0
+            let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+            libc::setpriority(libc::PRIO_PROCESS, tid, (current + 10).min(19)) == 0
         };
         if !ok {
             tracing::debug!("could not lower the KDF thread's priority");
