@@ -39,20 +39,57 @@ fn unavailable(e: LimitsError) -> Refused {
     Refused::Unavailable(e)
 }
 
+/// Which address verdict [`Accounts::check_address`] asks for.
+enum Check {
+    Admit,
+    SpendKdf,
+}
+
 impl Accounts {
     fn contended(&self) -> bool {
         self.kdf.waiting() > 0
     }
 
-    /// The address limits' early verdict, counting nothing (cheap: before any database work).
-    pub(super) async fn admit(&self, client: &Client) -> Result<(), Refused> {
-        match (&self.limits, client.addr) {
-            (Some(limits), Some(ip)) => Ok(limits
-                .admit(ip, self.now(), self.contended())
-                .await
-                .map_err(unavailable)??),
-            _ => Ok(()),
-        }
+    /// The address limits' early verdict, counting nothing (cheap: before any database work);
+    /// a refusal is audited as `kind` (see [`Accounts::throttled`]).
+    pub(super) async fn admit(
+        &self,
+        client: &Client,
+        kind: &'static str,
+        username: Option<&str>,
+    ) -> Result<(), Refused> {
+        self.check_address(Check::Admit, client, kind, username)
+            .await
+    }
+
+    /// Spends one Argon2 run from the address's budget; a refusal is audited as `kind`.
+    pub(super) async fn spend_kdf(
+        &self,
+        client: &Client,
+        kind: &'static str,
+        username: Option<&str>,
+    ) -> Result<(), Refused> {
+        self.check_address(Check::SpendKdf, client, kind, username)
+            .await
+    }
+
+    async fn check_address(
+        &self,
+        check: Check,
+        client: &Client,
+        kind: &'static str,
+        username: Option<&str>,
+    ) -> Result<(), Refused> {
+        let (Some(limits), Some(ip)) = (&self.limits, client.addr) else {
+            return Ok(());
+        };
+        let (now, contended) = (self.now(), self.contended());
+        let verdict = match check {
+            Check::Admit => limits.admit(ip, now, contended).await,
+            Check::SpendKdf => limits.spend_kdf(ip, now, contended).await,
+        };
+        let verdict = verdict.map_err(unavailable).and_then(|v| Ok(v?));
+        verdict.inspect_err(|_| self.throttled(client, kind, username))
     }
 
     /// Reserves one failure against the address before a password check (see
@@ -67,17 +104,6 @@ impl Accounts {
                     .map_err(unavailable)??,
             )),
             _ => Ok(None),
-        }
-    }
-
-    /// Spends one Argon2 run from the address's budget.
-    pub(super) async fn spend_kdf(&self, client: &Client) -> Result<(), Refused> {
-        match (&self.limits, client.addr) {
-            (Some(limits), Some(ip)) => Ok(limits
-                .spend_kdf(ip, self.now(), self.contended())
-                .await
-                .map_err(unavailable)??),
-            _ => Ok(()),
         }
     }
 
