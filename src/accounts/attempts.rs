@@ -115,7 +115,7 @@ impl Accounts {
     }
 
     /// Audits a refusal by the address limits as `throttled`.
-    pub(super) fn throttled(&self, client: &Client, kind: &'static str, username: Option<&str>) {
+    fn throttled(&self, client: &Client, kind: &'static str, username: Option<&str>) {
         self.audit(client, kind, "throttled", username, None);
     }
 }
@@ -181,8 +181,20 @@ impl<'a> Counted<'a> {
     }
 
     /// Reserves a failure in each record; the device's verdict wins when there is a device.
-    /// The address comes first: a throttled address (`Err`) touches no username's lock.
-    pub(super) async fn reserve(&self, client: &Client) -> Result<Reservation, Refused> {
+    /// The address comes first: a throttled address (`Err`, audited as `kind`) touches no
+    /// username's lock.
+    pub(super) async fn reserve(
+        &self,
+        client: &Client,
+        kind: &'static str,
+        username: Option<&str>,
+    ) -> Result<Reservation, Refused> {
+        self.reserve_all(client)
+            .await
+            .inspect_err(|_| self.accounts.throttled(client, kind, username))
+    }
+
+    async fn reserve_all(&self, client: &Client) -> Result<Reservation, Refused> {
         self.address
             .set(self.accounts.reserve_address(client).await?);
         match self.reserve_locks().await {

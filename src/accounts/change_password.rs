@@ -74,10 +74,7 @@ impl Accounts {
         });
         let counted = Counted::new(self, Some(username.clone()), device);
         counted.forgive(creds.unlocked_ms).await;
-        let reserved = counted
-            .reserve(client)
-            .await
-            .inspect_err(|_| self.throttled(client, "password_change", name))?;
+        let reserved = counted.reserve(client, "password_change", name).await?;
         match reserved {
             Reservation::Proceed => {}
             Reservation::Locked { retry_after } => {

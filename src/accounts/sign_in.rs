@@ -133,10 +133,7 @@ impl Accounts {
         // counted.
         let locked_now = counted.is_locked().await?;
         if digest.is_ok() || locked_now {
-            let reserved = counted
-                .reserve(client)
-                .await
-                .inspect_err(|_| self.throttled(client, "sign_in", name))?;
+            let reserved = counted.reserve(client, "sign_in", name).await?;
             match reserved {
                 Reservation::Proceed => {}
                 Reservation::Full { retry_after } => {
