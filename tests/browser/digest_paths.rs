@@ -122,6 +122,18 @@ async fn check_js_sha512(b: &Browser, origin: &str) {
     );
 }
 
+/// The sign-in page at `origin` as gatehouse.js sees it: the origin, whether it is a secure
+/// context, whether the script uses Web Crypto, and what `crypto.subtle` is.
+async fn crypto_context(b: &Browser, origin: &str) -> serde_json::Value {
+    b.goto(&format!("{origin}/sign-in")).await;
+    b.wait_js(
+        "gatehouse.js",
+        "return window.Gatehouse ? [location.origin, window.isSecureContext, Gatehouse.usesWebCrypto, typeof crypto.subtle] : null",
+        json!([]),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn js_digest_matches_spec_vectors_on_both_paths() {
     // The Rust helper the other tests trust agrees with the vectors in docs/behaviour.md §2 first.
@@ -134,17 +146,9 @@ async fn js_digest_matches_spec_vectors_on_both_paths() {
 
     // Secure context: both implementations.
     let origin = format!("http://127.0.0.1:{}", app.port);
-    b.goto(&format!("{origin}/sign-in")).await;
-    let ctx = b
-        .wait_js(
-            "gatehouse.js",
-            "return window.Gatehouse ? [window.isSecureContext, Gatehouse.usesWebCrypto, typeof crypto.subtle] : null",
-            json!([]),
-        )
-        .await;
     assert_eq!(
-        ctx,
-        json!([true, true, "object"]),
+        crypto_context(&b, &origin).await,
+        json!([origin, true, true, "object"]),
         "127.0.0.1 is a secure context"
     );
     for (u, p, want) in VECTORS {
@@ -161,16 +165,8 @@ async fn js_digest_matches_spec_vectors_on_both_paths() {
 
     // Not a secure context: no Web Crypto; digest() must use the fallback and still agree.
     let origin = format!("http://gatehouse.test:{}", app.port);
-    b.goto(&format!("{origin}/sign-in")).await;
-    let ctx = b
-        .wait_js(
-            "gatehouse.js",
-            "return window.Gatehouse ? [location.origin, window.isSecureContext, Gatehouse.usesWebCrypto, typeof crypto.subtle] : null",
-            json!([]),
-        )
-        .await;
     assert_eq!(
-        ctx,
+        crypto_context(&b, &origin).await,
         json!([origin, false, false, "undefined"]),
         "gatehouse.test is not a secure context"
     );
@@ -212,14 +208,7 @@ async fn without_javascript_the_server_digests_and_both_paths_agree() {
 
     // 1. With JavaScript: an account whose password only ever travelled as a digest.
     let with_js = Browser::launch(Js::On).await;
-    with_js.goto(&format!("{origin}/sign-up")).await;
-    with_js
-        .wait_js(
-            "gatehouse.js",
-            "return Boolean(window.Gatehouse)",
-            json!([]),
-        )
-        .await;
+    with_js.goto_scripted(&format!("{origin}/sign-up")).await;
     let at = submit(
         &with_js,
         "/sign-up",
