@@ -50,6 +50,21 @@ async fn rejected_submit(
     sign_up_state(b).await
 }
 
+/// With `pw` in both password fields the sign-up form goes through: one POST, carrying the
+/// digest for the canonical `username`, and the welcome page.
+async fn goes_through(b: &Browser, origin: &str, username: &str, pw: &str) {
+    b.fill("#password", pw).await;
+    b.fill("#password_repeat", pw).await;
+    press_submit(b, "/sign-up").await;
+    assert_eq!(site::wait_new_page(b, "/sign-up").await, "/welcome");
+    let posts = form_posts(b, origin, 1).await;
+    assert_eq!(posts.len(), 1, "exactly one POST: {posts:?}");
+    assert_eq!(
+        posts[0].value("password_digest"),
+        Some(digest(username, pw).as_str())
+    );
+}
+
 /// Neither end saw a form: after a moment for a stray request to show, the server logged
 /// none and Chrome sent no POST.
 async fn assert_nothing_sent(app: &TestApp, b: &Browser, origin: &str) {
@@ -133,17 +148,7 @@ async fn sign_up_checks_passwords_in_the_browser_before_sending() {
     assert_nothing_sent(&app, &b, &origin).await;
 
     // Corrected, the form goes through: exactly one POST, with the digest.
-    let pw = "long enough 1";
-    b.fill("#password", pw).await;
-    b.fill("#password_repeat", pw).await;
-    press_submit(&b, "/sign-up").await;
-    assert_eq!(site::wait_new_page(&b, "/sign-up").await, "/welcome");
-    let posts = form_posts(&b, &origin, 1).await;
-    assert_eq!(posts.len(), 1, "exactly one POST: {posts:?}");
-    assert_eq!(
-        posts[0].value("password_digest"),
-        Some(digest("valerie", pw).as_str())
-    );
+    goes_through(&b, &origin, "valerie", "long enough 1").await;
     assert_eq!(
         server_forms(&app.log()).len(),
         1,
@@ -219,15 +224,6 @@ async fn sign_up_checks_the_username_in_the_browser_before_sending() {
 
     // Surrounding spaces and capitals are fine (the canonical form is checked): it goes through.
     b.fill("#username", "  Valid_Name_7 ").await;
-    b.fill("#password", pw).await;
-    b.fill("#password_repeat", pw).await;
-    press_submit(&b, "/sign-up").await;
-    assert_eq!(site::wait_new_page(&b, "/sign-up").await, "/welcome");
-    let posts = form_posts(&b, &origin, 1).await;
-    assert_eq!(posts.len(), 1, "exactly one POST: {posts:?}");
-    assert_eq!(
-        posts[0].value("password_digest"),
-        Some(digest("valid_name_7", pw).as_str())
-    );
+    goes_through(&b, &origin, "valid_name_7", pw).await;
     b.quit().await;
 }
