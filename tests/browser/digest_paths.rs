@@ -122,6 +122,15 @@ async fn check_js_sha512(b: &Browser, origin: &str) {
     );
 }
 
+/// The page footer's text as shown.
+async fn footer_text(b: &Browser) -> serde_json::Value {
+    b.exec(
+        "return document.querySelector('.site-footer').innerText.trim()",
+        json!([]),
+    )
+    .await
+}
+
 /// Each of the `kinds` of `digestWith` gives every vector's digest on the page open in `b`.
 async fn digests_match(b: &Browser, kinds: &[&str], host: &str) {
     for (u, p, want) in VECTORS {
@@ -218,12 +227,7 @@ async fn without_javascript_the_server_digests_and_both_paths_agree() {
     )
     .await;
     assert_eq!(at, "/welcome");
-    let footer = with_js
-        .exec(
-            "return document.querySelector('.site-footer').innerText.trim()",
-            json!([]),
-        )
-        .await;
+    let footer = footer_text(&with_js).await;
     assert_eq!(
         footer,
         json!("Your password is digested in your browser and never sent as typed."),
@@ -256,12 +260,7 @@ async fn without_javascript_the_server_digests_and_both_paths_agree() {
         "[html.js, Gatehouse, script tag]: JS must be off"
     );
     // The footer's promise is about what really happens to the password.
-    let footer = no_js
-        .exec(
-            "return document.querySelector('.site-footer').innerText.trim()",
-            json!([]),
-        )
-        .await;
+    let footer = footer_text(&no_js).await;
     assert_eq!(
         footer,
         json!(
