@@ -62,6 +62,17 @@ fn http_histogram() -> Histogram {
     Histogram::new(HTTP_BUCKETS)
 }
 
+/// Registers each `name, unit, metric, help;` row with the registry `$r`, in order (a
+/// metric's type differs row by row, so a loop over a table cannot hold them).
+macro_rules! register {
+    ($r:ident; $($name:literal, $unit:expr, $metric:expr, $help:literal;)*) => {
+        $(match $unit {
+            Some(unit) => $r.register_with_unit($name, $help, unit, $metric.clone()),
+            None => $r.register($name, $help, $metric.clone()),
+        })*
+    };
+}
+
 /// Every metric, plus the registry that holds a handle to each (the handles share state, so
 /// updating a field shows in the registry's output).
 struct Metrics {
@@ -97,65 +108,32 @@ impl Metrics {
         };
         let mut r = m.registry;
         // Counters get `_total` and units their suffix from the crate, as OpenMetrics requires.
-        r.register(
-            "gatehouse_http_requests",
-            "HTTP requests answered, by route pattern, method and status",
-            m.http_requests.clone(),
-        );
-        r.register_with_unit(
-            "gatehouse_http_request_duration",
-            "Time from the request reaching the app to its response head, by route pattern, \
-             method and status",
-            Unit::Seconds,
-            m.http_duration.clone(),
-        );
-        r.register(
-            "gatehouse_events",
-            "Audited events (sign_up, sign_in, sign_out, password_change, ...) by outcome",
-            m.events.clone(),
-        );
-        r.register(
-            "gatehouse_sign_ins",
-            "Sign-in attempts by outcome",
-            m.sign_ins.clone(),
-        );
-        r.register(
-            "gatehouse_locks",
-            "Attempts refused because the username or device was locked",
-            m.locks.clone(),
-        );
-        r.register(
-            "gatehouse_throttles",
-            "Attempts refused by the per-address limits, by event",
-            m.throttles.clone(),
-        );
-        r.register(
-            "gatehouse_kdf_queue_depth",
-            "Password hashing jobs waiting for a KDF thread",
-            m.kdf_queue_depth.clone(),
-        );
-        r.register_with_unit(
-            "gatehouse_kdf_wait",
-            "Time a password hashing job waited between submission and starting on a KDF thread",
-            Unit::Seconds,
-            m.kdf_wait.clone(),
-        );
-        r.register(
-            "gatehouse_active_sessions",
-            "Sessions whose absolute lifetime has not ended (idle ones count until purged)",
-            m.active_sessions.clone(),
-        );
-        r.register(
-            "gatehouse_db_errors",
-            "Database errors that reached a response",
-            m.db_errors.clone(),
-        );
-        r.register_with_unit(
-            "process_resident_memory",
-            "Resident set size of the process",
-            Unit::Bytes,
-            m.resident_memory.clone(),
-        );
+        // The order here is the exposition's order.
+        register! { r;
+            "gatehouse_http_requests", None, m.http_requests,
+                "HTTP requests answered, by route pattern, method and status";
+            "gatehouse_http_request_duration", Some(Unit::Seconds), m.http_duration,
+                "Time from the request reaching the app to its response head, by route pattern, \
+                 method and status";
+            "gatehouse_events", None, m.events,
+                "Audited events (sign_up, sign_in, sign_out, password_change, ...) by outcome";
+            "gatehouse_sign_ins", None, m.sign_ins,
+                "Sign-in attempts by outcome";
+            "gatehouse_locks", None, m.locks,
+                "Attempts refused because the username or device was locked";
+            "gatehouse_throttles", None, m.throttles,
+                "Attempts refused by the per-address limits, by event";
+            "gatehouse_kdf_queue_depth", None, m.kdf_queue_depth,
+                "Password hashing jobs waiting for a KDF thread";
+            "gatehouse_kdf_wait", Some(Unit::Seconds), m.kdf_wait,
+                "Time a password hashing job waited between submission and starting on a KDF thread";
+            "gatehouse_active_sessions", None, m.active_sessions,
+                "Sessions whose absolute lifetime has not ended (idle ones count until purged)";
+            "gatehouse_db_errors", None, m.db_errors,
+                "Database errors that reached a response";
+            "process_resident_memory", Some(Unit::Bytes), m.resident_memory,
+                "Resident set size of the process";
+        }
         Self { registry: r, ..m }
     }
 

@@ -9,12 +9,11 @@ use actix_web::{App, HttpServer, web};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::security::faillock::FailLock;
-use crate::security::limits::{AddressLimits, AttemptLock};
 use crate::security::password::{Kdf, KdfPool};
 use crate::security::secret::{self, SecretKey};
 use crate::security::session::SessionPolicy;
-use crate::state::AppState;
+use crate::security::throttle::AddressGuard;
+use crate::state::{AppState, Parts};
 use crate::store::Store;
 
 /// How long SIGTERM waits for in-flight requests before the remaining connections are dropped
@@ -100,59 +99,31 @@ impl Application {
         ));
         let kdf = KdfPool::new(kdf, config.kdf_threads, config.kdf_queue)
             .with_wait_observer(crate::metrics::kdf_wait);
-        let clock: std::sync::Arc<dyn crate::clock::Clock> = std::sync::Arc::new(SystemClock);
-        let user_lock = std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
-            config.lock_attempts,
-            config.lock_window,
-            capacity,
-        )));
-        let device_lock = std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
-            config.lock_attempts,
-            config.lock_window,
-            capacity,
-        )));
-        let guard = std::sync::Arc::new(AddressLimits::Memory(
-            crate::security::throttle::AddressGuard::new(
+        let state = AppState::build(Parts {
+            store,
+            kdf,
+            clock: std::sync::Arc::new(SystemClock),
+            key,
+            sessions: SessionPolicy {
+                secure: config.secure(),
+                idle: config.session_idle,
+                max: config.session_max,
+            },
+            audit,
+            guard: AddressGuard::new(
                 config.ip_failures,
                 config.ip_window,
                 config.ip_kdf_rate,
                 config.ip_max_entries,
             ),
-        ));
-        let sessions = SessionPolicy {
-            secure: config.secure(),
-            idle: config.session_idle,
-            max: config.session_max,
-        };
-        let accounts = crate::accounts::Accounts::new(
-            crate::accounts::Deps {
-                store: store.clone(),
-                kdf: kdf.clone(),
-                clock: clock.clone(),
-                lock: user_lock.clone(),
-                device_lock: device_lock.clone(),
-                key: key.clone(),
-                sessions: sessions.clone(),
-                audit: audit.clone(),
-            },
-            guard.clone(),
-        );
-        let state = web::Data::new(AppState {
-            accounts,
-            audit,
-            sign_up_open: config.sign_up == crate::cli::SignUp::Open,
-            audit_retention: config.audit_retention,
-            store,
-            kdf,
-            clock,
-            lock: user_lock,
-            device_lock,
-            guard,
-            key,
-            sessions,
+            lock_attempts: config.lock_attempts,
+            lock_window: config.lock_window,
+            lock_capacity: capacity,
             public_url: config.public_url.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             body_timeout: config.client_timeout,
+            sign_up_open: config.sign_up == crate::cli::SignUp::Open,
+            audit_retention: config.audit_retention,
         });
 
         // Before the public listener: its `metrics on` line then precedes `listening on`,

@@ -7,12 +7,15 @@ use std::time::Duration;
 use actix_web::web;
 use ipnet::IpNet;
 
+use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::domain::Username;
+use crate::security::faillock::FailLock;
 use crate::security::limits::{AddressLimits, AttemptLock};
 use crate::security::password::KdfPool;
 use crate::security::secret::SecretKey;
 use crate::security::session::SessionPolicy;
+use crate::security::throttle::AddressGuard;
 use crate::store::Store;
 
 /// Everything a request handler needs, shared by all workers.
@@ -39,3 +42,91 @@ pub struct AppState {
 }
 
 pub type State = web::Data<AppState>;
+
+/// What [`AppState::build`] assembles: the shared services and the site's settings.
+pub struct Parts {
+    pub store: Store,
+    pub kdf: KdfPool,
+    pub clock: Arc<dyn Clock>,
+    pub key: SecretKey,
+    pub sessions: SessionPolicy,
+    pub audit: Arc<AuditLog>,
+    /// The per-address limits.
+    pub guard: AddressGuard,
+    /// Failures before a username (or a device) locks, within `lock_window`; each lock's
+    /// table holds at most `lock_capacity` records.
+    pub lock_attempts: u32,
+    pub lock_window: Duration,
+    pub lock_capacity: usize,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub body_timeout: Duration,
+    pub sign_up_open: bool,
+    pub audit_retention: Duration,
+}
+
+impl AppState {
+    /// The state over `parts`: the in-memory locks and limits, and the account use cases
+    /// sharing them with the handlers.
+    pub fn build(parts: Parts) -> State {
+        let Parts {
+            store,
+            kdf,
+            clock,
+            key,
+            sessions,
+            audit,
+            guard,
+            lock_attempts,
+            lock_window,
+            lock_capacity,
+            public_url,
+            trusted_proxies,
+            body_timeout,
+            sign_up_open,
+            audit_retention,
+        } = parts;
+        // Usernames and devices lock by the same rule, each in its own table.
+        let lock = Arc::new(AttemptLock::Memory(FailLock::new(
+            lock_attempts,
+            lock_window,
+            lock_capacity,
+        )));
+        let device_lock = Arc::new(AttemptLock::Memory(FailLock::new(
+            lock_attempts,
+            lock_window,
+            lock_capacity,
+        )));
+        let guard = Arc::new(AddressLimits::Memory(guard));
+        let accounts = crate::accounts::Accounts::new(
+            crate::accounts::Deps {
+                store: store.clone(),
+                kdf: kdf.clone(),
+                clock: clock.clone(),
+                lock: lock.clone(),
+                device_lock: device_lock.clone(),
+                key: key.clone(),
+                sessions: sessions.clone(),
+                audit: audit.clone(),
+            },
+            guard.clone(),
+        );
+        web::Data::new(AppState {
+            accounts,
+            store,
+            kdf,
+            clock,
+            lock,
+            device_lock,
+            guard,
+            key,
+            sessions,
+            public_url,
+            trusted_proxies,
+            body_timeout,
+            audit,
+            sign_up_open,
+            audit_retention,
+        })
+    }
+}

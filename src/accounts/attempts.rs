@@ -39,20 +39,57 @@ fn unavailable(e: LimitsError) -> Refused {
     Refused::Unavailable(e)
 }
 
+/// Which address verdict [`Accounts::check_address`] asks for.
+enum Check {
+    Admit,
+    SpendKdf,
+}
+
 impl Accounts {
     fn contended(&self) -> bool {
         self.kdf.waiting() > 0
     }
 
-    /// The address limits' early verdict, counting nothing (cheap: before any database work).
-    pub(super) async fn admit(&self, client: &Client) -> Result<(), Refused> {
-        match (&self.limits, client.addr) {
-            (Some(limits), Some(ip)) => Ok(limits
-                .admit(ip, self.now(), self.contended())
-                .await
-                .map_err(unavailable)??),
-            _ => Ok(()),
-        }
+    /// The address limits' early verdict, counting nothing (cheap: before any database work);
+    /// a refusal is audited as `kind` (see [`Accounts::throttled`]).
+    pub(super) async fn admit(
+        &self,
+        client: &Client,
+        kind: &'static str,
+        username: Option<&str>,
+    ) -> Result<(), Refused> {
+        self.check_address(Check::Admit, client, kind, username)
+            .await
+    }
+
+    /// Spends one Argon2 run from the address's budget; a refusal is audited as `kind`.
+    pub(super) async fn spend_kdf(
+        &self,
+        client: &Client,
+        kind: &'static str,
+        username: Option<&str>,
+    ) -> Result<(), Refused> {
+        self.check_address(Check::SpendKdf, client, kind, username)
+            .await
+    }
+
+    async fn check_address(
+        &self,
+        check: Check,
+        client: &Client,
+        kind: &'static str,
+        username: Option<&str>,
+    ) -> Result<(), Refused> {
+        let (Some(limits), Some(ip)) = (&self.limits, client.addr) else {
+            return Ok(());
+        };
+        let (now, contended) = (self.now(), self.contended());
+        let verdict = match check {
+            Check::Admit => limits.admit(ip, now, contended).await,
+            Check::SpendKdf => limits.spend_kdf(ip, now, contended).await,
+        };
+        let verdict = verdict.map_err(unavailable).and_then(|v| Ok(v?));
+        verdict.inspect_err(|_| self.throttled(client, kind, username))
     }
 
     /// Reserves one failure against the address before a password check (see
@@ -70,17 +107,6 @@ impl Accounts {
         }
     }
 
-    /// Spends one Argon2 run from the address's budget.
-    pub(super) async fn spend_kdf(&self, client: &Client) -> Result<(), Refused> {
-        match (&self.limits, client.addr) {
-            (Some(limits), Some(ip)) => Ok(limits
-                .spend_kdf(ip, self.now(), self.contended())
-                .await
-                .map_err(unavailable)??),
-            _ => Ok(()),
-        }
-    }
-
     /// Counts a failure that ran no KDF (a taken username) against the address.
     pub(super) async fn failed(&self, client: &Client) {
         if let (Some(limits), Some(ip)) = (&self.limits, client.addr) {
@@ -89,7 +115,7 @@ impl Accounts {
     }
 
     /// Audits a refusal by the address limits as `throttled`.
-    pub(super) fn throttled(&self, client: &Client, kind: &'static str, username: Option<&str>) {
+    fn throttled(&self, client: &Client, kind: &'static str, username: Option<&str>) {
         self.audit(client, kind, "throttled", username, None);
     }
 }
@@ -155,8 +181,20 @@ impl<'a> Counted<'a> {
     }
 
     /// Reserves a failure in each record; the device's verdict wins when there is a device.
-    /// The address comes first: a throttled address (`Err`) touches no username's lock.
-    pub(super) async fn reserve(&self, client: &Client) -> Result<Reservation, Refused> {
+    /// The address comes first: a throttled address (`Err`, audited as `kind`) touches no
+    /// username's lock.
+    pub(super) async fn reserve(
+        &self,
+        client: &Client,
+        kind: &'static str,
+        username: Option<&str>,
+    ) -> Result<Reservation, Refused> {
+        self.reserve_all(client)
+            .await
+            .inspect_err(|_| self.accounts.throttled(client, kind, username))
+    }
+
+    async fn reserve_all(&self, client: &Client) -> Result<Reservation, Refused> {
         self.address
             .set(self.accounts.reserve_address(client).await?);
         match self.reserve_locks().await {

@@ -57,9 +57,7 @@ impl Accounts {
     ) -> Result<SignedIn, ChangeError> {
         let username = Username::parse(&user.username).map_err(|_| ChangeError::BadStoredName)?;
         let name = Some(username.as_str());
-        self.admit(client)
-            .await
-            .inspect_err(|_| self.throttled(client, "password_change", name))?;
+        self.admit(client, "password_change", name).await?;
         let Some(creds) = self.store.credentials_by_id(user.id).await? else {
             return Err(ChangeError::NoSuchUser);
         };
@@ -76,10 +74,7 @@ impl Accounts {
         });
         let counted = Counted::new(self, Some(username.clone()), device);
         counted.forgive(creds.unlocked_ms).await;
-        let reserved = counted
-            .reserve(client)
-            .await
-            .inspect_err(|_| self.throttled(client, "password_change", name))?;
+        let reserved = counted.reserve(client, "password_change", name).await?;
         match reserved {
             Reservation::Proceed => {}
             Reservation::Locked { retry_after } => {
@@ -115,10 +110,7 @@ impl Accounts {
             counted.release().await;
             return Err(ChangeError::Invalid(errors));
         };
-        let spent = self
-            .spend_kdf(client)
-            .await
-            .inspect_err(|_| self.throttled(client, "password_change", name));
+        let spent = self.spend_kdf(client, "password_change", name).await;
         counted.release_on_err(spent).await?;
         let old_hash = creds.password_hash.clone();
         let outcome = self

@@ -100,9 +100,7 @@ impl Accounts {
         let canonical = crate::domain::canonical_username(typed_username);
         let username = Username::parse(typed_username).ok();
         let name = username.as_ref().map(Username::as_str);
-        self.admit(client)
-            .await
-            .inspect_err(|_| self.throttled(client, "sign_in", name))?;
+        self.admit(client, "sign_in", name).await?;
         let digest = match &password {
             PasswordInput::Digest(d) => PasswordDigest::from_wire(d).map_err(|e| e.to_string()),
             PasswordInput::Plain { password, .. } => Ok(checked_or_unguessable(
@@ -135,10 +133,7 @@ impl Accounts {
         // counted.
         let locked_now = counted.is_locked().await?;
         if digest.is_ok() || locked_now {
-            let reserved = counted
-                .reserve(client)
-                .await
-                .inspect_err(|_| self.throttled(client, "sign_in", name))?;
+            let reserved = counted.reserve(client, "sign_in", name).await?;
             match reserved {
                 Reservation::Proceed => {}
                 Reservation::Full { retry_after } => {
@@ -168,10 +163,7 @@ impl Accounts {
                 return Err(SignInError::BadDigest(msg));
             }
         };
-        let spent = self
-            .spend_kdf(client)
-            .await
-            .inspect_err(|_| self.throttled(client, "sign_in", name));
+        let spent = self.spend_kdf(client, "sign_in", name).await;
         counted.release_on_err(spent).await?;
         // Kept for a re-hash after success, so the password is not normalised twice.
         let rehash_digest = digest.clone();

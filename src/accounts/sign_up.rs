@@ -87,9 +87,7 @@ impl Accounts {
         client: &Client,
         session: Option<Option<[u8; 32]>>,
     ) -> Result<SignedUp, SignUpError> {
-        self.admit(client)
-            .await
-            .inspect_err(|_| self.throttled(client, "sign_up", None))?;
+        self.admit(client, "sign_up", None).await?;
         let mut errors = FieldErrors::default();
         let username = Username::parse(input.username)
             .map_err(|m| errors.reject("username", m))
@@ -116,9 +114,8 @@ impl Accounts {
         if let Some(t) = self.store.taken(&username, email.as_ref()).await? {
             return Err(self.taken(client, &username, t).await);
         }
-        self.spend_kdf(client)
-            .await
-            .inspect_err(|_| self.throttled(client, "sign_up", Some(username.as_str())))?;
+        self.spend_kdf(client, "sign_up", Some(username.as_str()))
+            .await?;
 
         let hash = self.kdf.run(move |kdf| kdf.hash(&digest)).await??;
         let now = self.now_ms();

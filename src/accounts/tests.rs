@@ -111,6 +111,19 @@ async fn sign_in(
     accounts.sign_in(name, plain(password), client, None).await
 }
 
+/// The right password from a fresh browser signs `name` in.
+async fn signs_in(accounts: &Accounts, name: &str) -> SignedIn {
+    sign_in(accounts, name, PASSWORD, &browser()).await.unwrap()
+}
+
+/// The right password from an unknown browser meets the lock; how long it says to wait.
+async fn locked_out(accounts: &Accounts, name: &str) -> Duration {
+    match sign_in(accounts, name, PASSWORD, &browser()).await {
+        Err(SignInError::Locked { retry_after }) => retry_after,
+        other => panic!("expected locked, got {other:?}"),
+    }
+}
+
 /// Wrong passwords until the name is locked; how many it took.
 async fn lock_out(accounts: &Accounts, name: &str) -> u32 {
     for n in 1..=ATTEMPTS + 1 {
@@ -131,9 +144,7 @@ async fn an_unknown_user_and_a_wrong_password_fail_alike() {
     assert!(matches!(unknown, Err(SignInError::Failed)), "{unknown:?}");
     let wrong = sign_in(&r.accounts, "alice", "not the password", &browser()).await;
     assert!(matches!(wrong, Err(SignInError::Failed)), "{wrong:?}");
-    let right = sign_in(&r.accounts, "alice", PASSWORD, &browser())
-        .await
-        .unwrap();
+    let right = signs_in(&r.accounts, "alice").await;
     assert_eq!(right.username, "alice");
     let trail = r.trail.0.lock().unwrap();
     assert_eq!(
@@ -155,15 +166,10 @@ async fn a_locked_name_refuses_even_the_right_password_until_the_window_passes()
         ATTEMPTS + 1,
         "the lock holds after {ATTEMPTS} failures"
     );
-    let locked = sign_in(&r.accounts, "alice", PASSWORD, &browser()).await;
-    let Err(SignInError::Locked { retry_after }) = locked else {
-        panic!("{locked:?}");
-    };
+    let retry_after = locked_out(&r.accounts, "alice").await;
     assert!(retry_after <= WINDOW && retry_after > Duration::ZERO);
     r.clock.advance(WINDOW + Duration::from_secs(1));
-    sign_in(&r.accounts, "alice", PASSWORD, &browser())
-        .await
-        .unwrap();
+    signs_in(&r.accounts, "alice").await;
 }
 
 #[tokio::test]
@@ -192,9 +198,7 @@ async fn a_cost_change_rehashes_on_the_next_sign_in() {
         .unwrap()
         .password_hash;
     let stronger = accounts_over(&r.store, &r.clock, &r.trail, 2);
-    sign_in(&stronger, "alice", PASSWORD, &browser())
-        .await
-        .unwrap();
+    signs_in(&stronger, "alice").await;
     // The re-hash runs in the background: wait for the write (bounded, no timing assumed).
     let mut after = before.clone();
     for _ in 0..1000 {
@@ -213,18 +217,14 @@ async fn a_cost_change_rehashes_on_the_next_sign_in() {
     assert_ne!(after, before);
     assert!(!stronger.kdf.kdf().needs_rehash(&after));
     // The new hash still takes the same password.
-    sign_in(&stronger, "alice", PASSWORD, &browser())
-        .await
-        .unwrap();
+    signs_in(&stronger, "alice").await;
 }
 
 #[tokio::test]
 async fn the_owners_device_passes_a_name_locked_by_someone_else() {
     let r = rig();
     user(&r.accounts, "alice").await;
-    let signed_in = sign_in(&r.accounts, "alice", PASSWORD, &browser())
-        .await
-        .unwrap();
+    let signed_in = signs_in(&r.accounts, "alice").await;
     lock_out(&r.accounts, "alice").await;
     let owner = Client {
         device: Some(signed_in.device_token),
@@ -234,11 +234,7 @@ async fn the_owners_device_passes_a_name_locked_by_someone_else() {
         .await
         .unwrap();
     // Everyone else still meets the lock.
-    let stranger = sign_in(&r.accounts, "alice", PASSWORD, &browser()).await;
-    assert!(
-        matches!(stranger, Err(SignInError::Locked { .. })),
-        "{stranger:?}"
-    );
+    locked_out(&r.accounts, "alice").await;
 }
 
 #[tokio::test]
@@ -358,11 +354,7 @@ async fn wrong_current_passwords_count_toward_the_lock() {
     }
     assert_eq!(refused_after, Some(ATTEMPTS + 1));
     // The same lock guards sign-in.
-    let locked = sign_in(&r.accounts, "alice", PASSWORD, &browser()).await;
-    assert!(
-        matches!(locked, Err(SignInError::Locked { .. })),
-        "{locked:?}"
-    );
+    locked_out(&r.accounts, "alice").await;
 }
 
 #[tokio::test]
@@ -370,9 +362,7 @@ async fn the_right_current_password_ends_every_other_session() {
     let r = rig();
     let alice = user(&r.accounts, "alice").await;
     for _ in 0..2 {
-        sign_in(&r.accounts, "alice", PASSWORD, &browser())
-            .await
-            .unwrap();
+        signs_in(&r.accounts, "alice").await;
     }
     let idle = 3_600_000;
     assert_eq!(
@@ -407,13 +397,9 @@ async fn the_right_current_password_ends_every_other_session() {
 async fn sign_out_and_revoke_end_sessions() {
     let r = rig();
     let alice = user(&r.accounts, "alice").await;
-    let first = sign_in(&r.accounts, "alice", PASSWORD, &browser())
-        .await
-        .unwrap();
+    let first = signs_in(&r.accounts, "alice").await;
     for _ in 0..2 {
-        sign_in(&r.accounts, "alice", PASSWORD, &browser())
-            .await
-            .unwrap();
+        signs_in(&r.accounts, "alice").await;
     }
     let idle = 3_600_000;
     let live = r.store.sessions_of(alice.id, START, idle).await.unwrap();
@@ -437,9 +423,7 @@ async fn sign_out_and_revoke_end_sessions() {
             .await
             .unwrap()
     );
-    sign_in(&r.accounts, "alice", PASSWORD, &browser())
-        .await
-        .unwrap();
+    signs_in(&r.accounts, "alice").await;
     let n = r
         .accounts
         .revoke_other_sessions(&alice, keep, &browser())

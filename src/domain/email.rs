@@ -8,10 +8,10 @@ impl Email {
 
     /// `Ok(None)` for an empty field: optional fields are stored as NULL.
     pub fn parse_optional(typed: &str) -> Result<Option<Self>, &'static str> {
-        let s = typed.trim();
-        if s.is_empty() {
-            return Ok(None);
-        }
+        Ok(super::optional(typed, Self::check)?.map(Self))
+    }
+
+    fn check(s: &str) -> Result<(), &'static str> {
         if s.len() > Self::MAX_BYTES {
             return Err("Use at most 254 characters.");
         }
@@ -27,7 +27,7 @@ impl Email {
         if !local_ok || !domain_ok {
             return Err("Enter an email address like name@example.com.");
         }
-        Ok(Some(Self(s.to_owned())))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {

@@ -7,18 +7,19 @@ pub struct FullName(String);
 impl FullName {
     pub const MAX: usize = 100;
 
+    /// `Ok(None)` for an empty field: optional fields are stored as NULL.
     pub fn parse_optional(typed: &str) -> Result<Option<Self>, &'static str> {
-        let s = typed.trim();
-        if s.is_empty() {
-            return Ok(None);
-        }
+        Ok(super::optional(typed, Self::check)?.map(Self))
+    }
+
+    fn check(s: &str) -> Result<(), &'static str> {
         if s.chars().any(char::is_control) {
             return Err("Remove control characters such as tabs or line breaks.");
         }
         if s.chars().count() > Self::MAX {
             return Err("Use at most 100 characters.");
         }
-        Ok(Some(Self(s.to_owned())))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {

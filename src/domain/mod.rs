@@ -10,3 +10,16 @@ pub use email::Email;
 pub use full_name::FullName;
 pub use password::{PlainPassword, canonical_password};
 pub use username::{Username, canonical_username};
+
+/// An optional text field's trimmed text, `None` when blank, else after `check` accepts it.
+fn optional(
+    typed: &str,
+    check: impl FnOnce(&str) -> Result<(), &'static str>,
+) -> Result<Option<String>, &'static str> {
+    let s = typed.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    check(s)?;
+    Ok(Some(s.to_owned()))
+}

@@ -94,6 +94,21 @@ impl AddressGuard {
         }
     }
 
+    /// The KDF budget's verdict without spending: refused only while the pool is `contended`
+    /// and the address's bucket holds less than one token.
+    fn budget_left(&self, key: AddressKey, now: Timestamp, contended: bool) -> Result<(), Refusal> {
+        if self.kdf_per_minute > 0 && contended {
+            let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(b) = buckets.get(&key) {
+                let tokens = self.refilled(b, now);
+                if tokens < 1.0 {
+                    return Err(Refusal::Throttled(self.wait_for_token(tokens)));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn failures_live(&self, f: &Failures, now: Timestamp) -> bool {
         now.since(f.last) < self.window
     }
@@ -112,16 +127,7 @@ impl AddressGuard {
                 return Err(Refusal::Throttled(left.max(Duration::from_secs(1))));
             }
         }
-        if self.kdf_per_minute > 0 && contended {
-            let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(b) = buckets.get(&key) {
-                let tokens = self.refilled(b, now);
-                if tokens < 1.0 {
-                    return Err(Refusal::Throttled(self.wait_for_token(tokens)));
-                }
-            }
-        }
-        Ok(())
+        self.budget_left(key, now, contended)
     }
 
     /// Counts one failure that ran no KDF (a taken username at sign-up).
@@ -172,15 +178,7 @@ impl AddressGuard {
         contended: bool,
     ) -> Result<Reserved, Refusal> {
         let key = AddressKey::of(ip);
-        if self.kdf_per_minute > 0 && contended {
-            let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(b) = buckets.get(&key) {
-                let tokens = self.refilled(b, now);
-                if tokens < 1.0 {
-                    return Err(Refusal::Throttled(self.wait_for_token(tokens)));
-                }
-            }
-        }
+        self.budget_left(key, now, contended)?;
         if self.max_failures == 0 {
             return Ok(Reserved(None));
         }

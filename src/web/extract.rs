@@ -35,16 +35,18 @@ fn state(req: &HttpRequest) -> Result<State, Error> {
         .ok_or_else(|| reject(req, AppError::Internal("no application state".into())))
 }
 
+/// Who sent `req` (the session lookup), as an extractor error when the lookup fails.
+async fn visitor_of(req: &HttpRequest, state: &State) -> Result<Visitor, Error> {
+    Visitor::of(req, state).await.map_err(|e| reject(req, e))
+}
+
 impl FromRequest for Visitor {
     type Error = Error;
     type Future = LocalBoxFuture<'static, Result<Self, Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            let state = state(&req)?;
-            Visitor::of(&req, &state).await.map_err(|e| reject(&req, e))
-        })
+        Box::pin(async move { visitor_of(&req, &state(&req)?).await })
     }
 }
 
@@ -135,9 +137,7 @@ impl FromRequest for SignedIn {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req)?;
-            let visitor = Visitor::of(&req, &state)
-                .await
-                .map_err(|e| reject(&req, e))?;
+            let visitor = visitor_of(&req, &state).await?;
             SignedIn::require(&req, &state, visitor)
         })
     }
@@ -166,7 +166,7 @@ impl CsrfForm {
         let form = forms::read_form(req, payload)
             .await
             .map_err(|e| reject(req, e))?;
-        let visitor = Visitor::of(req, &state).await.map_err(|e| reject(req, e))?;
+        let visitor = visitor_of(req, &state).await?;
         if let Err(e) = visitor.check_csrf(req, &state, &form) {
             // The 403 page also gives the browser a CSRF cookie, so a reload can succeed.
             let (_, cookie) = visitor.anonymous_token(&state);

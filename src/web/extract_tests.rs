@@ -9,18 +9,16 @@ use actix_web::{App, HttpResponse, web};
 
 use super::*;
 use crate::security::csrf::{self, Binding};
-use crate::security::faillock::FailLock;
 use crate::security::password::{Kdf, KdfParams, KdfPool};
 use crate::security::secret::SecretKey;
 use crate::security::session::SessionPolicy;
-use crate::state::AppState;
+use crate::security::throttle::AddressGuard;
+use crate::state::{AppState, Parts};
 use crate::store::Store;
 
 const SITE: &str = "http://site.example";
 const FOREIGN: &str = "http://evil.example";
 const FORM: &str = "application/x-www-form-urlencoded";
-
-use crate::security::limits::{AddressLimits, AttemptLock};
 
 fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
     let store = Store::open(&dir.path().join("db")).unwrap();
@@ -34,58 +32,36 @@ fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
         store.clone(),
         Duration::from_secs(60),
     ));
-    let kdf = KdfPool::new(kdf, 1, 4);
-    let clock: std::sync::Arc<dyn crate::clock::Clock> =
-        std::sync::Arc::new(crate::clock::SystemClock);
-    let lock = std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
-        5,
-        Duration::from_secs(60),
-        100,
-    )));
-    let device_lock = std::sync::Arc::new(AttemptLock::Memory(FailLock::new(
-        5,
-        Duration::from_secs(60),
-        100,
-    )));
-    let guard = std::sync::Arc::new(AddressLimits::Memory(
-        crate::security::throttle::AddressGuard::new(100, Duration::from_secs(60), 100, 100),
-    ));
-    let key = SecretKey::from_bytes(&[7; 32]).unwrap();
-    let sessions = SessionPolicy {
-        secure: false,
-        idle: Duration::from_secs(3600),
-        max: Duration::from_secs(86_400),
-    };
-    let accounts = crate::accounts::Accounts::new(
-        crate::accounts::Deps {
-            store: store.clone(),
-            kdf: kdf.clone(),
-            clock: clock.clone(),
-            lock: lock.clone(),
-            device_lock: device_lock.clone(),
-            key: key.clone(),
-            sessions: sessions.clone(),
-            audit: audit.clone(),
-        },
-        guard.clone(),
-    );
-    web::Data::new(AppState {
-        accounts,
-        audit,
+    AppState::build(Parts {
         store,
-        kdf,
-        clock,
-        lock,
-        device_lock,
-        guard,
-        key,
-        sessions,
+        kdf: KdfPool::new(kdf, 1, 4),
+        clock: std::sync::Arc::new(crate::clock::SystemClock),
+        key: SecretKey::from_bytes(&[7; 32]).unwrap(),
+        sessions: SessionPolicy {
+            secure: false,
+            idle: Duration::from_secs(3600),
+            max: Duration::from_secs(86_400),
+        },
+        audit,
+        guard: AddressGuard::new(100, Duration::from_secs(60), 100, 100),
+        lock_attempts: 5,
+        lock_window: Duration::from_secs(60),
+        lock_capacity: 100,
         public_url: Some(SITE.into()),
         trusted_proxies: Vec::new(),
         body_timeout: Duration::from_secs(10),
         sign_up_open,
         audit_retention: Duration::from_secs(86_400),
     })
+}
+
+/// `resp` is a 303 to the signed sign-in URL leading back to `page`.
+fn assert_leads_to_sign_in(resp: &actix_web::dev::ServiceResponse, page: &str) {
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp.headers().get(header::LOCATION).unwrap();
+    let location = location.to_str().unwrap();
+    let expected = format!("/sign-in?next={}&", page.replace('/', "%2F"));
+    assert!(location.starts_with(&expected), "{location}");
 }
 
 async fn ok() -> HttpResponse {
@@ -200,17 +176,7 @@ async fn form_with_a_valid_token_reaches_the_handler() {
     )
     .insert_header((header::COOKIE, cookie_header));
     let resp = answer(true, req).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let location = resp
-        .headers()
-        .get(header::LOCATION)
-        .unwrap()
-        .to_str()
-        .unwrap();
-    assert!(
-        location.starts_with("/sign-in?next=%2Faccount&"),
-        "{location}"
-    );
+    assert_leads_to_sign_in(&resp, "/account");
 }
 
 #[actix_web::test]
@@ -256,17 +222,7 @@ async fn anonymous_is_401_json_under_api_and_303_on_pages() {
     let body: serde_json::Value = test::read_body_json(resp).await;
     assert_eq!(body["error"], "Sign in to continue.");
     let resp = answer(true, TestRequest::get().uri("/welcome")).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let location = resp
-        .headers()
-        .get(header::LOCATION)
-        .unwrap()
-        .to_str()
-        .unwrap();
-    assert!(
-        location.starts_with("/sign-in?next=%2Fwelcome&"),
-        "{location}"
-    );
+    assert_leads_to_sign_in(&resp, "/welcome");
 }
 
 #[actix_web::test]

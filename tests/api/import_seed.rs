@@ -60,12 +60,7 @@ async fn demo_users_sign_in_with_their_old_passwords_while_the_server_runs() {
         sign_in(&app, &c, "bob_42", "hunter2hunter2").await.status(),
         303
     );
-    let token = csrf_token(&app, &c, "/sign-in").await;
-    let r = post_form(
-        &app,
-        &c,
-        "/sign-in",
-        &token,
+    let r = submit_form(&app, &c, "/sign-in", "/sign-in",
         &[
             ("username", "alice"),
             (

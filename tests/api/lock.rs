@@ -37,13 +37,7 @@ async fn a_disabled_user_gets_the_generic_401() {
         .execute("UPDATE users SET active = 0 WHERE username = 'sleeper'", [])
         .unwrap();
     let r = sign_in(&app, &app.client(), "sleeper", "sleeper-password").await;
-    assert_eq!(r.status(), 401);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("The username or password is incorrect.")
-    );
+    assert_answer(r, 401, "The username or password is incorrect.").await;
     // And the existing session is no longer valid.
     assert_eq!(
         c.get(app.url("/welcome")).send().await.unwrap().status(),
@@ -83,28 +77,18 @@ async fn attempts_while_locked_extend_the_lock() {
     for _ in 0..3 {
         sign_in(&app, &c, "persist", "wrong-password").await;
     }
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(
+    let right = || async {
         sign_in(&app, &c, "persist", "right-password")
             .await
-            .status(),
-        429
-    );
+            .status()
+    };
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(right().await, 429);
     // 2.3 s after the third failure but only 0.8 s after the last attempt: still locked.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        sign_in(&app, &c, "persist", "right-password")
-            .await
-            .status(),
-        429
-    );
+    assert_eq!(right().await, 429);
     tokio::time::sleep(Duration::from_millis(2_300)).await;
-    assert_eq!(
-        sign_in(&app, &c, "persist", "right-password")
-            .await
-            .status(),
-        303
-    );
+    assert_eq!(right().await, 303);
 }
 
 #[tokio::test]
@@ -112,72 +96,37 @@ async fn success_before_the_lock_clears_the_count() {
     let app = TestApp::spawn(&[]);
     sign_up(&app, &app.client(), "careful", "right-password").await;
     let c = app.client();
+    // Twice: two failures, then the right password resets the count.
     for _ in 0..2 {
+        for _ in 0..2 {
+            assert_eq!(
+                sign_in(&app, &c, "careful", "wrong-password")
+                    .await
+                    .status(),
+                401
+            );
+        }
         assert_eq!(
-            sign_in(&app, &c, "careful", "wrong-password")
+            sign_in(&app, &c, "careful", "right-password")
                 .await
                 .status(),
-            401
+            303
         );
     }
-    assert_eq!(
-        sign_in(&app, &c, "careful", "right-password")
-            .await
-            .status(),
-        303
-    );
-    for _ in 0..2 {
-        assert_eq!(
-            sign_in(&app, &c, "careful", "wrong-password")
-                .await
-                .status(),
-            401
-        );
-    }
-    assert_eq!(
-        sign_in(&app, &c, "careful", "right-password")
-            .await
-            .status(),
-        303
-    );
 }
 
 #[tokio::test]
 async fn unknown_usernames_lock_too_and_parallel_guesses_all_count() {
     let app = TestApp::spawn(&[]);
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let c = app.client();
-        let token = csrf_token(&app, &c, "/sign-in").await;
-        let url = app.url("/sign-in");
-        tasks.push(tokio::spawn(async move {
-            c.post(url)
-                .form(&[
-                    ("username", "ghost"),
-                    ("password", "guess-guess"),
-                    ("csrf_token", &token),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 401).count(),
-        3,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        5,
-        "{statuses:?}"
-    );
+    let guess = || {
+        vec![
+            ("username", "ghost".into()),
+            ("password", "guess-guess".into()),
+        ]
+    };
+    let statuses = post_in_parallel(&app, "/sign-in", (0..8).map(|_| guess())).await;
+    assert_eq!(count_of(&statuses, 401), 3, "{statuses:?}");
+    assert_eq!(count_of(&statuses, 429), 5, "{statuses:?}");
 }
 
 #[tokio::test]

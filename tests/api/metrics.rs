@@ -2,8 +2,8 @@
 //! gauges and histograms that issue 5 asks for.
 
 use crate::common::{
-    TestApp, csrf_token, fail_three_times, listening_ports, metric_samples, metric_value,
-    post_form, scrape_metrics, sign_in, sign_up,
+    TestApp, fail_three_times, listening_ports, metric_samples, metric_value, scrape_metrics,
+    sign_in, sign_up, submit_form,
 };
 
 const METRICS: &[&str] = &["--metrics-bind", "127.0.0.1:0"];
@@ -171,8 +171,7 @@ async fn active_sessions_follow_sign_up_sign_in_and_sign_out() {
     assert_eq!(r.status(), 303);
     assert_eq!(sessions(&scrape_metrics(&app).await), Some(2.0));
 
-    let token = csrf_token(&app, &first, "/sign-out").await;
-    let r = post_form(&app, &first, "/sign-out", &token, &[]).await;
+    let r = submit_form(&app, &first, "/sign-out", "/sign-out", &[]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(sessions(&scrape_metrics(&app).await), Some(1.0));
 }

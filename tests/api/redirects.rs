@@ -103,12 +103,11 @@ async fn a_failed_sign_in_keeps_the_verified_next() {
     let c = app.client();
     let loc = location(&c.get(app.url("/account")).send().await.unwrap());
     let sig = query_param(&loc, "sig").unwrap();
-    let token = csrf_token(&app, &c, "/sign-in").await;
-    let r = post_form(
+    let r = submit_form(
         &app,
         &c,
         "/sign-in",
-        &token,
+        "/sign-in",
         &[
             ("username", "walker"),
             ("password", "nope-nope"),

@@ -14,26 +14,13 @@ async fn signed_in(app: &TestApp, user: &str, password: &str) -> (reqwest::Clien
     (c, cookie)
 }
 
-/// GET `/welcome` with exactly this session cookie; true when it is accepted.
-async fn cookie_works(app: &TestApp, cookie: &str) -> bool {
-    let (c, header) = with_cookie(cookie);
-    c.get(app.url("/welcome"))
-        .header("cookie", header)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        == 200
-}
-
 #[tokio::test]
 async fn sign_out_deletes_the_session_server_side() {
     let app = TestApp::spawn(&[]);
     sign_up(&app, &app.client(), "leaver", "leaver-password").await;
     let (c, cookie) = signed_in(&app, "leaver", "leaver-password").await;
     assert!(cookie_works(&app, &cookie).await);
-    let token = csrf_token(&app, &c, "/sign-out").await;
-    let r = post_form(&app, &c, "/sign-out", &token, &[]).await;
+    let r = submit_form(&app, &c, "/sign-out", "/sign-out", &[]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/sign-in");
     let expired = r.headers().get_all("set-cookie").iter().any(|v| {
@@ -118,13 +105,7 @@ async fn a_wrong_current_password_is_401_and_counts_toward_the_lock() {
     ];
     for _ in 0..3 {
         let r = post_form(&app, &c, "/account/password", &token, &fields).await;
-        assert_eq!(r.status(), 401);
-        assert!(
-            r.text()
-                .await
-                .unwrap()
-                .contains("Your current password is incorrect.")
-        );
+        assert_answer(r, 401, "Your current password is incorrect.").await;
     }
     let right = [
         ("current_password", "real-password"),
@@ -238,8 +219,7 @@ async fn the_account_page_lists_sessions_and_revokes_them() {
 async fn account_forms_need_a_session() {
     let app = TestApp::spawn(&[]);
     let c = app.client();
-    let token = csrf_token(&app, &c, "/sign-in").await;
-    let r = post_form(&app, &c, "/account/sessions/revoke-others", &token, &[]).await;
+    let r = submit_form(&app, &c, "/sign-in", "/account/sessions/revoke-others", &[]).await;
     assert_eq!(r.status(), 303);
     assert!(location(&r).starts_with("/sign-in?next=%2Faccount&sig="));
 }

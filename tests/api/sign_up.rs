@@ -173,12 +173,7 @@ async fn digest_and_plain_paths_store_identical_credentials() {
     // And the other way round.
     let c3 = app.client();
     sign_up(&app, &c3, "bob_42", "hunter2hunter2").await;
-    let token = csrf_token(&app, &c3, "/sign-in").await;
-    let r = post_form(
-        &app,
-        &c3,
-        "/sign-in",
-        &token,
+    let r = submit_form(&app, &c3, "/sign-in", "/sign-in",
         &[
             ("username", "Bob_42 "),
             ("password_digest", "ABTpI6gYVn4M5bVqaNgMpvMVY3u9zxcqaRLFLhvuoxskGLSKzkmCHzi4VjJ5eLEaT4NMGVPc2AJaJH3TkblIIQ=="),
@@ -251,12 +246,11 @@ async fn optional_fields_are_stored_as_null() {
 async fn sign_up_signs_in_and_sets_a_proper_cookie() {
     let app = TestApp::spawn(&[]);
     let c = app.client();
-    let token = csrf_token(&app, &c, "/sign-up").await;
-    let r = post_form(
+    let r = submit_form(
         &app,
         &c,
         "/sign-up",
-        &token,
+        "/sign-up",
         &[
             ("username", "cookie_cat"),
             ("password", "cookie-password"),
@@ -288,41 +282,17 @@ async fn sign_up_signs_in_and_sets_a_proper_cookie() {
 #[tokio::test]
 async fn sixteen_parallel_sign_ups_of_one_name_yield_one_success() {
     let app = TestApp::spawn(&[]);
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let c = app.client();
-        let token = csrf_token(&app, &c, "/sign-up").await;
-        let url = app.url("/sign-up");
-        tasks.push(tokio::spawn(async move {
-            let pw = format!("parallel-password-{i}");
-            c.post(url)
-                .form(&[
-                    ("username", "racer"),
-                    ("password", &pw),
-                    ("password_repeat", &pw),
-                    ("csrf_token", &token),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 303).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        15,
-        "{statuses:?}"
-    );
+    let forms = (0..16).map(|i| {
+        let pw = format!("parallel-password-{i}");
+        vec![
+            ("username", "racer".into()),
+            ("password", pw.clone()),
+            ("password_repeat", pw),
+        ]
+    });
+    let statuses = post_in_parallel(&app, "/sign-up", forms).await;
+    assert_eq!(count_of(&statuses, 303), 1, "{statuses:?}");
+    assert_eq!(count_of(&statuses, 409), 15, "{statuses:?}");
     let n: i64 = app
         .db()
         .query_row("SELECT count(*) FROM users", [], |r| r.get(0))

@@ -141,8 +141,7 @@ async fn sign_up_and_sign_in_over_https_use_a_host_prefixed_secure_session_cooki
     assert_host_cookie(&session);
     assert!(set_cookie(&r, "session").is_none(), "no unprefixed cookie");
     let page = fresh.get(app.url("/welcome")).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("tess"));
+    assert_answer(page, 200, "tess").await;
     let r = fresh.get(app.url("/account")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }

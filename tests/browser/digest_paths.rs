@@ -122,6 +122,41 @@ async fn check_js_sha512(b: &Browser, origin: &str) {
     );
 }
 
+/// The page footer's text as shown.
+async fn footer_text(b: &Browser) -> serde_json::Value {
+    b.exec(
+        "return document.querySelector('.site-footer').innerText.trim()",
+        json!([]),
+    )
+    .await
+}
+
+/// Each of the `kinds` of `digestWith` gives every vector's digest on the page open in `b`.
+async fn digests_match(b: &Browser, kinds: &[&str], host: &str) {
+    for (u, p, want) in VECTORS {
+        for kind in kinds {
+            let got = js_digest(b, kind, u, p).await;
+            assert_eq!(
+                got.as_deref(),
+                Ok(want),
+                "{kind} digest of ({u:?}, {p:?}) on {host}"
+            );
+        }
+    }
+}
+
+/// The sign-in page at `origin` as gatehouse.js sees it: the origin, whether it is a secure
+/// context, whether the script uses Web Crypto, and what `crypto.subtle` is.
+async fn crypto_context(b: &Browser, origin: &str) -> serde_json::Value {
+    b.goto(&format!("{origin}/sign-in")).await;
+    b.wait_js(
+        "gatehouse.js",
+        "return window.Gatehouse ? [location.origin, window.isSecureContext, Gatehouse.usesWebCrypto, typeof crypto.subtle] : null",
+        json!([]),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn js_digest_matches_spec_vectors_on_both_paths() {
     // The Rust helper the other tests trust agrees with the vectors in docs/behaviour.md §2 first.
@@ -134,55 +169,23 @@ async fn js_digest_matches_spec_vectors_on_both_paths() {
 
     // Secure context: both implementations.
     let origin = format!("http://127.0.0.1:{}", app.port);
-    b.goto(&format!("{origin}/sign-in")).await;
-    let ctx = b
-        .wait_js(
-            "gatehouse.js",
-            "return window.Gatehouse ? [window.isSecureContext, Gatehouse.usesWebCrypto, typeof crypto.subtle] : null",
-            json!([]),
-        )
-        .await;
     assert_eq!(
-        ctx,
-        json!([true, true, "object"]),
+        crypto_context(&b, &origin).await,
+        json!([origin, true, true, "object"]),
         "127.0.0.1 is a secure context"
     );
-    for (u, p, want) in VECTORS {
-        for kind in ["webcrypto", "fallback", "auto"] {
-            let got = js_digest(&b, kind, u, p).await;
-            assert_eq!(
-                got.as_deref(),
-                Ok(want),
-                "{kind} digest of ({u:?}, {p:?}) on 127.0.0.1"
-            );
-        }
-    }
+    digests_match(&b, &["webcrypto", "fallback", "auto"], "127.0.0.1").await;
     check_js_sha512(&b, &origin).await;
 
     // Not a secure context: no Web Crypto; digest() must use the fallback and still agree.
     let origin = format!("http://gatehouse.test:{}", app.port);
-    b.goto(&format!("{origin}/sign-in")).await;
-    let ctx = b
-        .wait_js(
-            "gatehouse.js",
-            "return window.Gatehouse ? [location.origin, window.isSecureContext, Gatehouse.usesWebCrypto, typeof crypto.subtle] : null",
-            json!([]),
-        )
-        .await;
     assert_eq!(
-        ctx,
+        crypto_context(&b, &origin).await,
         json!([origin, false, false, "undefined"]),
         "gatehouse.test is not a secure context"
     );
-    for (u, p, want) in VECTORS {
-        for kind in ["auto", "fallback"] {
-            let got = js_digest(&b, kind, u, p).await;
-            assert_eq!(
-                got.as_deref(),
-                Ok(want),
-                "{kind} digest of ({u:?}, {p:?}) on gatehouse.test"
-            );
-        }
+    digests_match(&b, &["auto", "fallback"], "gatehouse.test").await;
+    for (u, p, _) in VECTORS {
         let webcrypto = js_digest(&b, "webcrypto", u, p).await;
         assert!(
             webcrypto.is_err(),
@@ -212,14 +215,7 @@ async fn without_javascript_the_server_digests_and_both_paths_agree() {
 
     // 1. With JavaScript: an account whose password only ever travelled as a digest.
     let with_js = Browser::launch(Js::On).await;
-    with_js.goto(&format!("{origin}/sign-up")).await;
-    with_js
-        .wait_js(
-            "gatehouse.js",
-            "return Boolean(window.Gatehouse)",
-            json!([]),
-        )
-        .await;
+    with_js.goto_scripted(&format!("{origin}/sign-up")).await;
     let at = submit(
         &with_js,
         "/sign-up",
@@ -231,12 +227,7 @@ async fn without_javascript_the_server_digests_and_both_paths_agree() {
     )
     .await;
     assert_eq!(at, "/welcome");
-    let footer = with_js
-        .exec(
-            "return document.querySelector('.site-footer').innerText.trim()",
-            json!([]),
-        )
-        .await;
+    let footer = footer_text(&with_js).await;
     assert_eq!(
         footer,
         json!("Your password is digested in your browser and never sent as typed."),
@@ -269,12 +260,7 @@ async fn without_javascript_the_server_digests_and_both_paths_agree() {
         "[html.js, Gatehouse, script tag]: JS must be off"
     );
     // The footer's promise is about what really happens to the password.
-    let footer = no_js
-        .exec(
-            "return document.querySelector('.site-footer').innerText.trim()",
-            json!([]),
-        )
-        .await;
+    let footer = footer_text(&no_js).await;
     assert_eq!(
         footer,
         json!(

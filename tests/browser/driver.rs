@@ -241,6 +241,17 @@ impl Browser {
             .unwrap_or_else(|e| panic!("navigate to {url}: {e}"));
     }
 
+    /// Opens `url` and waits until gatehouse.js has loaded.
+    pub async fn goto_scripted(&self, url: &str) {
+        self.goto(url).await;
+        self.wait_js(
+            "gatehouse.js",
+            "return Boolean(window.Gatehouse)",
+            json!([]),
+        )
+        .await;
+    }
+
     pub async fn current_url(&self) -> String {
         let v = self
             .call(reqwest::Method::GET, "/url", None)

@@ -50,19 +50,43 @@ async fn rejected_submit(
     sign_up_state(b).await
 }
 
+/// With `pw` in both password fields the sign-up form goes through: one POST, carrying the
+/// digest for the canonical `username`, and the welcome page.
+async fn goes_through(b: &Browser, origin: &str, username: &str, pw: &str) {
+    b.fill("#password", pw).await;
+    b.fill("#password_repeat", pw).await;
+    press_submit(b, "/sign-up").await;
+    assert_eq!(site::wait_new_page(b, "/sign-up").await, "/welcome");
+    let posts = form_posts(b, origin, 1).await;
+    assert_eq!(posts.len(), 1, "exactly one POST: {posts:?}");
+    assert_eq!(
+        posts[0].value("password_digest"),
+        Some(digest(username, pw).as_str())
+    );
+}
+
+/// Neither end saw a form: after a moment for a stray request to show, the server logged
+/// none and Chrome sent no POST.
+async fn assert_nothing_sent(app: &TestApp, b: &Browser, origin: &str) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server_forms(&app.log()).is_empty(),
+        "the server received a form:\n{}",
+        app.log()
+    );
+    assert!(
+        form_posts(b, origin, 0).await.is_empty(),
+        "Chrome sent a POST"
+    );
+}
+
 #[tokio::test]
 async fn sign_up_checks_passwords_in_the_browser_before_sending() {
     let _turn = ONE_BROWSER.lock().await;
     let app = TestApp::spawn(&[]);
     let origin = format!("http://127.0.0.1:{}", app.port);
     let b = Browser::launch(Js::On).await;
-    b.goto(&format!("{origin}/sign-up")).await;
-    b.wait_js(
-        "gatehouse.js",
-        "return Boolean(window.Gatehouse)",
-        json!([]),
-    )
-    .await;
+    b.goto_scripted(&format!("{origin}/sign-up")).await;
     b.fill("#username", "valerie").await;
 
     const MISMATCH: &str = "The passwords do not match.";
@@ -121,29 +145,10 @@ async fn sign_up_checks_passwords_in_the_browser_before_sending() {
     b.screenshot_full_page(&screenshot_path("sign-up")).await;
 
     // Nothing was sent: give a stray request a moment to show, then look both ends.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        server_forms(&app.log()).is_empty(),
-        "the server received a form:\n{}",
-        app.log()
-    );
-    assert!(
-        form_posts(&b, &origin, 0).await.is_empty(),
-        "Chrome sent a POST"
-    );
+    assert_nothing_sent(&app, &b, &origin).await;
 
     // Corrected, the form goes through: exactly one POST, with the digest.
-    let pw = "long enough 1";
-    b.fill("#password", pw).await;
-    b.fill("#password_repeat", pw).await;
-    press_submit(&b, "/sign-up").await;
-    assert_eq!(site::wait_new_page(&b, "/sign-up").await, "/welcome");
-    let posts = form_posts(&b, &origin, 1).await;
-    assert_eq!(posts.len(), 1, "exactly one POST: {posts:?}");
-    assert_eq!(
-        posts[0].value("password_digest"),
-        Some(digest("valerie", pw).as_str())
-    );
+    goes_through(&b, &origin, "valerie", "long enough 1").await;
     assert_eq!(
         server_forms(&app.log()).len(),
         1,
@@ -159,13 +164,7 @@ async fn sign_up_checks_the_username_in_the_browser_before_sending() {
     let app = TestApp::spawn(&[]);
     let origin = format!("http://127.0.0.1:{}", app.port);
     let b = Browser::launch(Js::On).await;
-    b.goto(&format!("{origin}/sign-up")).await;
-    b.wait_js(
-        "gatehouse.js",
-        "return Boolean(window.Gatehouse)",
-        json!([]),
-    )
-    .await;
+    b.goto_scripted(&format!("{origin}/sign-up")).await;
     let pw = "long enough 1";
     b.fill("#password", pw).await;
     b.fill("#password_repeat", pw).await;
@@ -221,28 +220,10 @@ async fn sign_up_checks_the_username_in_the_browser_before_sending() {
     }
 
     // Nothing was sent.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        server_forms(&app.log()).is_empty(),
-        "the server received a form:\n{}",
-        app.log()
-    );
-    assert!(
-        form_posts(&b, &origin, 0).await.is_empty(),
-        "Chrome sent a POST"
-    );
+    assert_nothing_sent(&app, &b, &origin).await;
 
     // Surrounding spaces and capitals are fine (the canonical form is checked): it goes through.
     b.fill("#username", "  Valid_Name_7 ").await;
-    b.fill("#password", pw).await;
-    b.fill("#password_repeat", pw).await;
-    press_submit(&b, "/sign-up").await;
-    assert_eq!(site::wait_new_page(&b, "/sign-up").await, "/welcome");
-    let posts = form_posts(&b, &origin, 1).await;
-    assert_eq!(posts.len(), 1, "exactly one POST: {posts:?}");
-    assert_eq!(
-        posts[0].value("password_digest"),
-        Some(digest("valid_name_7", pw).as_str())
-    );
+    goes_through(&b, &origin, "valid_name_7", pw).await;
     b.quit().await;
 }

@@ -44,7 +44,7 @@ pub async fn csrf_token(app: &TestApp, client: &reqwest::Client, path: &str) -> 
     hidden_value(&html, "csrf_token").unwrap_or_else(|| panic!("no csrf_token on {path}:\n{html}"))
 }
 
-/// POSTs a form (fields as given, plus the page's CSRF token when `with_csrf`).
+/// POSTs a form: the fields as given, plus `token` as its CSRF token.
 pub async fn post_form(
     app: &TestApp,
     client: &reqwest::Client,
@@ -57,6 +57,66 @@ pub async fn post_form(
     client.post(app.url(path)).form(&all).send().await.unwrap()
 }
 
+/// GETs `page` for its CSRF token, then POSTs `fields` with it to `action`.
+pub async fn submit_form(
+    app: &TestApp,
+    client: &reqwest::Client,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let token = csrf_token(app, client, page).await;
+    post_form(app, client, action, &token, fields).await
+}
+
+/// POSTs each of `forms` to `path` at once, each from a fresh client with its own CSRF token;
+/// their statuses, in the order given.
+pub async fn post_in_parallel(
+    app: &TestApp,
+    path: &str,
+    forms: impl IntoIterator<Item = Vec<(&'static str, String)>>,
+) -> Vec<u16> {
+    let mut tasks = Vec::new();
+    for mut form in forms {
+        let c = app.client();
+        form.push(("csrf_token", csrf_token(app, &c, path).await));
+        let url = app.url(path);
+        tasks.push(tokio::spawn(async move {
+            let r = c.post(url).form(&form).send().await.unwrap();
+            r.status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses
+}
+
+/// How many of `statuses` are `status`.
+pub fn count_of(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// Asserts that `r` answered `status` with a body that contains `text`.
+pub async fn assert_answer(r: reqwest::Response, status: u16, text: &str) {
+    assert_eq!(r.status(), status);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(text), "no {text:?} in:\n{body}");
+}
+
+/// GETs `/welcome` with exactly this session cookie; true when it is accepted.
+pub async fn cookie_works(app: &TestApp, cookie: &str) -> bool {
+    let (c, header) = with_cookie(cookie);
+    c.get(app.url("/welcome"))
+        .header("cookie", header)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == 200
+}
+
 /// Posts the no-JS sign-up form (plain password, repeated) and returns the response.
 pub async fn sign_up_form(
     app: &TestApp,
@@ -64,12 +124,11 @@ pub async fn sign_up_form(
     username: &str,
     password: &str,
 ) -> reqwest::Response {
-    let token = csrf_token(app, client, "/sign-up").await;
-    post_form(
+    submit_form(
         app,
         client,
         "/sign-up",
-        &token,
+        "/sign-up",
         &[
             ("username", username),
             ("password", password),
@@ -97,12 +156,11 @@ pub async fn sign_in(
     username: &str,
     password: &str,
 ) -> reqwest::Response {
-    let token = csrf_token(app, client, "/sign-in").await;
-    post_form(
+    submit_form(
         app,
         client,
         "/sign-in",
-        &token,
+        "/sign-in",
         &[("username", username), ("password", password)],
     )
     .await
