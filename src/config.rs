@@ -170,6 +170,20 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION", default_value = "90d", value_parser = duration)]
     pub audit_retention: Duration,
 
+    /// Serve the files under DIR at --protect-at to signed-in, active users only (off when
+    /// unset).
+    #[arg(long, env = "GATEHOUSE_PROTECT_DIR")]
+    pub protect_dir: Option<PathBuf>,
+
+    /// The URL prefix of --protect-dir; may not overlap Gatehouse's own routes.
+    #[arg(long, env = "GATEHOUSE_PROTECT_AT", default_value = "/members")]
+    pub protect_at: String,
+
+    /// Content-Security-Policy for the --protect-dir files only (e.g. to allow their inline
+    /// script). Default: the site's strict policy.
+    #[arg(long, env = "GATEHOUSE_PROTECT_CSP")]
+    pub protect_csp: Option<String>,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     pub log_level: String,

@@ -40,6 +40,8 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -68,6 +70,9 @@ pub struct Application {
 
 impl Application {
     pub fn build(config: &Config) -> Result<Self, StartError> {
+        // Settings that cannot work are refused before anything is touched.
+        let members =
+            crate::web::members::Members::from_config(config).map_err(StartError::Config)?;
         // First, so a bad certificate or key is reported before any other start-up work.
         let tls = crate::tls::server_config(config)?;
         // Before the store: a second server touches nothing (not even a migration).
@@ -155,6 +160,7 @@ impl Application {
                 ))
                 .wrap(crate::web::security_headers::headers(hsts))
                 .wrap(http_metrics)
+                .configure(|cfg| crate::web::members::configure(cfg, members.clone()))
                 .configure(crate::web::routes::configure)
         })
         .workers(config.workers.max(1))

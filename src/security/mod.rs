@@ -8,6 +8,7 @@ pub mod digest;
 pub mod faillock;
 pub mod limits;
 pub mod password;
+pub mod protected_path;
 pub mod redirect;
 pub mod secret;
 pub mod session;

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod error;
 pub mod extract;
 pub mod forms;
+pub mod members;
 pub mod messages;
 pub mod metrics;
 pub mod request;

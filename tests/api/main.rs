@@ -17,6 +17,7 @@ mod json_api;
 mod load;
 mod lock;
 mod long_passwords;
+mod members;
 mod metrics;
 mod one_server;
 mod pages;

@@ -1,0 +1,253 @@
+//! The members-only folder (README "Protecting your pages", docs/design.md "The members
+//! folder"): `--protect-dir` served at `--protect-at` to signed-in users only. Anonymous
+//! visitors go to sign-in with the request target as received in the signed `next`; the path is
+//! parsed into a [`ProtectedPath`] and opened beneath the folder ([`open`]); the file is sent with
+//! its type, `Last-Modified`, a strong `ETag` (304 on `If-None-Match`) and
+//! `Cache-Control: private, no-cache`.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::security::protected_path::{ProtectPrefix, ProtectedPath};
+use crate::security::redirect::LocalPath;
+use crate::state::State;
+use crate::web::error::AppError;
+use crate::web::respond;
+use crate::web::visitor::Visitor;
+
+pub mod open;
+
+use open::Opened;
+
+/// The folder's settings, shared by the workers.
+#[derive(Clone, Debug)]
+pub struct Members {
+    pub dir: PathBuf,
+    pub prefix: ProtectPrefix,
+    /// The `Content-Security-Policy` of the folder's files.
+    pub csp: String,
+}
+
+impl Members {
+    /// The folder's settings from the server's: `None` without --protect-dir; an error names a
+    /// prefix overlapping Gatehouse's own routes, a folder that is not one, or an unusable CSP.
+    pub fn from_config(config: &crate::config::Config) -> Result<Option<Self>, String> {
+        let prefix = ProtectPrefix::parse(&config.protect_at)?;
+        let Some(dir) = &config.protect_dir else {
+            return Ok(None);
+        };
+        if !dir.is_dir() {
+            return Err(format!(
+                "--protect-dir {} is not a readable directory",
+                dir.display()
+            ));
+        }
+        let csp = config
+            .protect_csp
+            .clone()
+            .unwrap_or_else(|| crate::web::security_headers::CSP.to_owned());
+        if header::HeaderValue::from_str(&csp).is_err() {
+            return Err("--protect-csp must be a single line of visible ASCII".into());
+        }
+        Ok(Some(Self {
+            dir: dir.clone(),
+            prefix,
+            csp,
+        }))
+    }
+}
+
+/// Reads happen in blocks of this size on the blocking pool, never on an async worker.
+const CHUNK: u64 = 64 * 1024;
+
+/// Mounts the folder when one is configured; without it the prefix stays an ordinary 404.
+pub fn configure(cfg: &mut web::ServiceConfig, members: Option<Members>) {
+    let Some(members) = members else { return };
+    let prefix = members.prefix.as_str().to_owned();
+    let data = web::Data::new(members);
+    for path in [prefix.clone(), format!("{prefix}/{{tail:.*}}")] {
+        cfg.service(
+            web::resource(path)
+                .app_data(data.clone())
+                .route(web::get().to(serve))
+                .route(web::head().to(serve))
+                .default_service(web::to(|req: HttpRequest| async move {
+                    let e = AppError::MethodNotAllowed {
+                        method: req.method().to_string(),
+                        allow: "GET, HEAD",
+                    };
+                    respond::error(&req, &e)
+                })),
+        );
+    }
+}
+
+/// `GET`/`HEAD` under the prefix.
+async fn serve(
+    req: HttpRequest,
+    visitor: Visitor,
+    state: State,
+    members: web::Data<Members>,
+) -> HttpResponse {
+    let prefix = members.prefix.as_str();
+    if visitor.current.is_none() {
+        return to_sign_in(&req, &state, prefix);
+    }
+    let not_found = || respond::error(&req, &AppError::NotFound);
+    // The path exactly as received: the router matched a decoded form, the checks use this.
+    let raw = req.uri().path();
+    let Some(rest) = raw.strip_prefix(prefix) else {
+        return not_found();
+    };
+    if rest.is_empty() {
+        return to_folder(&req);
+    }
+    let Ok(path) = ProtectedPath::parse(rest) else {
+        return not_found();
+    };
+    let name = match path.file_name() {
+        Some(n) if !path.is_folder() => n.to_owned(),
+        _ => "index.html".to_owned(),
+    };
+    let dir = members.dir.clone();
+    let opened = web::block(move || open::open(&dir, &path)).await;
+    match opened {
+        Ok(Ok(Some(Opened::File(file, meta)))) => send(&req, &members, &name, file, &meta),
+        Ok(Ok(Some(Opened::Folder))) => to_folder(&req),
+        Ok(Ok(None)) => not_found(),
+        Ok(Err(e)) => respond::error(&req, &AppError::Internal(format!("members folder: {e}"))),
+        Err(e) => respond::error(&req, &AppError::Internal(format!("members folder: {e}"))),
+    }
+}
+
+/// 303 to sign-in with the request target as received (path and query, encoding kept); a
+/// target too long or odd to carry leads back to the folder's index instead.
+fn to_sign_in(req: &HttpRequest, state: &State, prefix: &str) -> HttpResponse {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path(), |pq| pq.as_str());
+    let back = match LocalPath::parse(target) {
+        Some(p) => p.as_str().to_owned(),
+        None => format!("{prefix}/"),
+    };
+    respond::to_sign_in(state, &back)
+}
+
+/// 308 to the same target with a slash after the path (the query kept).
+fn to_folder(req: &HttpRequest) -> HttpResponse {
+    let mut location = format!("{}/", req.uri().path());
+    if let Some(q) = req.uri().query() {
+        location.push('?');
+        location.push_str(q);
+    }
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .finish()
+}
+
+/// The validators of a file: a strong ETag from size, modification time and inode (any change
+/// of content through the file system changes one of them), and `Last-Modified`.
+fn validators(meta: &std::fs::Metadata) -> (String, Option<std::time::SystemTime>) {
+    let etag = format!(
+        "\"{:x}-{:x}.{:x}-{:x}\"",
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino()
+    );
+    (etag, meta.modified().ok())
+}
+
+/// Whether the client's copy is current: `If-None-Match` when sent (strong comparison, RFC 9110
+/// §13.1.2 allows weak for GET; ours are strong either way), else `If-Modified-Since`.
+fn not_modified(req: &HttpRequest, etag: &str, modified: Option<std::time::SystemTime>) -> bool {
+    let inm: Vec<&str> = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if !inm.is_empty() {
+        return inm
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag || t == "*");
+    }
+    let since = req
+        .headers()
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    match (since, modified) {
+        (Some(since), Some(m)) => {
+            let secs = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            };
+            secs(m) <= secs(since)
+        }
+        _ => false,
+    }
+}
+
+/// The content type by extension; text is UTF-8 unless the file says otherwise.
+fn content_type(name: &str) -> String {
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    let text = mime.type_() == mime_guess::mime::TEXT
+        || mime.subtype() == mime_guess::mime::JAVASCRIPT
+        || mime.subtype() == mime_guess::mime::JSON;
+    if text && mime.get_param(mime_guess::mime::CHARSET).is_none() {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    }
+}
+
+fn send(
+    req: &HttpRequest,
+    members: &Members,
+    name: &str,
+    file: std::fs::File,
+    meta: &std::fs::Metadata,
+) -> HttpResponse {
+    let (etag, modified) = validators(meta);
+    let fresh = not_modified(req, &etag, modified);
+    let mut resp = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    resp.insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .insert_header(("Content-Security-Policy", members.csp.as_str()));
+    if let Some(m) = modified {
+        resp.insert_header((header::LAST_MODIFIED, httpdate::fmt_http_date(m)));
+    }
+    if fresh {
+        return resp.finish();
+    }
+    resp.insert_header((header::CONTENT_TYPE, content_type(name)));
+    let len = meta.len();
+    let stream = futures_util::stream::try_unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let n = left.min(CHUNK);
+        let (file, buf) = web::block(move || {
+            let mut buf = vec![0; n as usize];
+            file.read_exact(&mut buf).map(|()| (file, buf))
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok::<_, std::io::Error>(Some((Bytes::from(buf), (file, left - n))))
+    });
+    resp.body(SizedStream::new(len, Box::pin(stream)))
+}
