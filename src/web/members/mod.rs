@@ -5,6 +5,7 @@
 //! its type, `Last-Modified`, a strong `ETag` (304 on `If-None-Match`) and
 //! `Cache-Control: private, no-cache`.
 
+use crate::pool::{PoolError, ThreadPool};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -26,9 +27,12 @@ pub mod open;
 use open::Opened;
 
 /// The folder's settings, shared by the workers.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Members {
     pub dir: PathBuf,
+    /// Opens and reads run here: a fixed set of threads with a bounded queue (a full queue is a
+    /// 503), not `web::block`, whose pool grows to hundreds of threads under a flood.
+    io: ThreadPool,
     pub prefix: ProtectPrefix,
     /// The `Content-Security-Policy` of the folder's files.
     pub csp: String,
@@ -57,13 +61,19 @@ impl Members {
         }
         Ok(Some(Self {
             dir: dir.clone(),
+            io: ThreadPool::new("members-io", IO_THREADS, IO_QUEUE),
             prefix,
             csp,
         }))
     }
 }
 
-/// Reads happen in blocks of this size on the blocking pool, never on an async worker.
+/// Threads and queue of the folder's file pool: a few readers keep a slow disk from tying up
+/// the whole site, and the queue bounds the waiting.
+const IO_THREADS: usize = 4;
+const IO_QUEUE: usize = 1024;
+
+/// Reads happen in blocks of this size on the folder's file pool, never on an async worker.
 const CHUNK: u64 = 64 * 1024;
 
 /// Mounts the folder when one is configured; without it the prefix stays an ordinary 404.
@@ -116,12 +126,19 @@ async fn serve(
         _ => "index.html".to_owned(),
     };
     let dir = members.dir.clone();
-    let opened = web::block(move || open::open(&dir, &path)).await;
+    let opened = members.io.run(move || open::open(&dir, &path)).await;
     match opened {
         Ok(Ok(Some(Opened::File(file, meta)))) => send(&req, &members, &name, file, &meta),
         Ok(Ok(Some(Opened::Folder))) => to_folder(&req),
         Ok(Ok(None)) => not_found(),
         Ok(Err(e)) => respond::error(&req, &AppError::Internal(format!("members folder: {e}"))),
+        Err(PoolError::Full) => respond::error(
+            &req,
+            &AppError::Unavailable {
+                retry_after: std::time::Duration::from_secs(1),
+                message: "The server is busy. Please try again in a moment.",
+            },
+        ),
         Err(e) => respond::error(&req, &AppError::Internal(format!("members folder: {e}"))),
     }
 }
@@ -236,18 +253,23 @@ fn send(
     }
     resp.insert_header((header::CONTENT_TYPE, content_type(name)));
     let len = meta.len();
-    let stream = futures_util::stream::try_unfold((file, len), |(mut file, left)| async move {
-        if left == 0 {
-            return Ok(None);
+    let io = members.io.clone();
+    let stream = futures_util::stream::try_unfold((file, len), move |(mut file, left)| {
+        let io = io.clone();
+        async move {
+            if left == 0 {
+                return Ok(None);
+            }
+            let n = left.min(CHUNK);
+            let (file, buf) = io
+                .run(move || {
+                    let mut buf = vec![0; n as usize];
+                    file.read_exact(&mut buf).map(|()| (file, buf))
+                })
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
+            Ok::<_, std::io::Error>(Some((Bytes::from(buf), (file, left - n))))
         }
-        let n = left.min(CHUNK);
-        let (file, buf) = web::block(move || {
-            let mut buf = vec![0; n as usize];
-            file.read_exact(&mut buf).map(|()| (file, buf))
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
-        Ok::<_, std::io::Error>(Some((Bytes::from(buf), (file, left - n))))
     });
     resp.body(SizedStream::new(len, Box::pin(stream)))
 }
