@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
             match gatehouse::run(cli.config) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
+                    // One plain line on stderr (where the log goes too), not the same words twice.
                     eprintln!("gatehouse: {e}");
                     std::process::ExitCode::FAILURE
                 }
