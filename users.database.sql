@@ -64,3 +64,15 @@ PRAGMA user_version = 2;
 CREATE INDEX sessions_by_last_seen ON sessions(last_seen_at);
 
 PRAGMA user_version = 3;
+
+-- @version 4
+-- User groups (docs/operations.md, "Groups"): what forward-auth's `?group=` checks. A group is
+-- only a name on its members; it goes with the user.
+CREATE TABLE user_groups (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name    TEXT    NOT NULL
+            CHECK (length(name) BETWEEN 1 AND 32 AND name NOT GLOB '*[^a-z0-9_-]*'),
+    PRIMARY KEY (user_id, name)
+);
+
+PRAGMA user_version = 4;

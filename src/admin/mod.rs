@@ -9,6 +9,7 @@
 
 mod bench_data;
 mod db;
+mod groups;
 mod import;
 mod sessions;
 mod users;

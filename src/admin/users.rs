@@ -1,4 +1,5 @@
-//! `gatehouse user …`: add, list, show, disable, enable, delete, unlock, set-password.
+//! `gatehouse user …`: add, list, show, disable, enable, delete, unlock, set-password (and
+//! `group`, in [`super::groups`]).
 
 use super::{Result, audit_admin, clean, existing_store, read_password, refused, username, wait};
 use crate::accounts::{
@@ -7,7 +8,7 @@ use crate::accounts::{
 };
 use crate::cli::{Config, UserCommand};
 use crate::clock::{format_ms, now_ms};
-use crate::domain::{Email, FullName, Username};
+use crate::domain::{Email, FullName, GroupName, Username};
 use crate::security::faillock::FailLock;
 use crate::security::limits::AttemptLock;
 use crate::security::password::{Kdf, KdfPool};
@@ -27,6 +28,7 @@ pub fn run(config: &Config, command: UserCommand) -> Result<()> {
         UserCommand::Delete { username: typed } => delete(config, &typed),
         UserCommand::Unlock { username: typed } => unlock(config, &typed),
         UserCommand::SetPassword { username: typed } => set_password(config, &typed),
+        UserCommand::Group(c) => super::groups::run(config, c),
     }
 }
 
@@ -203,6 +205,13 @@ fn show(config: &Config, typed: &str) -> Result<()> {
     println!("password changed: {}", format_ms(u.password_changed_ms));
     if u.unlocked_ms > 0 {
         println!("last unlocked: {}", format_ms(u.unlocked_ms));
+    }
+    let groups = wait(store.groups_of(u.id))?;
+    if groups.is_empty() {
+        println!("groups: none");
+    } else {
+        let names: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+        println!("groups: {}", names.join(", "));
     }
     let idle = config.session_idle.as_millis() as i64;
     let sessions = wait(store.list_sessions(Some(&user), now_ms(), idle))?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 pub enum Command {
     /// Serve the site (what `gatehouse` alone does).
     Serve,
-    /// Manage users: add, list, show, disable, enable, delete, unlock, set-password.
+    /// Manage users: add, list, show, disable, enable, delete, unlock, set-password, group.
     #[command(subcommand)]
     User(UserCommand),
     /// List and revoke sessions.
@@ -116,6 +116,27 @@ pub enum UserCommand {
     SetPassword {
         /// The user's username.
         username: String,
+    },
+    /// Add a user to a group or remove them from one (`user show` lists their groups).
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum GroupCommand {
+    /// Add a user to a group (already in it: nothing changes).
+    Add {
+        /// The user's username.
+        username: String,
+        /// The group: 1–32 of a–z, 0–9, _ and - (taken as typed: no capitals).
+        group: String,
+    },
+    /// Remove a user from a group (not in it: nothing changes).
+    Remove {
+        /// The user's username.
+        username: String,
+        /// The group: 1–32 of a–z, 0–9, _ and -.
+        group: String,
     },
 }
 

@@ -7,7 +7,9 @@ mod commands;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-pub use self::commands::{BenchDataArgs, Command, DbCommand, SessionCommand, UserCommand};
+pub use self::commands::{
+    BenchDataArgs, Command, DbCommand, GroupCommand, SessionCommand, UserCommand,
+};
 pub use crate::config::{Config, SignUp};
 
 /// Gatehouse: a self-hosted sign-up / sign-in website. Run without arguments to serve on

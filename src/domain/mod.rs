@@ -3,11 +3,13 @@
 
 mod email;
 mod full_name;
+mod group_name;
 mod password;
 mod username;
 
 pub use email::Email;
 pub use full_name::FullName;
+pub use group_name::GroupName;
 pub use password::{PlainPassword, canonical_password};
 pub use username::{Username, canonical_username};
 

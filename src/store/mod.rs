@@ -15,8 +15,8 @@ mod records;
 pub mod sqlite;
 
 pub use records::{
-    AuditEvent, AuditFilter, AuditRow, CheckReport, Credentials, ImportOutcome, NewSession,
-    SessionListing, SessionRecord, SessionSummary, Taken, User, UserDetails,
+    AuditEvent, AuditFilter, AuditRow, CheckReport, Credentials, GroupChange, ImportOutcome,
+    NewSession, SessionListing, SessionRecord, SessionSummary, Taken, User, UserDetails,
 };
 
 /// Why storage could not answer. Every variant is a refusal: a caller never reads one as "no
@@ -202,6 +202,7 @@ impl Store {
 }
 
 mod admin;
+mod groups;
 
 #[cfg(test)]
 mod tests;

@@ -112,6 +112,14 @@ pub struct UserDetails {
     pub sessions: i64,
 }
 
+/// The outcome of adding a user to a group or removing them from one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupChange {
+    pub user_id: i64,
+    /// Whether membership changed: `false` when already in (add) or not in (remove) the group.
+    pub changed: bool,
+}
+
 /// A live session as `gatehouse session list` prints it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionListing {

@@ -98,3 +98,61 @@ async fn an_unreachable_store_refuses_instead_of_answering_none() {
     assert!(s.credentials_by_id(1).await.is_err());
     assert!(!s.healthy().await);
 }
+
+#[tokio::test]
+async fn groups_are_idempotent_sorted_and_go_with_the_user() {
+    let (d, s) = open();
+    let ann = s
+        .create_user(&name("ann"), None, None, HASH, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let g = |n: &str| crate::domain::GroupName::parse(n).unwrap();
+    let change = |changed| {
+        Some(GroupChange {
+            user_id: ann.id,
+            changed,
+        })
+    };
+    assert_eq!(
+        s.add_group(&name("ann"), &g("ops")).await.unwrap(),
+        change(true)
+    );
+    assert_eq!(
+        s.add_group(&name("ann"), &g("ops")).await.unwrap(),
+        change(false)
+    );
+    assert_eq!(
+        s.add_group(&name("ann"), &g("admin")).await.unwrap(),
+        change(true)
+    );
+    assert_eq!(s.add_group(&name("bob"), &g("ops")).await.unwrap(), None);
+    assert_eq!(
+        s.groups_of(ann.id).await.unwrap(),
+        vec![g("admin"), g("ops")]
+    );
+    assert_eq!(
+        s.remove_group(&name("ann"), &g("ops")).await.unwrap(),
+        change(true)
+    );
+    assert_eq!(
+        s.remove_group(&name("ann"), &g("ops")).await.unwrap(),
+        change(false)
+    );
+    assert_eq!(s.remove_group(&name("bob"), &g("ops")).await.unwrap(), None);
+    assert_eq!(s.groups_of(ann.id).await.unwrap(), vec![g("admin")]);
+
+    s.delete_user(&name("ann")).await.unwrap().unwrap();
+    let rows: i64 = rusqlite::Connection::open(d.path().join("users.database"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM user_groups", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the cascade deletes the memberships");
+    // A new user with the old name does not inherit them.
+    let again = s
+        .create_user(&name("ann"), None, None, HASH, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.groups_of(again.id).await.unwrap().is_empty());
+}

@@ -21,6 +21,7 @@ mod admin;
 mod audit;
 mod calls;
 mod files;
+mod groups;
 pub mod seed;
 mod sessions;
 
