@@ -63,7 +63,7 @@ impl Visitor {
         let token_hash = id.hash();
         let current = match state.store.session(&token_hash).await? {
             Some(rec) => {
-                let now = crate::clock::now_ms();
+                let now = state.clock.now().as_ms();
                 if session::is_valid(&rec.state, policy, now) {
                     if now - rec.state.last_seen_ms >= policy.touch_interval_ms() {
                         state.store.touch_later(rec.id, now);

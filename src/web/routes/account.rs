@@ -45,7 +45,7 @@ async fn page(
 ) -> Result<AccountPage, AppError> {
     let current = signed_in.current();
     let csrf_token = signed_in.token(state);
-    let now = crate::clock::now_ms();
+    let now = state.clock.now().as_ms();
     let idle = state.sessions.idle.as_millis() as i64;
     let user_id = current.user.id;
     let rows = state.store.sessions_of(user_id, now, idle).await?;
