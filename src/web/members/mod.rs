@@ -253,6 +253,11 @@ fn send(
     }
     resp.insert_header((header::CONTENT_TYPE, content_type(name)));
     let len = meta.len();
+    if req.method() == actix_web::http::Method::HEAD {
+        // The length alone: actix sends no body for HEAD, so reading the file would be wasted.
+        let none = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
+        return resp.body(SizedStream::new(len, Box::pin(none)));
+    }
     let io = members.io.clone();
     let stream = futures_util::stream::try_unfold((file, len), move |(mut file, left)| {
         let io = io.clone();
