@@ -128,6 +128,11 @@ impl ReturnUrl {
     pub fn host(&self) -> &str {
         self.0.host_str().unwrap_or_default()
     }
+
+    /// `scheme://host[:port]`, e.g. for a CSP source.
+    pub fn origin(&self) -> String {
+        self.0.origin().ascii_serialization()
+    }
 }
 
 /// No control characters, whitespace (WHATWG parsers strip tabs and newlines anywhere, which

@@ -63,6 +63,14 @@ impl ReturnTo {
     pub fn is_forward(&self) -> bool {
         matches!(self, Self::Forward { .. })
     }
+
+    /// The origin a successful sign-in leaves for, when it is not this site's.
+    pub fn foreign_origin(&self) -> Option<String> {
+        match self {
+            Self::Forward { rd, .. } => Some(rd.origin()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +102,7 @@ mod tests {
         assert_eq!(both.location(), "https://app.example.org/x");
         assert!(both.is_forward());
         assert_eq!(both.hidden_fields()[0], ("rd", rd.as_str().to_owned()));
+        assert_eq!(both.foreign_origin().as_deref(), Some("https://app.example.org"));
         // `next`'s signature does not verify `rd`, and a bad `rd` does not fall back to `next`.
         assert_eq!(
             ReturnTo::verify(&k, &p, Some("/account"), Some(rd.as_str()), Some(&next_sig)),

@@ -8,6 +8,13 @@ use actix_web::middleware::DefaultHeaders;
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
                        frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
+/// [`CSP`] with one more origin a form may lead to: a sign-in page carrying a forward-auth
+/// `rd` posts to itself, but its 303 goes to the app's origin, and browsers apply
+/// `form-action` to the redirects that follow a form submission.
+pub fn csp_with_form_target(origin: &str) -> String {
+    CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"))
+}
+
 /// Two years, without `includeSubDomains`: the operator's other hosts under the same domain are
 /// not ours to commit to HTTPS (see docs/design.md).
 pub const HSTS: &str = "max-age=63072000";

@@ -292,8 +292,20 @@ async fn sign_in_follows_a_verified_rd_and_a_signed_in_visit_goes_straight_back(
     let path = loc.strip_prefix(PUBLIC).unwrap().to_owned();
     let (_, signature) = rd_of(&loc).unwrap();
 
-    // The form carries rd/sig through; a wrong password keeps them.
+    // The page lets its form lead to the app's origin (browsers apply `form-action` to the
+    // 303 after a post); other sign-in pages keep `form-action 'self'` alone.
     let client = app.client();
+    let csp = |r: &reqwest::Response| header(r, "content-security-policy").unwrap().to_owned();
+    let r = client.get(app.url(&path)).send().await.unwrap();
+    assert!(
+        csp(&r).contains("form-action 'self' http://app.gatehouse.test;"),
+        "{}",
+        csp(&r)
+    );
+    let r = client.get(app.url("/sign-in")).send().await.unwrap();
+    assert!(csp(&r).contains("form-action 'self';"), "{}", csp(&r));
+
+    // The form carries rd/sig through; a wrong password keeps them.
     let page = page_text(&app, &client, &path).await;
     assert_eq!(hidden_value(&page, "rd").as_deref(), Some(original));
     assert!(hidden_value(&page, "next").is_none());

@@ -91,7 +91,10 @@ pub async fn form(
         },
         notice_kind: "info",
     };
-    let mut resp = with_cookie(render_status(StatusCode::OK, &page)?, cookie);
+    let mut resp = allow_form_target(
+        with_cookie(render_status(StatusCode::OK, &page)?, cookie),
+        &to,
+    );
     if flash {
         let _ = resp.add_cookie(&signed_out_cookie(secure, false));
     }
@@ -143,9 +146,23 @@ pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppE
         notice,
         notice_kind: "error",
     };
-    let resp = render_status(status, &page)?;
+    let resp = allow_form_target(render_status(status, &page)?, &to);
     Ok(match retry_after {
         Some(retry) => with_retry_after(resp, retry),
         None => resp,
     })
+}
+
+/// A form whose success leaves for an app's origin (a forward-auth `rd`) needs that origin in
+/// its page's `form-action`: browsers apply it to the 303 that follows the post too.
+fn allow_form_target(mut resp: HttpResponse, to: &ReturnTo) -> HttpResponse {
+    if let Some(origin) = to.foreign_origin()
+        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(
+            &crate::web::security_headers::csp_with_form_target(&origin),
+        )
+    {
+        resp.headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp
 }
