@@ -184,6 +184,18 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_PROTECT_CSP")]
     pub protect_csp: Option<String>,
 
+    /// Forward authentication: the hosts a sign-in may send the browser back to (the `rd` of
+    /// /auth/request and /auth/forward), each name itself or any name under it,
+    /// comma-separated. Needs --public-url. Default: none, so no `rd` is ever followed.
+    #[arg(long, env = "GATEHOUSE_FORWARD_DOMAINS", value_delimiter = ',')]
+    pub forward_domains: Vec<String>,
+
+    /// Give the session cookie (only it) `Domain=` this name, so that apps on every host under
+    /// it share the sign-in (forward-auth on subdomains). --public-url's host must be under it.
+    /// Default: host-only cookies.
+    #[arg(long, env = "GATEHOUSE_COOKIE_DOMAIN")]
+    pub cookie_domain: Option<String>,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     pub log_level: String,

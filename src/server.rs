@@ -73,6 +73,15 @@ impl Application {
         // Settings that cannot work are refused before anything is touched.
         let members =
             crate::web::members::Members::from_config(config).map_err(StartError::Config)?;
+        let forward = crate::security::forward::settings(
+            config.public_url.as_deref(),
+            &config.forward_domains,
+            config.cookie_domain.as_deref(),
+        )
+        .map_err(StartError::Config)?;
+        for warning in &forward.warnings {
+            tracing::warn!("{warning}");
+        }
         // First, so a bad certificate or key is reported before any other start-up work.
         let tls = crate::tls::server_config(config)?;
         // Before the store: a second server touches nothing (not even a migration).
@@ -113,6 +122,7 @@ impl Application {
                 secure: config.secure(),
                 idle: config.session_idle,
                 max: config.session_max,
+                domain: forward.cookie_domain.clone(),
             },
             audit,
             guard: AddressGuard::new(
@@ -126,6 +136,7 @@ impl Application {
             lock_capacity: capacity,
             public_url: config.public_url.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            forward: forward.policy,
             body_timeout: config.client_timeout,
             sign_up_open: config.sign_up == crate::cli::SignUp::Open,
             audit_retention: config.audit_retention,
@@ -157,6 +168,9 @@ impl Application {
                 .app_data(app_state.clone())
                 .wrap(actix_web::middleware::from_fn(
                     crate::web::respond::error_pages,
+                ))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::web::session::drop_shadowed_session,
                 ))
                 .wrap(crate::web::security_headers::headers(hsts))
                 .wrap(http_metrics)

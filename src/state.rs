@@ -34,6 +34,8 @@ pub struct AppState {
     pub sessions: SessionPolicy,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// Where forward-auth's `rd` may lead.
+    pub forward: crate::security::forward::ForwardPolicy,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
     pub audit: Arc<crate::audit::AuditLog>,
@@ -60,6 +62,7 @@ pub struct Parts {
     pub lock_capacity: usize,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
+    pub forward: crate::security::forward::ForwardPolicy,
     pub body_timeout: Duration,
     pub sign_up_open: bool,
     pub audit_retention: Duration,
@@ -82,6 +85,7 @@ impl AppState {
             lock_capacity,
             public_url,
             trusted_proxies,
+            forward,
             body_timeout,
             sign_up_open,
             audit_retention,
@@ -123,6 +127,7 @@ impl AppState {
             sessions,
             public_url,
             trusted_proxies,
+            forward,
             body_timeout,
             audit,
             sign_up_open,

@@ -51,6 +51,7 @@ fn accounts_over(store: &Store, clock: &Arc<ManualClock>, trail: &Arc<Trail>, t:
             secure: false,
             idle: Duration::from_secs(3600),
             max: Duration::from_secs(86_400),
+            domain: None,
         },
         audit: trail.clone(),
     };

@@ -65,6 +65,7 @@ fn accounts(config: &Config, store: &Store) -> Result<Accounts> {
             secure: config.secure(),
             idle: config.session_idle,
             max: config.session_max,
+            domain: None,
         },
         audit: std::sync::Arc::new(NoAudit),
     }))

@@ -73,17 +73,6 @@ pub fn sign_in_query(key: &SecretKey, next: &LocalPath) -> String {
         .finish()
 }
 
-/// Where to go after sign-in: the verified `next`, else `/welcome`.
-pub fn target(key: &SecretKey, next: Option<&str>, sig: Option<&str>) -> LocalPath {
-    match (next, sig) {
-        (Some(n), Some(s)) if !n.is_empty() => verify(key, n, s).unwrap_or_else(|| {
-            tracing::debug!("ignoring an unsigned or invalid redirect target");
-            LocalPath(DEFAULT_TARGET.to_owned())
-        }),
-        _ => LocalPath(DEFAULT_TARGET.to_owned()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,21 +148,6 @@ mod tests {
         // The CSRF label cannot be replayed as a redirect signature.
         let csrf_tag = URL_SAFE_NO_PAD.encode(k.mac("csrf:", b"/account"));
         assert!(verify(&k, "/account", &csrf_tag).is_none());
-    }
-
-    #[test]
-    fn target_falls_back_to_welcome() {
-        let k = key();
-        assert_eq!(target(&k, None, None).as_str(), "/welcome");
-        assert_eq!(target(&k, Some("/account"), None).as_str(), "/welcome");
-        assert_eq!(
-            target(&k, Some("/account"), Some("bogus")).as_str(),
-            "/welcome"
-        );
-        assert_eq!(
-            target(&k, Some("/account"), Some(&signed("/account"))).as_str(),
-            "/account"
-        );
     }
 
     #[test]

@@ -60,22 +60,35 @@ pub fn session_from_header(header: &str, name: &str) -> Option<SessionId> {
     SessionId::parse(&cookie_value(header, name)?)
 }
 
+/// How many cookies named `name` the header carries. Browsers send every cookie whose
+/// domain and path match, so two means a second one was set beside the server's own.
+pub fn cookie_count(header: &str, name: &str) -> usize {
+    cookie::Cookie::split_parse(header)
+        .filter_map(Result::ok)
+        .filter(|c| c.name() == name)
+        .count()
+}
+
 /// Cookie names and attributes, and the session lifetimes.
 #[derive(Clone, Debug)]
 pub struct SessionPolicy {
     pub secure: bool,
     pub idle: Duration,
     pub max: Duration,
+    /// `--cookie-domain`: the session cookie (only it) is sent to every host under this name.
+    pub domain: Option<String>,
 }
 
 impl SessionPolicy {
     pub const MAX_PER_USER: usize = 50;
 
+    /// `__Host-` pins a cookie to one host, so a shared (`Domain=`) session cookie takes
+    /// `__Secure-` instead: a plain-HTTP page still cannot plant it.
     pub fn cookie_name(&self) -> &'static str {
-        if self.secure {
-            "__Host-session"
-        } else {
-            "session"
+        match (self.secure, self.domain.is_some()) {
+            (true, false) => "__Host-session",
+            (true, true) => "__Secure-session",
+            (false, _) => "session",
         }
     }
 
@@ -84,12 +97,26 @@ impl SessionPolicy {
     }
 
     pub fn session_cookie(&self, id: &SessionId) -> Cookie<'static> {
-        self.base_cookie(self.cookie_name(), id.cookie_value(), self.max)
+        self.shared(self.base_cookie(self.cookie_name(), id.cookie_value(), self.max))
     }
 
     /// An expired cookie that makes the browser drop its session cookie.
     pub fn clear_session_cookie(&self) -> Cookie<'static> {
+        self.shared(self.base_cookie(self.cookie_name(), String::new(), Duration::ZERO))
+    }
+
+    /// Expires a host-only session cookie: with two session cookies in a request, one may
+    /// have been planted (by a sibling host, for `Domain=` ones, or a script); the host-only
+    /// one is the one this answer can reach without knowing which.
+    pub fn clear_host_only_session_cookie(&self) -> Cookie<'static> {
         self.base_cookie(self.cookie_name(), String::new(), Duration::ZERO)
+    }
+
+    fn shared(&self, mut c: Cookie<'static>) -> Cookie<'static> {
+        if let Some(d) = &self.domain {
+            c.set_domain(d.clone());
+        }
+        c
     }
 
     pub fn device_cookie_name(&self) -> &'static str {
@@ -163,6 +190,7 @@ mod tests {
             secure: false,
             idle: Duration::from_secs(1800),
             max: Duration::from_secs(43_200),
+            domain: None,
         }
     }
 
@@ -263,6 +291,53 @@ mod tests {
                 .to_string()
                 .starts_with("__Host-csrf=v")
         );
+    }
+
+    #[test]
+    fn a_cookie_domain_shares_the_session_cookie_only() {
+        let shared = SessionPolicy {
+            secure: true,
+            domain: Some("example.org".into()),
+            ..policy()
+        };
+        let c = shared.session_cookie(&SessionId::generate()).to_string();
+        assert!(c.starts_with("__Secure-session="), "{c}");
+        assert!(
+            c.contains("Domain=example.org") && c.contains("Secure"),
+            "{c}"
+        );
+        let cleared = shared.clear_session_cookie().to_string();
+        assert!(cleared.contains("Domain=example.org") && cleared.contains("Max-Age=0"));
+        let host_only = shared.clear_host_only_session_cookie().to_string();
+        assert!(host_only.starts_with("__Secure-session=") && !host_only.contains("Domain"));
+        // The device and CSRF cookies stay host-only, under their `__Host-` names.
+        let device = shared.device_cookie("t".into()).to_string();
+        let csrf = shared.csrf_cookie("v".into()).to_string();
+        assert!(device.starts_with("__Host-device=") && !device.contains("Domain"));
+        assert!(csrf.starts_with("__Host-csrf=") && !csrf.contains("Domain"));
+        // Without secure cookies the name stays `session`, with the domain.
+        let plain = SessionPolicy {
+            domain: Some("example.org".into()),
+            ..policy()
+        };
+        let c = plain.session_cookie(&SessionId::generate()).to_string();
+        assert!(c.starts_with("session=") && c.contains("Domain=example.org"));
+    }
+
+    #[test]
+    fn cookie_count_sees_duplicates() {
+        let a = SessionId::generate().cookie_value();
+        let b = SessionId::generate().cookie_value();
+        assert_eq!(cookie_count(&format!("session={a}"), "session"), 1);
+        assert_eq!(
+            cookie_count(&format!("session={a}; x=1; session={b}"), "session"),
+            2
+        );
+        assert_eq!(
+            cookie_count(&format!("session={a}; session={a}"), "session"),
+            2
+        );
+        assert_eq!(cookie_count("sessions=1; xsession=2", "session"), 0);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct SessionRecord {
     pub id: i64,
     pub user: User,
     pub state: SessionState,
+    /// The user's groups, sorted (forward-auth's `?group=` and `Remote-Groups` read them on
+    /// every request, so they come with the session lookup).
+    pub groups: Vec<String>,
 }
 
 /// A row of the user's session list on `/account`.

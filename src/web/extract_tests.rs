@@ -41,6 +41,7 @@ fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
             secure: false,
             idle: Duration::from_secs(3600),
             max: Duration::from_secs(86_400),
+            domain: None,
         },
         audit,
         guard: AddressGuard::new(100, Duration::from_secs(60), 100, 100),
@@ -49,6 +50,7 @@ fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
         lock_capacity: 100,
         public_url: Some(SITE.into()),
         trusted_proxies: Vec::new(),
+        forward: Default::default(),
         body_timeout: Duration::from_secs(10),
         sign_up_open,
         audit_retention: Duration::from_secs(86_400),
@@ -159,6 +161,7 @@ async fn form_with_a_valid_token_reaches_the_handler() {
         secure: false,
         idle: Duration::ZERO,
         max: Duration::ZERO,
+        domain: None,
     }
     .csrf_cookie_name();
     let cookie_header = cookie_header.replacen("csrf", name, 1);

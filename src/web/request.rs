@@ -19,6 +19,13 @@ fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|net| net.contains(&ip))
 }
 
+/// Whether the socket peer is one of `--trusted-proxies`, whose `X-Forwarded-*` and
+/// `X-Original-URL` headers are believed.
+pub fn peer_is_trusted(req: &HttpRequest, proxies: &[IpNet]) -> bool {
+    req.peer_addr()
+        .is_some_and(|p| trusted(unmap(p.ip()), proxies))
+}
+
 /// The client address: the socket peer, or, when the peer is a trusted proxy, the right-most
 /// `X-Forwarded-For` entry that is not itself a trusted proxy.
 pub fn client_ip(req: &HttpRequest, proxies: &[IpNet]) -> Option<IpAddr> {
@@ -70,9 +77,7 @@ pub fn site_origin(req: &HttpRequest, public_url: Option<&str>, proxies: &[IpNet
     if let Some(url) = public_url {
         return url.trim_end_matches('/').to_owned();
     }
-    let from_proxy = req
-        .peer_addr()
-        .is_some_and(|p| trusted(unmap(p.ip()), proxies));
+    let from_proxy = peer_is_trusted(req, proxies);
     let forwarded = |name: &str| {
         from_proxy
             .then(|| req.headers().get(name).and_then(|v| v.to_str().ok()))

@@ -3,8 +3,11 @@
 //! cookie shared by `/sign-out` and `/sign-in`.
 
 use actix_web::HttpResponse;
+use actix_web::body::MessageBody;
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 
 use crate::state::{AppState, State};
 use crate::web::error::AppError;
@@ -51,4 +54,36 @@ pub fn signed_out_cookie(secure: bool, set: bool) -> Cookie<'static> {
     c.set_secure(secure);
     c.set_max_age(CookieDuration::seconds(if set { 60 } else { 0 }));
     c
+}
+
+/// Middleware: a request carrying two session cookies is anonymous (see `Visitor::of`), and its
+/// answer expires the host-only one, so that a cookie planted beside the real one (a sibling
+/// host's `Domain=` cookie, or a host-only one shadowing the shared cookie) cannot pin the
+/// browser to a session of someone else's choosing. The forward-auth answers set no cookie:
+/// they go to a proxy, not to the browser.
+pub async fn drop_shadowed_session(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let clear = req.app_data::<State>().and_then(|state| {
+        let name = state.sessions.cookie_name();
+        let headers = || {
+            req.headers()
+                .get_all(actix_web::http::header::COOKIE)
+                .filter_map(|v| v.to_str().ok())
+        };
+        // The substring count is a cheap first look; parsing settles it.
+        let duplicated = !req.path().starts_with("/auth/")
+            && headers().map(|v| v.matches(name).count()).sum::<usize>() > 1
+            && headers()
+                .map(|v| crate::security::session::cookie_count(v, name))
+                .sum::<usize>()
+                > 1;
+        duplicated.then(|| state.sessions.clear_host_only_session_cookie())
+    });
+    let mut res = next.call(req).await?;
+    if let Some(cookie) = clear {
+        let _ = res.response_mut().add_cookie(&cookie);
+    }
+    Ok(res)
 }

@@ -20,6 +20,8 @@ pub struct Current {
     pub session_id: i64,
     pub token_hash: [u8; 32],
     pub user: User,
+    /// The user's groups, sorted.
+    pub groups: Vec<String>,
 }
 
 /// The visitor: their session if valid, and their anonymous CSRF cookie if any. Taken by
@@ -51,7 +53,11 @@ impl Visitor {
                     && v.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             });
-        let Some(id) = session::session_from_header(&header, policy.cookie_name()) else {
+        // Two session cookies: one may be planted, and nothing says which (the answer expires
+        // the host-only one; see `web::session::drop_shadowed_session`).
+        let name = policy.cookie_name();
+        let single = session::cookie_count(&header, name) <= 1;
+        let Some(id) = session::session_from_header(&header, name).filter(|_| single) else {
             return Ok(Self {
                 current: None,
                 presented: None,
@@ -72,6 +78,7 @@ impl Visitor {
                         session_id: rec.id,
                         token_hash,
                         user: rec.user,
+                        groups: rec.groups,
                     })
                 } else {
                     None

@@ -11,6 +11,7 @@ mod bench_data;
 mod crash;
 mod device;
 mod files;
+mod forward_auth;
 mod forward_proxies;
 mod groups;
 mod health;

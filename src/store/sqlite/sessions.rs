@@ -119,7 +119,9 @@ impl SqliteStore {
         Ok(c.prepare_cached(
             "SELECT s.id, s.created_at, s.last_seen_at, s.expires_at,
                         u.id, u.username, u.email, u.full_name, u.created_at, u.active,
-                        u.password_changed_at
+                        u.password_changed_at,
+                        (SELECT group_concat(name, ',')
+                           FROM (SELECT name FROM user_groups WHERE user_id = u.id ORDER BY name))
                  FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.token_hash = ?1",
         )?
@@ -140,6 +142,10 @@ impl SqliteStore {
                     user_active: r.get(9)?,
                     password_changed_ms: r.get(10)?,
                 },
+                groups: r
+                    .get::<_, Option<String>>(11)?
+                    .map(|g| g.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
             })
         })
         .optional()?)

@@ -9,6 +9,7 @@ use crate::web::respond;
 
 pub mod account;
 pub mod api;
+pub mod forward_auth;
 pub mod home;
 pub mod sign_in;
 pub mod sign_out;
@@ -93,6 +94,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("POST, DELETE")),
     );
     get_only!(cfg, "/api/me", api::me);
+    // Any method: a proxy asks with the method of the request it guards.
+    cfg.service(web::resource("/auth/request").to(forward_auth::request))
+        .service(web::resource("/auth/forward").to(forward_auth::forward));
     cfg.default_service(web::to(|req: HttpRequest| async move {
         respond::error(&req, &AppError::NotFound)
     }));

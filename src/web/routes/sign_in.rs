@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
 use crate::accounts::PasswordInput;
-use crate::security::redirect::{self, LocalPath};
+use crate::security::return_to::ReturnTo;
 use crate::state::State;
 use crate::web::error::{AppError, retry_after_secs};
 use crate::web::extract::CsrfForm;
@@ -18,15 +18,12 @@ use crate::web::session::{self, signed_out_cookie, signed_out_cookie_name};
 use crate::web::templates::{Field, FormView, SignInPage};
 use crate::web::visitor::Visitor;
 
-fn form_view(csrf_token: String, next: Option<(&LocalPath, &str)>) -> FormView {
+fn form_view(csrf_token: String, to: &ReturnTo) -> FormView {
     let mut hidden = vec![
         ("password_digest", String::new()),
         ("csrf_token", csrf_token),
     ];
-    if let Some((next, sig)) = next {
-        hidden.push(("next", next.as_str().to_owned()));
-        hidden.push(("sig", sig.to_owned()));
-    }
+    hidden.extend(to.hidden_fields());
     FormView {
         action: "/sign-in".into(),
         digest: true,
@@ -41,17 +38,19 @@ fn form_view(csrf_token: String, next: Option<(&LocalPath, &str)>) -> FormView {
     }
 }
 
-fn query_pair(req: &HttpRequest) -> (Option<String>, Option<String>) {
-    let mut next = None;
-    let mut sig = None;
+/// The first `next`, `rd` and `sig` of the query string.
+fn query_return(req: &HttpRequest) -> [Option<String>; 3] {
+    let mut found: [Option<String>; 3] = Default::default();
     for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
-        match k.as_ref() {
-            "next" if next.is_none() => next = Some(v.into_owned()),
-            "sig" if sig.is_none() => sig = Some(v.into_owned()),
-            _ => {}
-        }
+        let slot = match k.as_ref() {
+            "next" => 0,
+            "rd" => 1,
+            "sig" => 2,
+            _ => continue,
+        };
+        found[slot].get_or_insert_with(|| v.into_owned());
     }
-    (next, sig)
+    found
 }
 
 pub async fn form(
@@ -59,26 +58,33 @@ pub async fn form(
     state: State,
     visitor: Visitor,
 ) -> Result<HttpResponse, AppError> {
+    let [next, rd, sig] = query_return(&req);
+    let to = ReturnTo::verify(
+        &state.key,
+        &state.forward,
+        next.as_deref(),
+        rd.as_deref(),
+        sig.as_deref(),
+    );
+    let anonymous = visitor.current.is_none();
+    // A signed-in browser sent here by an app's proxy goes straight back: the proxy only sends
+    // it when the session did not reach the app (or has just been fixed), so a form would loop.
+    if !anonymous && to.is_forward() {
+        return Ok(see_other(&to.location()));
+    }
     let (token, cookie) = visitor.anonymous_token(&state);
-    let (next, sig) = query_pair(&req);
-    let verified = match (&next, &sig) {
-        (Some(n), Some(s)) => redirect::verify(&state.key, n, s),
-        _ => None,
-    };
-    let sig = sig.unwrap_or_default();
     let secure = state.sessions.secure;
     let flash = req.cookie(signed_out_cookie_name(secure)).is_some();
-    let anonymous = visitor.current.is_none();
     let mut chrome = visitor.chrome("Sign in");
-    // A sign-in page with a `next` is the redirect target of every signed-in page a crawler
-    // might find: one indexable sign-in page is enough.
-    chrome.noindex = next.is_some() || !sig.is_empty();
+    // A sign-in page with a return address is the redirect target of every protected page a
+    // crawler might find: one indexable sign-in page is enough.
+    chrome.noindex = next.is_some() || rd.is_some() || sig.is_some();
     let page = SignInPage {
         chrome,
-        form: form_view(token, verified.as_ref().map(|n| (n, sig.as_str()))),
+        form: form_view(token, &to),
         notice: if flash && anonymous {
             "You are signed out.".into()
-        } else if verified.is_some() && anonymous {
+        } else if to != ReturnTo::Welcome && anonymous {
             "Please sign in to continue.".into()
         } else {
             String::new()
@@ -94,9 +100,13 @@ pub async fn form(
 
 pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppError> {
     let CsrfForm { visitor, form } = posted;
-    let (next, sig) = (form.non_empty("next"), form.non_empty("sig"));
-    let target = redirect::target(&state.key, next, sig);
-    let verified = (target.as_str() == next.unwrap_or("")).then_some(&target);
+    let to = ReturnTo::verify(
+        &state.key,
+        &state.forward,
+        form.non_empty("next"),
+        form.non_empty("rd"),
+        form.non_empty("sig"),
+    );
     let typed = form.text("username");
     let password =
         PasswordInput::from_form(form.get("password_digest"), form.get("password"), None);
@@ -108,7 +118,7 @@ pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppE
         .await;
     let (status, notice, retry_after) = match outcome.map_err(messages::sign_in) {
         Ok(signed_in) => {
-            let resp = see_other(&target.to_location());
+            let resp = see_other(&to.location());
             return Ok(session::signed_in(resp, &state, signed_in));
         }
         Err(Err(e)) => return Err(e),
@@ -122,10 +132,7 @@ pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppE
         ),
         Err(Ok(SignInReply::BadDigest(msg))) => (StatusCode::BAD_REQUEST, msg, None),
     };
-    let mut view = form_view(
-        visitor.anonymous_token(&state).0,
-        verified.map(|n| (n, sig.unwrap_or(""))),
-    );
+    let mut view = form_view(visitor.anonymous_token(&state).0, &to);
     view.set_value("username", typed);
     if status == StatusCode::BAD_REQUEST {
         view.set_error("password", notice.clone());
