@@ -282,3 +282,42 @@ async fn forward_auth_behind_nginx() {
 async fn forward_auth_behind_caddy() {
     forward_auth_behind(ProxyKind::Caddy).await;
 }
+
+/// The question to Gatehouse never carries the request body, nor a `Content-Length` that
+/// would make it wait for one: Gatehouse's address is given to the proxy as the echoing app,
+/// which records the auth request as it arrives (and answers 200, so the POST goes on to
+/// the app with its body).
+async fn auth_request_carries_no_body(kind: ProxyKind) {
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(kind, free_port(), &upstream.address(), &upstream.address());
+    let body = "comment=".to_owned() + &"y".repeat(5000);
+    let r = proxy
+        .client()
+        .post(proxy.url("app", "/comments"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?}: POST through the proxy: {e}"));
+    assert_eq!(r.status(), 200, "{kind:?}: {}", proxy.logs());
+    let received = upstream.received();
+    let (auth, app): (Vec<_>, Vec<_>) = received
+        .iter()
+        .partition(|r| r.target.starts_with("/auth/"));
+    assert_eq!((auth.len(), app.len()), (1, 1), "{kind:?}: {received:#?}");
+    let auth = auth[0];
+    assert_eq!(auth.body, "", "{kind:?}: the auth request carried the body");
+    assert_eq!(auth.header("content-length"), None, "{kind:?}: {auth:?}");
+    assert_eq!(auth.header("transfer-encoding"), None, "{kind:?}: {auth:?}");
+    assert_eq!(app[0].body, body, "{kind:?}: the app got the body");
+}
+
+#[tokio::test]
+async fn nginx_asks_gatehouse_without_the_body() {
+    auth_request_carries_no_body(ProxyKind::Nginx).await;
+}
+
+#[tokio::test]
+async fn caddy_asks_gatehouse_without_the_body() {
+    auth_request_carries_no_body(ProxyKind::Caddy).await;
+}
