@@ -2,13 +2,16 @@
 # The ceilings benchmark (issue 6; not part of scripts/test.sh). Builds the release binary,
 # makes a 1 k and a 1 M bench database with `gatehouse bench-data`, starts one server on each
 # (2 workers, per-address limits off), measures the raw Argon2id rate K, then runs wrk in
-# interleaved rounds over the cells R0 P A F S L (and P, S on 1 M) at 16 and 64 connections,
+# interleaved rounds over the cells R0 P A F S L (and P, S on 1 M), and the protecting cells
+# FA (forward-auth), M (a members-folder file), NX0/NXA (a page through nginx without and with
+# auth_request) at 16 and 64 connections,
 # each first checked for its status. Prints medians and per-round ratios, records RSS, and
 # rewrites the measured part of docs/performance.md and docs/performance.svg.
 #
 # Usage: scripts/bench.sh [ROUNDS]   (default 3)
 # Env:   BENCH_SECONDS (per wrk run, default 8), BENCH_LARGE (default 1000000),
-#        BENCH_KDF_THREADS (default 2), BENCH_NO_DOCS=1 (print only).
+#        BENCH_KDF_THREADS (default 2), BENCH_NO_DOCS=1 (print only),
+#        BENCH_CELLS="R0 P FA" (run only these cells; implies BENCH_NO_DOCS=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -23,6 +26,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "== installing ${need[*]} from Debian"
@@ -56,12 +60,12 @@ echo "   ${KDF_RATES[*]} hashes/s"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# start_server NAME DB → sets ${NAME}_URL and ${NAME}_PID
+# start_server NAME DB [flags...] → sets ${NAME}_URL and ${NAME}_PID
 start_server() {
-  local name=$1 db=$2 log="$OUT/$1.log"
+  local name=$1 db=$2 log="$OUT/$1.log"; shift 2
   "$BIN" serve --database "$db" --bind 127.0.0.1:0 --workers 2 --kdf-threads "$KDF_THREADS" \
     --ip-failures 0 --ip-kdf-rate 0 --session-idle 24h --session-max 30d --log-level info \
-    2>"$log" &
+    "$@" 2>"$log" &
   local pid=$!
   PIDS+=("$pid")
   local url=""
@@ -75,13 +79,53 @@ start_server() {
   printf -v "${name}_PID" '%s' "$pid"
 }
 
-start_server SMALL "$OUT/small.db"
+# The members folder holds one 1 KiB page (cell M).
+mkdir -p "$OUT/members"
+python3 -c 'import sys; sys.stdout.write("<!doctype html><title>m</title>" + "x" * 993 + "\n")' >"$OUT/members/page.html"
+start_server SMALL "$OUT/small.db" --protect-dir "$OUT/members"
 start_server LARGE "$OUT/large.db"
 declare -A RSS
 sleep 1
 RSS[idle_1k]=$(rss "$SMALL_PID")
 RSS[idle_1m]=$(rss "$LARGE_PID")
 echo "   RSS after start-up: 1 k $((RSS[idle_1k] / 1024)) MiB, 1 M $((RSS[idle_1m] / 1024)) MiB"
+
+# nginx in front of the 1 k server: /open/ proxies a static file, /app/ the same file behind
+# auth_request (cells NX0, NXA). Keep-alive to Gatehouse, as a production set-up would.
+NGINX_DIR="$OUT/nginx"
+mkdir -p "$NGINX_DIR/logs"
+NGINX_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$NGINX_DIR/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $NGINX_DIR/body; proxy_temp_path $NGINX_DIR/proxy;
+  fastcgi_temp_path $NGINX_DIR/fastcgi; uwsgi_temp_path $NGINX_DIR/uwsgi; scgi_temp_path $NGINX_DIR/scgi;
+  upstream gatehouse { server ${SMALL_URL#http://}; keepalive 32; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /open/ { proxy_pass http://gatehouse/static/; }
+    location /app/ { auth_request /_auth; proxy_pass http://gatehouse/static/; }
+    location = /_auth {
+      internal;
+      proxy_pass http://gatehouse/auth/request;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
+    }
+  }
+}
+NGINX
+nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" 2>>"$NGINX_DIR/logs/error.log" &
+PIDS+=("$!")
+NGINX_URL="http://127.0.0.1:$NGINX_PORT"
+for _ in $(seq 1 100); do curl -s -o /dev/null "$NGINX_URL/" && break; sleep 0.1; done
 
 status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 expect() { # expect STATUS DESCRIPTION curl-args...
@@ -118,6 +162,12 @@ expect 200 F "$SMALL_URL/sign-in"
 expect 303 S -H "Cookie: $CSRF_SMALL_COOKIE" -d "$SIGN_IN_SMALL" "$SMALL_URL/sign-in"
 expect 303 "S (1 M)" -H "Cookie: $CSRF_LARGE_COOKIE" -d "$SIGN_IN_LARGE" "$LARGE_URL/sign-in"
 expect 200 "P (1 M)" -H "Cookie: session=$FIRST_LARGE" "$LARGE_URL/welcome"
+expect 200 FA -H "Cookie: session=$FIRST_SMALL" "$SMALL_URL/auth/request"
+expect 401 "FA (anonymous)" "$SMALL_URL/auth/request"
+expect 200 M -H "Cookie: session=$FIRST_SMALL" "$SMALL_URL/members/page.html"
+expect 200 NX0 "$NGINX_URL/open${CSS#/static}"
+expect 200 NXA -H "Cookie: session=$FIRST_SMALL" "$NGINX_URL/app${CSS#/static}"
+expect 401 "NXA (anonymous)" "$NGINX_URL/app${CSS#/static}"
 for _ in 1 2 3; do expect 401 "L (locking)" -H "Cookie: $CSRF_SMALL_COOKIE" -d "$LOCKED_BODY" "$SMALL_URL/sign-in"; done
 expect 429 L -H "Cookie: $CSRF_SMALL_COOKIE" -d "$LOCKED_BODY" "$SMALL_URL/sign-in"
 
@@ -130,6 +180,7 @@ to_ms() { # wrk latency "1.23ms" / "456.00us" / "1.20s" → ms
 FLOOD_PEAK=0
 run_cell() { # run_cell ROUND CELL CONNS URL [wrk args...]
   local round=$1 cell=$2 conns=$3 url=$4; shift 4
+  if [ -n "${BENCH_CELLS:-}" ] && [[ " $BENCH_CELLS " != *" $cell "* ]]; then return; fi
   local f="$OUT/wrk.$round.$cell.$conns.txt" sampler=""
   if [ "$cell" = FLOOD ]; then
     ( while kill -0 "$LARGE_PID" 2>/dev/null; do rss "$LARGE_PID"; sleep 0.25; done ) >"$OUT/rss.flood" &
@@ -161,6 +212,10 @@ for round in $(seq 1 "$ROUNDS"); do
       run_cell "$round" S "$conns" "$SMALL_URL/sign-in" -s "$LUA/signin.lua"
     BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_LARGE_TOKEN" BENCH_COOKIE="$CSRF_LARGE_COOKIE" \
       run_cell "$round" S1M "$conns" "$LARGE_URL/sign-in" -s "$LUA/signin.lua"
+    BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" FA "$conns" "$SMALL_URL/auth/request" -s "$LUA/cookies.lua"
+    BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" M "$conns" "$SMALL_URL/members/page.html" -s "$LUA/cookies.lua"
+    run_cell "$round" NX0 "$conns" "$NGINX_URL/open${CSS#/static}"
+    BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" NXA "$conns" "$NGINX_URL/app${CSS#/static}" -s "$LUA/cookies.lua"
   done
   [ "$round" = 1 ] && RSS[after_p_1m]=$(rss "$LARGE_PID")
 done
@@ -209,7 +264,7 @@ plot "$OUT/chart.dat" using 2:xtic(1) title "16 connections" lc rgb "#3465a4", \
      "" using 3 title "64 connections" lc rgb "#f57900"
 GP
 
-if [ "${BENCH_NO_DOCS:-0}" != 1 ]; then
+if [ "${BENCH_NO_DOCS:-0}" != 1 ] && [ -z "${BENCH_CELLS:-}" ]; then
   cp "$OUT/performance.svg" docs/performance.svg
   python3 - "$OUT" "$ROUNDS" "$SECS" "$LARGE" <<'PY'
 import datetime, os, re, subprocess, sys

@@ -52,6 +52,10 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 # Browser and HTTP tests start real servers; a few test threads keep the 2-core machine responsive.
 # Benchmarks are not run here (scripts/bench.sh).
+# The library example (examples/members.rs) is a program the HTTP tests start: build it first.
+cargo build --locked --examples
 cargo test --locked --lib --bins --tests -- --test-threads="${TEST_THREADS:-4}"
+echo "== doc tests (the library example in the crate docs compiles)"
+cargo test --locked --doc
 echo "== fuzz: a short run of each target (scripts/fuzz.sh SECONDS for a longer one)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

@@ -202,6 +202,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The settings from the command line and `GATEHOUSE_*` variables, as `gatehouse` reads
+    /// them (an app embedding Gatehouse takes the same flags); `--help` prints them all.
+    pub fn from_args() -> Self {
+        <Self as Parser>::parse()
+    }
+
     /// Cookies are `Secure` with the `__Host-` prefix and HSTS is sent: asked for, or implied by
     /// serving TLS directly.
     pub fn secure(&self) -> bool {

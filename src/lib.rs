@@ -12,23 +12,49 @@
 //! site promises is written down in `docs/behaviour.md`; the README explains the design and its
 //! limits.
 
+//! # As a library
+//!
+//! An actix-web app can mount Gatehouse and protect its own handlers with the [`SignedIn`]
+//! extractor: see [`Gatehouse`] and `examples/members.rs`. That, with [`Config`],
+//! [`StartError`] and [`run`], is the public API; the modules below are public for the
+//! project's own tests, benchmarks and fuzz targets and carry no stability promise.
+
+#[doc(hidden)]
 pub mod accounts;
+#[doc(hidden)]
 pub mod admin;
+#[doc(hidden)]
 pub mod audit;
+#[doc(hidden)]
 pub mod cli;
+#[doc(hidden)]
 pub mod clock;
+#[doc(hidden)]
 pub mod config;
+#[doc(hidden)]
 pub mod domain;
+mod embed;
+#[doc(hidden)]
 pub mod metrics;
+#[doc(hidden)]
 pub mod pool;
+#[doc(hidden)]
 pub mod progress;
+#[doc(hidden)]
 pub mod security;
+#[doc(hidden)]
 pub mod server;
+#[doc(hidden)]
 pub mod server_lock;
+#[doc(hidden)]
 pub mod state;
+#[doc(hidden)]
 pub mod store;
+#[doc(hidden)]
 pub mod tls;
+#[doc(hidden)]
 pub mod web;
 
 pub use cli::Config;
-pub use server::{Application, run};
+pub use embed::{Gatehouse, SignedIn, Site};
+pub use server::{Application, StartError, init_tracing as init_logging, run};

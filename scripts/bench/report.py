@@ -43,11 +43,15 @@ DESC = {
     "P1M": "GET /welcome, valid session (1 M users and sessions)",
     "S1M": "POST /sign-in succeeding (1 M users and sessions)",
     "FLOOD": "sign-in flood on a fresh 1 M server (memory run)",
+    "FA": "GET /auth/request, valid session (forward-auth, 1 k)",
+    "M": "GET /members/page.html, 1 KiB file, valid session (1 k)",
+    "NX0": "a static page through nginx, no auth_request",
+    "NXA": "the same page through nginx with auth_request, valid session",
 }
 lines = []
 lines.append("| cell | what | conns | req/s (median) | p50 ms | p99 ms | rounds (req/s) |")
 lines.append("|---|---|---|---|---|---|---|")
-for cell in ["R0", "P", "A", "F", "S", "L", "P1M", "S1M", "FLOOD"]:
+for cell in ["R0", "P", "A", "F", "S", "L", "P1M", "S1M", "FA", "M", "NX0", "NXA", "FLOOD"]:
     for conns in sorted({c for (k, c) in by if k == cell}):
         rs = by[(cell, conns)]
         lines.append(
@@ -73,6 +77,12 @@ ratio("S / K at 64 connections", per_round_const("S", 64, K), 0.9)
 ratio("L / R0 at 64 connections", per_round("L", "R0", 64), 0.3)
 ratio("P(1 M) / P(1 k) at 64 connections", per_round("P1M", "P", 64), 0.9)
 ratio("S(1 M) / S(1 k) at 16 connections", per_round("S1M", "S", 16), 0.9)
+ratio("FA / P at 16 connections", per_round("FA", "P", 16), 0.9)
+ratio("FA / P at 64 connections", per_round("FA", "P", 64), 0.9)
+ratio("M / R0 at 16 connections", per_round("M", "R0", 16), 0.8)
+ratio("M / R0 at 64 connections", per_round("M", "R0", 64), 0.8)
+ratio("NXA / NX0 at 16 connections", per_round("NXA", "NX0", 16), 0.5)
+ratio("NXA / NX0 at 64 connections", per_round("NXA", "NX0", 64), 0.5)
 rl = ["| ratio | median | target | | per round |", "|---|---|---|---|---|"]
 for name, m, target, ok, values in ratios:
     rl.append(f"| {name} | {m:.3f} | ≥ {target} | {ok} | " + ", ".join(f"{v:.3f}" for v in values) + " |")
@@ -100,7 +110,7 @@ for key, label, limit in [
 rss_table = "\n".join(rss_lines)
 
 with open(f"{out}/chart.dat", "w") as f:
-    for cell in ["R0", "P", "A", "F", "L", "P1M"]:
+    for cell in ["R0", "P", "A", "F", "L", "P1M", "FA", "M", "NXA"]:
         f.write(f"{cell} {med(cell, 16):.0f} {med(cell, 64):.0f}\n")
 
 with open(f"{out}/tables.md", "w") as f:

@@ -98,7 +98,7 @@ impl FromRequest for SameOrigin {
 }
 
 /// A signed-in visitor. Anonymous: a page answers 303 to the signed sign-in URL leading back
-/// to [`return_path`]; the API answers 401.
+/// to [`return_target`]; the API answers 401.
 pub struct SignedIn(Visitor);
 
 impl SignedIn {
@@ -109,7 +109,7 @@ impl SignedIn {
         if respond::is_api(req) {
             return Err(reject(req, AppError::Unauthorized));
         }
-        let resp = respond::to_sign_in(state, return_path(req.path()));
+        let resp = respond::to_sign_in(state, &return_target(req));
         Err(InternalError::from_response("sign-in required", resp).into())
     }
 
@@ -143,8 +143,24 @@ impl FromRequest for SignedIn {
     }
 }
 
-/// The page a sign-in should lead back to: the first segment of `path`, so a form posted to
-/// `/account/password` returns to `/account`.
+/// The page a sign-in should lead back to: for `GET` and `HEAD` the request target as received
+/// (path and query, so a deep link survives sign-in); for a form post, the page it came from,
+/// taken as the first segment of its path (`/account/password` returns to `/account`).
+pub fn return_target(req: &HttpRequest) -> String {
+    let method = req.method();
+    if method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD {
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path(), |pq| pq.as_str());
+        if crate::security::redirect::LocalPath::parse(target).is_some() {
+            return target.to_owned();
+        }
+    }
+    return_path(req.path()).to_owned()
+}
+
+/// The first segment of `path`.
 pub fn return_path(path: &str) -> &str {
     let rest = path.strip_prefix('/').unwrap_or(path);
     match rest.find('/') {

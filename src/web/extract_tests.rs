@@ -256,4 +256,13 @@ fn sign_in_leads_back_to_the_page_of_the_path() {
     assert_eq!(return_path("/account"), "/account");
     assert_eq!(return_path("/welcome"), "/welcome");
     assert_eq!(return_path("/"), "/");
+    // A page keeps its whole target (a deep link); a form post goes back to its page.
+    let get = TestRequest::get()
+        .uri("/reports/2026?q=a%20b&x=1")
+        .to_http_request();
+    assert_eq!(return_target(&get), "/reports/2026?q=a%20b&x=1");
+    let post = TestRequest::post()
+        .uri("/account/password?x=1")
+        .to_http_request();
+    assert_eq!(return_target(&post), "/account");
 }

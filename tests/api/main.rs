@@ -17,6 +17,7 @@ mod groups;
 mod health;
 mod import_seed;
 mod json_api;
+mod library;
 mod load;
 mod lock;
 mod long_passwords;

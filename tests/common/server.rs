@@ -22,6 +22,8 @@ pub struct TestApp {
     explicit_database: bool,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    /// The program: the `gatehouse` binary, or an example built on the library.
+    program: PathBuf,
 }
 
 impl TestApp {
@@ -43,6 +45,7 @@ impl TestApp {
             explicit_database: false,
             child: None,
             log: Arc::default(),
+            program: PathBuf::from(env!("CARGO_BIN_EXE_gatehouse")),
         };
         app.start(0);
         app
@@ -54,7 +57,7 @@ impl TestApp {
 
     fn start(&mut self, port: u16) {
         let bind = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        let mut cmd = Command::new(&self.program);
         cmd.env_clear()
             .env("GATEHOUSE_LOG", "info,gatehouse=debug")
             .current_dir(self.dir.path())
@@ -180,6 +183,31 @@ fn listening_url(line: &str) -> Option<String> {
 }
 
 impl TestApp {
+    /// Starts `examples/NAME.rs` (built by `cargo build --examples`, which scripts/test.sh
+    /// runs first) as `spawn` starts the server: it takes the same flags.
+    pub fn spawn_example(name: &str, extra: &[&str]) -> Self {
+        let program = example_path(name);
+        assert!(
+            program.exists(),
+            "{} is missing: run `cargo build --examples` first",
+            program.display()
+        );
+        let mut args: Vec<String> = FAST_KDF.iter().map(|s| s.to_string()).collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut app = Self {
+            address: String::new(),
+            port: 0,
+            dir: tempfile::tempdir().expect("temp dir"),
+            args,
+            explicit_database: true,
+            child: None,
+            log: Arc::default(),
+            program,
+        };
+        app.start(0);
+        app
+    }
+
     /// Like `spawn`, in a directory the test prepared (e.g. with TLS certificate files).
     pub fn spawn_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let mut args: Vec<String> = FAST_KDF.iter().map(|s| s.to_string()).collect();
@@ -192,6 +220,7 @@ impl TestApp {
             explicit_database: true,
             child: None,
             log: Arc::default(),
+            program: PathBuf::from(env!("CARGO_BIN_EXE_gatehouse")),
         };
         app.start(0);
         app
@@ -289,4 +318,13 @@ pub fn serve_expecting_exit(database: &std::path::Path, limit: Duration) -> Opti
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// Where cargo puts example `name`, beside the `gatehouse` binary of this build.
+pub fn example_path(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .parent()
+        .expect("target dir")
+        .join("examples")
+        .join(name)
 }
