@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: unit, black-box HTTP and real-browser. Installs what a fresh Debian machine
-# lacks first (a C/C++ compiler, pkg-config, Chromium and its driver, sqlite3, python3) and stops
-# with one line when the Rust toolchain is missing or older than Cargo.toml's rust-version. A
-# missing browser is a failure, never a skip.
+# lacks first (a C/C++ compiler, pkg-config, Chromium and its driver, nginx and Caddy for the
+# forward-auth tests, sqlite3, python3) and stops with one line when the Rust toolchain is
+# missing or older than Cargo.toml's rust-version. A missing browser or proxy is a failure,
+# never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,10 @@ need_apt=()
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# deploy/'s nginx site and Caddyfile run in front of the server (tests/api/forward_proxies.rs).
+# nginx lives in /usr/sbin, which a non-root PATH may lack.
+{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || need_apt+=(nginx-light)
+command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)  # the import-seed test builds a demo database with it
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -36,6 +41,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 chromium --version
 chromedriver --version
+"$(command -v nginx || echo /usr/sbin/nginx)" -v
+echo "caddy $(caddy version)"
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "== cargo fmt --check"

@@ -12,6 +12,7 @@ mod crash;
 mod device;
 mod files;
 mod forward_auth;
+mod forward_proxies;
 mod groups;
 mod health;
 mod import_seed;

@@ -79,6 +79,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session. Panics (fails the test) when the
     /// browser or its driver is missing or does not start.
     pub async fn launch(js: Js) -> Browser {
+        Self::launch_with(js, &[]).await
+    }
+
+    /// Like [`Browser::launch`], with `extra` Chromium switches. A switch the defaults also
+    /// set (same `--name`, e.g. `--host-resolver-rules=…`) replaces the default one.
+    pub async fn launch_with(js: Js, extra: &[&str]) -> Browser {
         for path in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 Path::new(path).exists(),
@@ -148,6 +154,11 @@ impl Browser {
             "--window-size=1280,900".into(),
             "--host-resolver-rules=MAP gatehouse.test 127.0.0.1".into(),
         ];
+        for switch in extra {
+            let name = switch.split('=').next().unwrap_or(switch);
+            args.retain(|a| a.split('=').next() != Some(name));
+            args.push((*switch).to_owned());
+        }
         let mut prefs = json!({});
         if js == Js::Off {
             prefs = json!({ "profile.managed_default_content_settings.javascript": 2 });

@@ -4,7 +4,8 @@
 //!
 //! `gatehouse.test` is mapped to 127.0.0.1 by Chromium's `--host-resolver-rules`, so the same
 //! server is seen at `http://127.0.0.1:PORT` (a secure context: Web Crypto exists) and at
-//! `http://gatehouse.test:PORT` (not a secure context: the page's own SHA-512 must do).
+//! `http://gatehouse.test:PORT` (not a secure context: the page's own SHA-512 must do). The
+//! forward-auth test maps every `*.gatehouse.test` name instead, for its proxy's two hosts.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -13,6 +14,7 @@ mod digest_paths;
 mod driver;
 mod flows;
 mod forms;
+mod forward;
 mod phone;
 mod site;
 

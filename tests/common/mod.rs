@@ -1,8 +1,10 @@
 //! Test support shared by the black-box suites, one module per concern: [`server`] starts the
 //! real `gatehouse` binary on a free loopback port with a temporary database, [`http`] drives
-//! its pages, [`admin`] runs its commands, [`audit`] and [`metrics`] read what it recorded, and
-//! [`files`] checks what it left on disk. Everything is re-exported here, so a suite writes
-//! `common::TestApp` or `common::sign_in` whichever module holds it.
+//! its pages, [`admin`] runs its commands, [`audit`] and [`metrics`] read what it recorded,
+//! [`files`] checks what it left on disk, and [`proxy`] puts deploy/'s real nginx or Caddy in
+//! front of it and of an [`upstream`] app, on [`ports`] of their own. Everything is
+//! re-exported here, so a suite writes `common::TestApp` or `common::sign_in` whichever module
+//! holds it.
 // Each suite uses a different part of this support code.
 #![allow(dead_code, unused_imports)]
 
@@ -11,11 +13,17 @@ pub mod audit;
 pub mod files;
 pub mod http;
 pub mod metrics;
+pub mod ports;
+pub mod proxy;
 pub mod server;
+pub mod upstream;
 
 pub use admin::*;
 pub use audit::*;
 pub use files::*;
 pub use http::*;
 pub use metrics::*;
+pub use ports::*;
+pub use proxy::*;
 pub use server::*;
+pub use upstream::*;
