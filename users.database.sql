@@ -76,3 +76,58 @@ CREATE TABLE user_groups (
 );
 
 PRAGMA user_version = 4;
+
+-- @version 5
+-- Mail, account recovery and verified addresses (docs/behaviour.md §11).
+-- `email_verified_at`: when the user confirmed `email` (NULL: not confirmed). `pending_email`:
+-- an address the user asked to move to, not yet confirmed (the old one stays in `email`).
+ALTER TABLE users ADD COLUMN email_verified_at INTEGER;
+ALTER TABLE users ADD COLUMN pending_email TEXT COLLATE NOCASE
+    CHECK (pending_email IS NULL OR length(pending_email) <= 254);
+ALTER TABLE users ADD COLUMN pending_email_at INTEGER;
+
+-- One-time links (password reset, email verification): only SHA-256 of the token is stored.
+CREATE TABLE tokens (
+    hash       BLOB    PRIMARY KEY CHECK (length(hash) = 32),
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    purpose    TEXT    NOT NULL CHECK (purpose IN ('reset', 'verify')),
+    email      TEXT,            -- for 'verify': the address the link confirms
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+);
+CREATE INDEX tokens_by_user ON tokens(user_id, purpose);
+CREATE INDEX tokens_by_expiry ON tokens(expires_at);
+
+-- Usernames of deleted accounts: apps behind forward-auth key on them, so none is reused.
+CREATE TABLE retired_usernames (
+    username   TEXT    PRIMARY KEY,
+    retired_at INTEGER NOT NULL
+);
+
+-- Mail waiting to be sent, written in the transaction of the change that causes it. `body` is
+-- the rendered message sealed with an AEAD keyed from the site key (it holds live links); the
+-- row is deleted once delivered, refused for good, or past `expires_at` (its link's expiry).
+CREATE TABLE outbox (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id    TEXT    NOT NULL UNIQUE,
+    recipient     TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    body          BLOB    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_try_at   INTEGER NOT NULL,
+    claimed_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_due ON outbox(next_try_at);
+
+-- Messages recently queued per recipient (lower-cased), for the per-address mail rate; rows
+-- older than an hour are purged.
+CREATE TABLE mail_rate (
+    recipient TEXT    NOT NULL,
+    at        INTEGER NOT NULL
+);
+CREATE INDEX mail_rate_by_recipient ON mail_rate(recipient, at);
+
+PRAGMA user_version = 5;

@@ -82,6 +82,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .route("/api/notes", web::get().to(notes))
     })
     .workers(config.workers)
+    .tcp_nodelay(true)
     .bind(config.bind)?;
     for addr in server.addrs() {
         tracing::info!("listening on http://{addr}");

@@ -224,6 +224,7 @@ RSS[after_rounds_1m_anon]=$(awk '/RssAnon/ {print $2}' "/proc/$LARGE_PID/status"
 
 # The sign-in flood's memory, on a freshly started 1 M server (the page cells above leave the
 # file pages they read mapped, which would blur what the flood itself costs).
+if [ -z "${BENCH_CELLS:-}" ] || [[ " $BENCH_CELLS " == *" FLOOD "* ]]; then
 echo "== sign-in flood on a fresh 1 M server (memory)"
 kill "$LARGE_PID"; wait "$LARGE_PID" 2>/dev/null || true
 start_server LARGE "$OUT/large.db"
@@ -235,6 +236,7 @@ BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_LARGE_TOKEN" BENCH_COOKIE="$C
 RSS[flood_1m]=$(sort -n "$OUT/rss.flood" | tail -1)
 sleep 2
 RSS[after_flood_1m]=$(rss "$LARGE_PID")
+fi
 
 python3 - "$OUT" "$KDF_THREADS" "$ARGON2_M" "$ARGON2_T" "${KDF_RATES[@]}" <<PY
 import json, statistics, sys

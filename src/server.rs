@@ -98,6 +98,9 @@ impl Application {
             .client_disconnect_timeout(Duration::from_secs(2))
             .keep_alive(Duration::from_secs(30))
             .max_connections(config.max_connections)
+            // A streamed body (a members-folder file) follows its head in a second write:
+            // with Nagle on, it waited for the client's delayed ACK (~40 ms a response).
+            .tcp_nodelay(true)
             .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
         let (server, scheme) = match tls {
             Some(tls) => (server.listen_rustls_0_23(listener, tls)?, "https"),

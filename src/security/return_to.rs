@@ -102,7 +102,10 @@ mod tests {
         assert_eq!(both.location(), "https://app.example.org/x");
         assert!(both.is_forward());
         assert_eq!(both.hidden_fields()[0], ("rd", rd.as_str().to_owned()));
-        assert_eq!(both.foreign_origin().as_deref(), Some("https://app.example.org"));
+        assert_eq!(
+            both.foreign_origin().as_deref(),
+            Some("https://app.example.org")
+        );
         // `next`'s signature does not verify `rd`, and a bad `rd` does not fall back to `next`.
         assert_eq!(
             ReturnTo::verify(&k, &p, Some("/account"), Some(rd.as_str()), Some(&next_sig)),

@@ -12,7 +12,10 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 /// `rd` posts to itself, but its 303 goes to the app's origin, and browsers apply
 /// `form-action` to the redirects that follow a form submission.
 pub fn csp_with_form_target(origin: &str) -> String {
-    CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"))
+    CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    )
 }
 
 /// Two years, without `includeSubDomains`: the operator's other hosts under the same domain are

@@ -30,6 +30,8 @@ use open::Opened;
 #[derive(Clone)]
 pub struct Members {
     pub dir: PathBuf,
+    /// The folder's handle, reopened at most a second after the operator swaps the folder.
+    handle: std::sync::Arc<FolderHandle>,
     /// Opens and reads run here: a fixed set of threads with a bounded queue (a full queue is a
     /// 503), not `web::block`, whose pool grows to hundreds of threads under a flood.
     io: ThreadPool,
@@ -61,6 +63,7 @@ impl Members {
         }
         Ok(Some(Self {
             dir: dir.clone(),
+            handle: Default::default(),
             io: ThreadPool::new("members-io", IO_THREADS, IO_QUEUE),
             prefix,
             csp,
@@ -125,11 +128,46 @@ async fn serve(
         Some(n) if !path.is_folder() => n.to_owned(),
         _ => "index.html".to_owned(),
     };
-    let dir = members.dir.clone();
-    let opened = members.io.run(move || open::open(&dir, &path)).await;
+    let head = req.method() == actix_web::http::Method::HEAD;
+    // Opened here, on the worker: resolving a path beneath the folder is a few microseconds in
+    // the kernel's dentry cache, and a hop to the pool and back cost more than the whole
+    // request (docs/design.md, "The members folder"). Reading is where a cold disk can block:
+    // a small file is read here only if the page cache holds all of it, else on the pool.
+    let found = match members.handle.get(&members.dir) {
+        Ok(dirfd) => open::open_in(&dirfd, &path),
+        Err(e) if open::refused(&e) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let opened = match found {
+        Ok(Some(Opened::File(file, meta))) if !head && meta.len() <= CHUNK => {
+            match open::read_if_cached(&file, meta.len() as usize) {
+                Ok(Some(bytes)) => Ok(Ok(Some(Found::Read(meta, Bytes::from(bytes))))),
+                Ok(None) => {
+                    members
+                        .io
+                        .run(move || {
+                            let mut buf = Vec::with_capacity(meta.len() as usize);
+                            (&file).take(meta.len()).read_to_end(&mut buf)?;
+                            Ok::<_, std::io::Error>(Some(Found::Read(meta, Bytes::from(buf))))
+                        })
+                        .await
+                }
+                Err(e) => Ok(Err(e)),
+            }
+        }
+        Ok(Some(Opened::File(file, meta))) => Ok(Ok(Some(Found::File(file, meta)))),
+        Ok(Some(Opened::Folder)) => Ok(Ok(Some(Found::Folder))),
+        Ok(None) => Ok(Ok(None)),
+        Err(e) => Ok(Err(e)),
+    };
     match opened {
-        Ok(Ok(Some(Opened::File(file, meta)))) => send(&req, &members, &name, file, &meta),
-        Ok(Ok(Some(Opened::Folder))) => to_folder(&req),
+        Ok(Ok(Some(Found::Read(meta, bytes)))) => {
+            send(&req, &members, &name, Body::Read(bytes), &meta)
+        }
+        Ok(Ok(Some(Found::File(file, meta)))) => {
+            send(&req, &members, &name, Body::File(file), &meta)
+        }
+        Ok(Ok(Some(Found::Folder))) => to_folder(&req),
         Ok(Ok(None)) => not_found(),
         Ok(Err(e)) => respond::error(&req, &AppError::Internal(format!("members folder: {e}"))),
         Err(PoolError::Full) => respond::error(
@@ -228,11 +266,26 @@ fn content_type(name: &str) -> String {
     }
 }
 
+/// What a request names, as the pool hands it back.
+enum Found {
+    /// A small file, read whole.
+    Read(std::fs::Metadata, Bytes),
+    /// A larger file, to stream.
+    File(std::fs::File, std::fs::Metadata),
+    Folder,
+}
+
+/// A file's content: read already (small files), or still to stream from the open file.
+enum Body {
+    Read(Bytes),
+    File(std::fs::File),
+}
+
 fn send(
     req: &HttpRequest,
     members: &Members,
     name: &str,
-    file: std::fs::File,
+    body: Body,
     meta: &std::fs::Metadata,
 ) -> HttpResponse {
     let (etag, modified) = validators(meta);
@@ -258,6 +311,10 @@ fn send(
         let none = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
         return resp.body(SizedStream::new(len, Box::pin(none)));
     }
+    let file = match body {
+        Body::Read(bytes) => return resp.body(bytes),
+        Body::File(file) => file,
+    };
     let io = members.io.clone();
     let stream = futures_util::stream::try_unfold((file, len), move |(mut file, left)| {
         let io = io.clone();
@@ -277,4 +334,28 @@ fn send(
         }
     });
     resp.body(SizedStream::new(len, Box::pin(stream)))
+}
+
+/// The folder's open handle, shared by the workers: opening the folder by path on every request
+/// was a path walk and two system calls more per file. It is reopened when a second old, so a
+/// folder the operator replaces (`mv new members`) is served within a second.
+#[derive(Default)]
+struct FolderHandle(
+    std::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<std::os::fd::OwnedFd>)>>,
+);
+
+impl FolderHandle {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn get(&self, dir: &std::path::Path) -> std::io::Result<std::sync::Arc<std::os::fd::OwnedFd>> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, fd)) = slot.as_ref()
+            && at.elapsed() < Self::FRESH
+        {
+            return Ok(fd.clone());
+        }
+        let fd = std::sync::Arc::new(open::open_dir(dir)?);
+        *slot = Some((std::time::Instant::now(), fd.clone()));
+        Ok(fd)
+    }
 }

@@ -23,7 +23,7 @@ pub enum Opened {
 }
 
 /// Opens `dir` itself (the operator's trusted path) as a directory handle.
-fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+pub fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -88,12 +88,17 @@ pub fn open(dir: &Path, path: &ProtectedPath) -> io::Result<Option<Opened>> {
         Err(e) if refused(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
+    open_in(&dirfd, path)
+}
+
+/// [`open`] beneath a folder already open.
+pub fn open_in(dirfd: &OwnedFd, path: &ProtectedPath) -> io::Result<Option<Opened>> {
     let rel = path.relative();
     if rel.is_empty() {
         // The folder itself without a slash: only the prefix, handled by the caller.
         return Ok(Some(Opened::Folder));
     }
-    let fd = match open_beneath(&dirfd, &rel) {
+    let fd = match open_beneath(dirfd, &rel) {
         Ok(fd) => fd,
         Err(e) if refused(&e) => return Ok(None),
         Err(e) => return Err(e),
@@ -107,14 +112,8 @@ pub fn open(dir: &Path, path: &ProtectedPath) -> io::Result<Option<Opened>> {
     if !meta.is_file() {
         return Ok(None);
     }
-    // Reads block from here on: the O_NONBLOCK was only there so a FIFO could not hang open.
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if fl >= 0 {
-            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
-        }
-    }
+    // O_NONBLOCK was there so that a FIFO could not hang the open; Linux ignores it for
+    // regular files, whose reads block (or not, with RWF_NOWAIT) as the caller chooses.
     Ok(Some(Opened::File(file, meta)))
 }
 
@@ -131,7 +130,7 @@ pub(super) fn open_beneath(dirfd: &OwnedFd, rel: &str) -> io::Result<OwnedFd> {
 }
 
 /// Errors that mean "no such file here" rather than a server fault.
-fn refused(e: &io::Error) -> bool {
+pub(super) fn refused(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(
@@ -152,3 +151,50 @@ fn refused(e: &io::Error) -> bool {
 #[cfg(test)]
 #[path = "open_tests.rs"]
 mod tests;
+
+/// The first `len` bytes of `file` if the page cache holds them all, read without blocking
+/// (`preadv2` with `RWF_NOWAIT`); `None` when reading would wait for the disk (or the kernel
+/// cannot say), so the caller reads on its pool instead.
+pub fn read_if_cached(file: &File, len: usize) -> io::Result<Option<Vec<u8>>> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut buf = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            let iov = libc::iovec {
+                iov_base: buf[done..].as_mut_ptr().cast(),
+                iov_len: len - done,
+            };
+            // SAFETY: one iovec over the unread part of `buf`, which outlives the call.
+            let n = unsafe {
+                libc::preadv2(
+                    file.as_raw_fd(),
+                    &iov,
+                    1,
+                    done as libc::off_t,
+                    libc::RWF_NOWAIT,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(None),
+                    Some(libc::EINTR) => continue,
+                    _ => Err(e),
+                };
+            }
+            if n == 0 {
+                // The file shrank since its size was read: send what it holds now.
+                buf.truncate(done);
+                break;
+            }
+            done += n as usize;
+        }
+        Ok(Some(buf))
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (file, len);
+        Ok(None)
+    }
+}

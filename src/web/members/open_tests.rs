@@ -91,3 +91,18 @@ fn fifos_and_devices_are_not_served() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     assert_eq!(content(&dir, "/pipe"), None);
 }
+
+#[test]
+fn a_cached_file_reads_without_blocking_and_a_shrunk_one_reads_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("page.html");
+    std::fs::write(&p, b"hello, members").unwrap();
+    let file = File::open(&p).unwrap();
+    // Just written, so in the page cache: read here, not handed to the pool.
+    let bytes = read_if_cached(&file, 14)
+        .unwrap()
+        .expect("a cached file reads at once");
+    assert_eq!(bytes, b"hello, members");
+    std::fs::write(&p, b"hi").unwrap();
+    assert_eq!(read_if_cached(&file, 14).unwrap().unwrap(), b"hi");
+}
