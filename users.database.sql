@@ -98,6 +98,13 @@ CREATE TABLE tokens (
 );
 CREATE INDEX tokens_by_user ON tokens(user_id, purpose);
 CREATE INDEX tokens_by_expiry ON tokens(expires_at);
+-- A password change by any route (the account page, an admin, a reset link) kills every reset
+-- link of the user, here once rather than in each of them.
+CREATE TRIGGER password_change_kills_reset_links AFTER UPDATE OF password_changed_at ON users
+WHEN NEW.password_changed_at <> OLD.password_changed_at
+BEGIN
+    DELETE FROM tokens WHERE user_id = NEW.id AND purpose = 'reset';
+END;
 
 -- Usernames of deleted accounts: apps behind forward-auth key on them, so none is reused.
 CREATE TABLE retired_usernames (

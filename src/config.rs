@@ -184,6 +184,10 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_PROTECT_CSP")]
     pub protect_csp: Option<String>,
 
+    /// How long a password-reset link works (`gatehouse user reset-link`, and the mailed ones).
+    #[arg(long, env = "GATEHOUSE_RESET_TTL", default_value = "1h", value_parser = duration)]
+    pub reset_ttl: Duration,
+
     /// Forward authentication: the hosts a sign-in may send the browser back to (the `rd` of
     /// /auth/request and /auth/forward), each name itself or any name under it,
     /// comma-separated. Needs --public-url. Default: none, so no `rd` is ever followed.

@@ -6,6 +6,7 @@
 
 mod attempts;
 mod change_password;
+mod reset;
 mod sign_in;
 mod sign_out;
 mod sign_up;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 pub use attempts::Refused;
 pub use change_password::{ChangeError, ResetError};
+pub use reset::LinkResetError;
 pub use sign_in::SignInError;
 pub use sign_up::{SignUpError, SignUpInput, SignedUp};
 

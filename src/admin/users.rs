@@ -28,6 +28,7 @@ pub fn run(config: &Config, command: UserCommand) -> Result<()> {
         UserCommand::Delete { username: typed } => delete(config, &typed),
         UserCommand::Unlock { username: typed } => unlock(config, &typed),
         UserCommand::SetPassword { username: typed } => set_password(config, &typed),
+        UserCommand::ResetLink { username: typed } => reset_link(config, &typed),
         UserCommand::Group(c) => super::groups::run(config, c),
     }
 }
@@ -303,6 +304,37 @@ fn unlock(config: &Config, typed: &str) -> Result<()> {
     let store = existing_store(config)?;
     let changed = wait(store.unlock_user(&user, now_ms()))?;
     reported(&store, "admin.user.unlock", &user, changed, "unlocked")
+}
+
+/// Prints a reset link on standard output (the link alone, for scripts), the rest on stderr.
+fn reset_link(config: &Config, typed: &str) -> Result<()> {
+    let user = username(typed)?;
+    let store = existing_store(config)?;
+    let kind = "admin.user.reset_link";
+    let Some(details) = wait(store.user_details(&user))? else {
+        return reported(&store, kind, &user, None, "");
+    };
+    let accounts = accounts(config, &store)?;
+    let token = wait(accounts.issue_reset_link(details.id, config.reset_ttl))?;
+    let base = config
+        .public_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    if base.is_empty() {
+        eprintln!("(no --public-url: the link is relative to the site's address)");
+    }
+    println!("{base}/password-reset/{}", token.as_str());
+    reported(
+        &store,
+        kind,
+        &user,
+        Some(details.id),
+        &format!(
+            "one-time reset link, valid for {}, for",
+            humantime::format_duration(config.reset_ttl)
+        ),
+    )
 }
 
 fn set_password(config: &Config, typed: &str) -> Result<()> {

@@ -117,6 +117,12 @@ pub enum UserCommand {
         /// The user's username.
         username: String,
     },
+    /// Print a one-time password-reset link for the user (for support, or a site without
+    /// mail): it works once, for --reset-ttl, and a newer link or any password change ends it.
+    ResetLink {
+        /// The user's username.
+        username: String,
+    },
     /// Add a user to a group or remove them from one (`user show` lists their groups).
     #[command(subcommand)]
     Group(GroupCommand),

@@ -48,6 +48,7 @@ fn settings_read_by(path: &[&str]) -> &'static [&'static str] {
     match path {
         ["user", "add" | "set-password"] => HASHING,
         ["user", "show"] | ["session", "list" | "purge-expired"] => SESSIONS,
+        ["user", "reset-link"] => &["database", "public_url", "reset_ttl"],
         ["import-seed" | "bench-data"] => BULK,
         ["bench-kdf"] => &["argon2_m", "argon2_t", "argon2_p"],
         // Groups: their subcommands say what they read.

@@ -15,3 +15,4 @@ pub mod return_to;
 pub mod secret;
 pub mod session;
 pub mod throttle;
+pub mod token;

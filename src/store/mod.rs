@@ -203,6 +203,7 @@ impl Store {
 
 mod admin;
 mod groups;
+pub mod tokens;
 
 #[cfg(test)]
 mod tests;

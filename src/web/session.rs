@@ -35,7 +35,7 @@ pub async fn end_session(state: &State, visitor: &Visitor) -> Result<(), AppErro
 
 /// The flash cookie's name. Its path is `/sign-in` (sent nowhere else), which the `__Host-`
 /// prefix forbids; `__Secure-` still keeps a plain-HTTP page from planting it.
-pub fn signed_out_cookie_name(secure: bool) -> &'static str {
+pub fn flash_cookie_name(secure: bool) -> &'static str {
     if secure {
         "__Secure-signed_out"
     } else {
@@ -43,16 +43,64 @@ pub fn signed_out_cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// "You are signed out" for the next sign-in page, once: set by `POST /sign-out` (which must
-/// answer with a bare `Location: /sign-in`), shown and cleared (`set: false`) by
-/// `GET /sign-in`. A minute is plenty to follow a redirect; it carries no data.
-pub fn signed_out_cookie(secure: bool, set: bool) -> Cookie<'static> {
-    let mut c = Cookie::new(signed_out_cookie_name(secure), if set { "1" } else { "" });
+/// A one-time notice for the next sign-in page, after a flow that ends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flash {
+    SignedOut,
+    PasswordReset,
+    AccountDeleted,
+    CheckInbox,
+}
+
+impl Flash {
+    fn value(self) -> &'static str {
+        match self {
+            Flash::SignedOut => "1",
+            Flash::PasswordReset => "reset",
+            Flash::AccountDeleted => "deleted",
+            Flash::CheckInbox => "inbox",
+        }
+    }
+
+    /// The notice a cookie value names; anything else is no notice (the value is fixed text
+    /// chosen here, never shown as sent).
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Flash::SignedOut,
+            Flash::PasswordReset,
+            Flash::AccountDeleted,
+            Flash::CheckInbox,
+        ]
+        .into_iter()
+        .find(|f| f.value() == value)
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Flash::SignedOut => "You are signed out.",
+            Flash::PasswordReset => "Your password was changed. Sign in with the new one.",
+            Flash::AccountDeleted => "Your account was deleted.",
+            Flash::CheckInbox => {
+                "Check your inbox: we sent a link to confirm your email address. Sign in once it is confirmed."
+            }
+        }
+    }
+}
+
+/// The flash for the next `GET /sign-in` (`Some`), set by a flow that answers with a bare
+/// `Location: /sign-in`, or its removal (`None`) once shown. A minute is plenty to follow a
+/// redirect; it carries no data.
+pub fn flash_cookie(secure: bool, flash: Option<Flash>) -> Cookie<'static> {
+    let mut c = Cookie::new(flash_cookie_name(secure), flash.map_or("", Flash::value));
     c.set_path("/sign-in");
     c.set_http_only(true);
     c.set_same_site(SameSite::Lax);
     c.set_secure(secure);
-    c.set_max_age(CookieDuration::seconds(if set { 60 } else { 0 }));
+    c.set_max_age(CookieDuration::seconds(if flash.is_some() {
+        60
+    } else {
+        0
+    }));
     c
 }
 

@@ -73,6 +73,8 @@ pub struct Field {
     pub digest_target: &'static str,
     pub repeat_of: &'static str,
     pub check_length: bool,
+    /// Shown and posted, not editable (the username on a reset page).
+    pub readonly: bool,
 }
 
 impl Field {
@@ -97,6 +99,11 @@ impl Field {
 
     pub fn optional(mut self) -> Self {
         self.required = false;
+        self
+    }
+
+    pub fn readonly(mut self) -> Self {
+        self.readonly = true;
         self
     }
 
@@ -264,6 +271,22 @@ pub struct ActivityRow {
 pub struct SignOutPage {
     pub chrome: Chrome,
     pub csrf_token: String,
+}
+
+/// A page of one message and at most one form: the password-reset pages, the email
+/// confirmation, and their "this link is no longer valid" answers.
+#[derive(Template)]
+#[template(path = "simple.html")]
+pub struct SimplePage {
+    pub chrome: Chrome,
+    pub heading: &'static str,
+    pub lede: String,
+    pub notice: String,
+    /// `error` or `info`, for styling.
+    pub notice_kind: &'static str,
+    pub form: Option<FormView>,
+    pub link_href: &'static str,
+    pub link_text: &'static str,
 }
 
 #[derive(Template)]

@@ -25,6 +25,7 @@ mod members;
 mod metrics;
 mod one_server;
 mod pages;
+mod password_reset;
 mod races;
 mod redirects;
 mod sessions;

@@ -24,6 +24,7 @@ mod files;
 mod groups;
 pub mod seed;
 mod sessions;
+mod tokens;
 
 pub use admin::check;
 

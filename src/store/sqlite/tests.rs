@@ -300,3 +300,92 @@ fn deleting_a_user_deletes_their_sessions() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+#[test]
+fn reset_tokens_are_single_use_superseded_expiring_and_killed_by_password_changes() {
+    use crate::security::token::Purpose;
+    use crate::store::tokens::NewToken;
+    let (_dir, s) = store();
+    let u = user(&s, "rita");
+    let token = |hash: u8, now: i64| NewToken {
+        hash: [hash; 32],
+        user_id: u.id,
+        purpose: Purpose::Reset,
+        email: None,
+        now_ms: now,
+        expires_ms: now + 3_600_000,
+    };
+    s.create_token(&token(1, 2_000)).unwrap();
+    let found = s
+        .find_token(&[1; 32], Purpose::Reset, 2_001)
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.user_id, found.username.as_str()), (u.id, "rita"));
+    // Another purpose, an expired time, an unknown hash: nothing.
+    assert!(
+        s.find_token(&[1; 32], Purpose::Verify, 2_001)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.find_token(&[1; 32], Purpose::Reset, 2_000 + 3_600_000)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.find_token(&[9; 32], Purpose::Reset, 2_001)
+            .unwrap()
+            .is_none()
+    );
+    // A newer link supersedes the older one.
+    s.create_token(&token(2, 3_000)).unwrap();
+    assert!(
+        s.find_token(&[1; 32], Purpose::Reset, 3_001)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.find_token(&[2; 32], Purpose::Reset, 3_001)
+            .unwrap()
+            .is_some()
+    );
+    // Consuming sets the hash, ends the sessions, forgives the lock; a second use is nothing.
+    s.create_session(&new_session(u.id, 7, 3_100))
+        .unwrap()
+        .unwrap();
+    let done = s.reset_password_with_token(&[2; 32], HASH2, 4_000).unwrap();
+    assert_eq!(done.map(|t| t.user_id), Some(u.id));
+    assert!(
+        s.reset_password_with_token(&[2; 32], HASH, 4_001)
+            .unwrap()
+            .is_none()
+    );
+    let creds = s.credentials("rita").unwrap().unwrap();
+    assert_eq!(creds.password_hash, HASH2);
+    assert_eq!(creds.unlocked_ms, 4_000);
+    assert!(creds.password_changed_ms >= 4_000);
+    assert!(s.session(&[7; 32]).unwrap().is_none());
+    // A password change by another route (here the admin's) kills a live link.
+    s.create_token(&token(3, 5_000)).unwrap();
+    s.set_password(&Username::parse("rita").unwrap(), HASH, 5_500)
+        .unwrap();
+    assert!(
+        s.find_token(&[3; 32], Purpose::Reset, 5_600)
+            .unwrap()
+            .is_none()
+    );
+    // A disabled user's link opens nothing.
+    s.create_token(&token(4, 6_000)).unwrap();
+    s.set_active(&Username::parse("rita").unwrap(), false, 6_100)
+        .unwrap();
+    assert!(
+        s.find_token(&[4; 32], Purpose::Reset, 6_200)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.reset_password_with_token(&[4; 32], HASH2, 6_300)
+            .unwrap()
+            .is_none()
+    );
+}

@@ -144,3 +144,41 @@ pub async fn delete_session(
     let _ = resp.add_cookie(&state.sessions.clear_session_cookie());
     Ok(resp)
 }
+
+/// `POST /api/password-reset/{token}` `{password | password_digest}`: 204 once the password is
+/// set (every session ended; no session is created), 400 for the field rules, 410 for a link
+/// that opens nothing.
+pub async fn reset_password(
+    state: State,
+    token: actix_web::web::Path<String>,
+    Then(Json(body), Peer(client)): Then<Json<Credentials>, Peer>,
+) -> Result<HttpResponse, ApiError> {
+    let gone = || {
+        HttpResponse::Gone()
+            .json(json!({ "error": "This reset link is no longer valid. Ask for a new one." }))
+    };
+    let Some(token) = crate::security::token::LinkToken::parse(&token) else {
+        return Ok(gone());
+    };
+    match state
+        .accounts
+        .reset_with_link(&token, body.password()?, &client)
+        .await
+    {
+        Ok(_) => Ok(HttpResponse::NoContent().finish()),
+        Err(crate::accounts::LinkResetError::Gone) => Ok(gone()),
+        Err(crate::accounts::LinkResetError::Invalid(errors)) => {
+            let mut fields = serde_json::Map::new();
+            for (field, message) in messages::fields(errors) {
+                // The API's field is `password` (or `password_digest`), not the form's.
+                let field = field.replace("new_", "").replace("_repeat", "");
+                fields.entry(field).or_insert(json!(message));
+            }
+            Ok(HttpResponse::BadRequest()
+                .json(json!({ "error": "Some fields are invalid.", "fields": fields })))
+        }
+        Err(crate::accounts::LinkResetError::Refused(r)) => Err(r.into()),
+        Err(crate::accounts::LinkResetError::Kdf(e)) => Err(e.into()),
+        Err(crate::accounts::LinkResetError::Store(e)) => Err(e.into()),
+    }
+}

@@ -11,6 +11,7 @@ pub mod account;
 pub mod api;
 pub mod forward_auth;
 pub mod home;
+pub mod password_reset;
 pub mod sign_in;
 pub mod sign_out;
 pub mod sign_up;
@@ -68,6 +69,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, HEAD, POST")),
     )
     .service(
+        web::resource("/password-reset/{token}")
+            .route(web::get().to(password_reset::show))
+            .route(web::head().to(password_reset::show))
+            .route(web::post().to(password_reset::submit))
+            .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
         web::resource("/account/password")
             .route(web::post().to(account::change_password))
             .default_service(not_allowed("POST")),
@@ -92,6 +100,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(api::create_session))
             .route(web::delete().to(api::delete_session))
             .default_service(not_allowed("POST, DELETE")),
+    );
+    cfg.service(
+        web::resource("/api/password-reset/{token}")
+            .route(web::post().to(api::reset_password))
+            .default_service(not_allowed("POST")),
     );
     get_only!(cfg, "/api/me", api::me);
     // Any method: a proxy asks with the method of the request it guards.

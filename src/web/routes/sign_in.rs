@@ -14,7 +14,7 @@ use crate::web::respond::{
     GENERIC_FAILURE, human_wait, locked_message, render_status, see_other, with_cookie,
     with_retry_after,
 };
-use crate::web::session::{self, signed_out_cookie, signed_out_cookie_name};
+use crate::web::session::{self, flash_cookie, flash_cookie_name};
 use crate::web::templates::{Field, FormView, SignInPage};
 use crate::web::visitor::Visitor;
 
@@ -74,7 +74,9 @@ pub async fn form(
     }
     let (token, cookie) = visitor.anonymous_token(&state);
     let secure = state.sessions.secure;
-    let flash = req.cookie(signed_out_cookie_name(secure)).is_some();
+    let flash_value = req.cookie(flash_cookie_name(secure));
+    let flash = flash_value.is_some();
+    let flash_notice = flash_value.and_then(|c| session::Flash::parse(c.value()));
     let mut chrome = visitor.chrome("Sign in");
     // A sign-in page with a return address is the redirect target of every protected page a
     // crawler might find: one indexable sign-in page is enough.
@@ -82,8 +84,8 @@ pub async fn form(
     let page = SignInPage {
         chrome,
         form: form_view(token, &to),
-        notice: if flash && anonymous {
-            "You are signed out.".into()
+        notice: if let Some(f) = flash_notice.filter(|_| anonymous) {
+            f.message().into()
         } else if to != ReturnTo::Welcome && anonymous {
             "Please sign in to continue.".into()
         } else {
@@ -96,7 +98,7 @@ pub async fn form(
         &to,
     );
     if flash {
-        let _ = resp.add_cookie(&signed_out_cookie(secure, false));
+        let _ = resp.add_cookie(&flash_cookie(secure, None));
     }
     Ok(resp)
 }

@@ -7,7 +7,7 @@ use crate::state::State;
 use crate::web::error::AppError;
 use crate::web::extract::CsrfForm;
 use crate::web::respond::{render, see_other, with_cookie};
-use crate::web::session::{end_session, signed_out_cookie};
+use crate::web::session::{Flash, end_session, flash_cookie};
 use crate::web::templates::SignOutPage;
 use crate::web::visitor::Visitor;
 
@@ -27,6 +27,6 @@ pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppE
     end_session(&state, &posted.visitor).await?;
     let mut resp = see_other("/sign-in");
     let _ = resp.add_cookie(&state.sessions.clear_session_cookie());
-    let _ = resp.add_cookie(&signed_out_cookie(state.sessions.secure, true));
+    let _ = resp.add_cookie(&flash_cookie(state.sessions.secure, Some(Flash::SignedOut)));
     Ok(resp)
 }

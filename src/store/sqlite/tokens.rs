@@ -1,0 +1,100 @@
+//! SQL of one-time link tokens: `tokens` rows hold SHA-256 of the token, never the token.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::SqliteStore;
+use crate::security::token::Purpose;
+use crate::store::Result;
+use crate::store::tokens::{NewToken, TokenUser};
+
+/// The live token of `hash` and its user, inside any connection or transaction.
+fn live(
+    c: &rusqlite::Connection,
+    hash: &[u8; 32],
+    purpose: Purpose,
+    now_ms: i64,
+) -> Result<Option<TokenUser>> {
+    Ok(c.prepare_cached(
+        "SELECT u.id, u.username, t.email, t.expires_at
+           FROM tokens t JOIN users u ON u.id = t.user_id
+          WHERE t.hash = ?1 AND t.purpose = ?2 AND t.used_at IS NULL AND t.expires_at > ?3
+            AND u.active = 1",
+    )?
+    .query_row(params![&hash[..], purpose.as_str(), now_ms], |r| {
+        Ok(TokenUser {
+            user_id: r.get(0)?,
+            username: r.get(1)?,
+            email: r.get(2)?,
+            expires_ms: r.get(3)?,
+        })
+    })
+    .optional()?)
+}
+
+impl SqliteStore {
+    pub fn create_token(&self, t: &NewToken) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM tokens WHERE user_id = ?1 AND purpose = ?2",
+                params![t.user_id, t.purpose.as_str()],
+            )?;
+            tx.execute(
+                "DELETE FROM tokens WHERE expires_at <= ?1",
+                params![t.now_ms],
+            )?;
+            tx.execute(
+                "INSERT INTO tokens (hash, user_id, purpose, email, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    &t.hash[..],
+                    t.user_id,
+                    t.purpose.as_str(),
+                    t.email,
+                    t.now_ms,
+                    t.expires_ms
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn find_token(
+        &self,
+        hash: &[u8; 32],
+        purpose: Purpose,
+        now_ms: i64,
+    ) -> Result<Option<TokenUser>> {
+        self.read(|c| live(c, hash, purpose, now_ms))
+    }
+
+    pub fn reset_password_with_token(
+        &self,
+        hash: &[u8; 32],
+        new_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<TokenUser>> {
+        self.write(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Some(user) = live(&tx, hash, Purpose::Reset, now_ms)? else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE tokens SET used_at = ?2 WHERE hash = ?1",
+                params![&hash[..], now_ms],
+            )?;
+            // The trigger `password_change_kills_reset_links` then deletes every reset link of
+            // the user, this one included: a second use finds nothing.
+            tx.execute(
+                "UPDATE users SET password_hash = ?2, updated_at = ?3,
+                        password_changed_at = max(?3, password_changed_at + 1), unlocked_at = ?3
+                  WHERE id = ?1",
+                params![user.user_id, new_hash, now_ms],
+            )?;
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user.user_id])?;
+            tx.commit()?;
+            Ok(Some(user))
+        })
+    }
+}
