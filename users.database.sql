@@ -111,6 +111,13 @@ CREATE TABLE retired_usernames (
     username   TEXT    PRIMARY KEY,
     retired_at INTEGER NOT NULL
 );
+-- Every deletion retires the name, whichever route deletes (the account page, the API, an
+-- admin): the user's audit events stay, keyed by the same name.
+CREATE TRIGGER deleted_users_retire_their_names AFTER DELETE ON users
+BEGIN
+    INSERT OR IGNORE INTO retired_usernames (username, retired_at)
+    VALUES (OLD.username, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
 
 -- Mail waiting to be sent, written in the transaction of the change that causes it. `body` is
 -- the rendered message sealed with an AEAD keyed from the site key (it holds live links); the

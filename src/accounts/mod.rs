@@ -6,6 +6,7 @@
 
 mod attempts;
 mod change_password;
+mod confirm;
 mod reset;
 mod sign_in;
 mod sign_out;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 pub use attempts::Refused;
 pub use change_password::{ChangeError, ResetError};
+pub use confirm::ConfirmError;
 pub use reset::LinkResetError;
 pub use sign_in::SignInError;
 pub use sign_up::{SignUpError, SignUpInput, SignedUp};

@@ -12,6 +12,12 @@ impl Store {
         backend!(self, s => s.list_users())
     }
 
+    /// Deletes a user (and, with them, their sessions and groups) by id; the username is
+    /// retired. Whether there was such a user.
+    pub async fn delete_user_by_id(&self, user_id: i64) -> Result<bool> {
+        backend!(self, s => s.blocking(move |s| s.delete_user_by_id(user_id)).await)
+    }
+
     pub async fn user_details(&self, username: &Username) -> Result<Option<UserDetails>> {
         backend!(self, s => s.user_details(username))
     }

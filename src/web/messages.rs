@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::accounts::{ChangeError, FieldErrors, Problem, Refused, SignInError, SignUpError};
+use crate::accounts::{
+    ChangeError, ConfirmError, FieldErrors, Problem, Refused, SignInError, SignUpError,
+};
 use crate::security::limits::UNAVAILABLE_RETRY;
 use crate::store::Taken;
 use crate::web::error::{AppError, retry_after_secs};
@@ -130,6 +132,25 @@ pub fn change_password(e: ChangeError) -> Result<ChangeReply, AppError> {
         ChangeError::Refused(r) => Err(r.into()),
         ChangeError::Kdf(e) => Err(e.into()),
         ChangeError::Store(e) => Err(e.into()),
+    }
+}
+
+/// A refused confirmation of the current password (deleting the account, changing the
+/// email), answered like a refused password change.
+pub fn confirm(e: ConfirmError) -> Result<ChangeReply, AppError> {
+    match e {
+        ConfirmError::Locked { retry_after } => Ok(ChangeReply::Locked(retry_after)),
+        ConfirmError::WrongPassword => Ok(ChangeReply::WrongPassword),
+        ConfirmError::Invalid(errors) => Ok(ChangeReply::Invalid(fields(errors))),
+        ConfirmError::Full { retry_after } => Err(AppError::Unavailable {
+            retry_after,
+            message: "Please try again later.",
+        }),
+        ConfirmError::NoSuchUser => Err(AppError::Unauthorized),
+        ConfirmError::BadStoredName => Err(AppError::Internal("stored username invalid".into())),
+        ConfirmError::Refused(r) => Err(r.into()),
+        ConfirmError::Kdf(e) => Err(e.into()),
+        ConfirmError::Store(e) => Err(e.into()),
     }
 }
 

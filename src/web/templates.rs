@@ -247,6 +247,8 @@ pub struct AccountPage {
     pub created_text: String,
     pub notice: String,
     pub form: FormView,
+    /// Deleting the account (at the end of the page).
+    pub delete_form: FormView,
     pub sessions: Vec<SessionRow>,
     pub csrf_token: String,
     /// The latest successful sign-ins, newest first.

@@ -245,8 +245,9 @@ async fn set_password_replaces_it_and_ends_sessions_and_delete_removes_the_user(
     );
     assert_eq!(app.admin(&["user", "show", "mallory"], "").code, 1);
     assert_eq!(app.admin(&["user", "delete", "mallory"], "").code, 1);
-    // The name is free again.
-    sign_up(&app, &app.client(), "mallory", "third-password").await;
+    // The name is retired, not free again (docs/behaviour.md §11.3).
+    let r = sign_up_form(&app, &app.client(), "mallory", "third-password").await;
+    assert_eq!(r.status(), 409);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod account_delete;
 mod admin;
 mod audit;
 mod bad_input;

@@ -91,6 +91,11 @@ impl SqliteStore {
         })
     }
 
+    /// Deletes a user by id (their own account deletion); whether there was one.
+    pub fn delete_user_by_id(&self, user_id: i64) -> Result<bool> {
+        self.write(|c| Ok(c.execute("DELETE FROM users WHERE id = ?1", [user_id])? == 1))
+    }
+
     /// Records an admin unlock: the server forgives lock records older than `now_ms`.
     pub fn unlock_user(&self, username: &Username, now_ms: i64) -> Result<Option<i64>> {
         self.write(|c| {

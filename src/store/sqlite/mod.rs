@@ -362,7 +362,8 @@ fn taken_in(c: &Connection, username: &Username, email: Option<&Email>) -> Resul
         Ok(c.prepare_cached(sql)?.query_row([value], |r| r.get(0))?)
     };
     if exists(
-        "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)",
+        "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)
+             OR EXISTS(SELECT 1 FROM retired_usernames WHERE username = ?1)",
         username.as_str(),
     )? {
         return Ok(Some(Taken::Username));

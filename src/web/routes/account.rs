@@ -37,10 +37,39 @@ fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
     }
 }
 
+/// The form that deletes the account, with the current password.
+fn delete_form(user: &crate::store::User, csrf_token: &str) -> FormView {
+    let mut password = Field::password("current_password", "Current password", "current-password")
+        .digest_into("current_password_digest");
+    // Another id than the password form's field of the same name.
+    password.id = "delete_password";
+    FormView {
+        action: "/account/delete".into(),
+        digest: true,
+        data_username: Some(user.username.clone()),
+        fields: vec![password],
+        hidden: vec![
+            ("current_password_digest", String::new()),
+            ("csrf_token", csrf_token.to_owned()),
+        ],
+        submit: "Delete my account",
+    }
+}
+
 async fn page(
     state: &State,
     signed_in: &SignedIn,
     form: Option<FormView>,
+    notice: &str,
+) -> Result<AccountPage, AppError> {
+    page_with(state, signed_in, form, None, notice).await
+}
+
+async fn page_with(
+    state: &State,
+    signed_in: &SignedIn,
+    form: Option<FormView>,
+    delete: Option<FormView>,
     notice: &str,
 ) -> Result<AccountPage, AppError> {
     let current = signed_in.current();
@@ -95,6 +124,7 @@ async fn page(
         created_text: format_human(current.user.created_ms),
         notice: notice.to_owned(),
         form: form.unwrap_or_else(|| password_form(&current.user, &csrf_token)),
+        delete_form: delete.unwrap_or_else(|| delete_form(&current.user, &csrf_token)),
         sessions,
         csrf_token,
         sign_ins,
@@ -200,4 +230,63 @@ pub async fn revoke_others(state: State, posted: SignedInForm) -> Result<HttpRes
         .revoke_other_sessions(&current.user, current.session_id, client)
         .await?;
     Ok(see_other("/account?revoked=others"))
+}
+
+/// `POST /account/delete`: with the current password (§4's lock applies), deletes the account
+/// and every session, then sends the browser to the sign-in page with a notice.
+pub async fn delete(state: State, posted: SignedInForm) -> Result<HttpResponse, AppError> {
+    let SignedInForm {
+        user: signed_in,
+        form,
+    } = posted;
+    let current = signed_in.current();
+    let outcome = state
+        .accounts
+        .delete_account(
+            &current.user,
+            PasswordInput::from_form(
+                form.get("current_password_digest"),
+                form.get("current_password"),
+                None,
+            ),
+            &signed_in.visitor().client,
+        )
+        .await;
+    let mut view = delete_form(&current.user, &signed_in.token(&state));
+    let (status, retry) = match outcome.map_err(messages::confirm) {
+        Ok(()) => {
+            let mut resp = see_other("/sign-in");
+            let _ = resp.add_cookie(&state.sessions.clear_session_cookie());
+            let flash = crate::web::session::flash_cookie(
+                state.sessions.secure,
+                Some(crate::web::session::Flash::AccountDeleted),
+            );
+            let _ = resp.add_cookie(&flash);
+            return Ok(resp);
+        }
+        Err(Err(e)) => return Err(e),
+        Err(Ok(ChangeReply::Locked(retry))) => {
+            view.set_error("current_password", password_locked_message(retry));
+            (StatusCode::TOO_MANY_REQUESTS, Some(retry))
+        }
+        Err(Ok(ChangeReply::WrongPassword)) => {
+            view.set_error("current_password", WRONG_CURRENT_PASSWORD);
+            (StatusCode::UNAUTHORIZED, None)
+        }
+        Err(Ok(ChangeReply::Invalid(errors))) => {
+            for (field, message) in errors {
+                let field = field.strip_suffix("_digest").unwrap_or(field);
+                view.set_error(field, message);
+            }
+            (StatusCode::BAD_REQUEST, None)
+        }
+    };
+    let resp = render_status(
+        status,
+        &page_with(&state, &signed_in, None, Some(view), "").await?,
+    )?;
+    Ok(match retry {
+        Some(retry) => with_retry_after(resp, retry),
+        None => resp,
+    })
 }

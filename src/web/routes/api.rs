@@ -182,3 +182,46 @@ pub async fn reset_password(
         Err(crate::accounts::LinkResetError::Store(e)) => Err(e.into()),
     }
 }
+
+/// `DELETE /api/me` `{password | password_digest}`: deletes the caller's own account (§4's lock
+/// applies to the password): 204 and the cookie expired, 401 for a wrong password or no
+/// session, 429 when locked.
+pub async fn delete_me(
+    state: State,
+    Then(Json(body), signed_in): Then<Json<Credentials>, SignedIn>,
+) -> Result<HttpResponse, ApiError> {
+    let current = signed_in.current();
+    let outcome = state
+        .accounts
+        .delete_account(&current.user, body.password()?, &signed_in.visitor().client)
+        .await;
+    match outcome.map_err(messages::confirm) {
+        Ok(()) => {
+            let mut resp = HttpResponse::NoContent().finish();
+            let _ = resp.add_cookie(&state.sessions.clear_session_cookie());
+            Ok(resp)
+        }
+        Err(Err(e)) => Err(e.into()),
+        Err(Ok(messages::ChangeReply::WrongPassword)) => {
+            Ok(HttpResponse::Unauthorized()
+                .json(json!({ "error": messages::WRONG_CURRENT_PASSWORD })))
+        }
+        Err(Ok(messages::ChangeReply::Locked(retry))) => {
+            let secs = retry_after_secs(retry);
+            let resp = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
+                "error": locked_message(&format!("{secs} seconds")),
+                "retry_after": secs,
+            }));
+            Ok(with_retry_after(resp, retry))
+        }
+        Err(Ok(messages::ChangeReply::Invalid(errors))) => {
+            let mut fields = serde_json::Map::new();
+            for (field, message) in errors {
+                let field = field.replace("current_", "");
+                fields.entry(field).or_insert(json!(message));
+            }
+            Ok(HttpResponse::BadRequest()
+                .json(json!({ "error": "Some fields are invalid.", "fields": fields })))
+        }
+    }
+}

@@ -81,6 +81,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("POST")),
     )
     .service(
+        web::resource("/account/delete")
+            .route(web::post().to(account::delete))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
         web::resource("/account/sessions/revoke-others")
             .route(web::post().to(account::revoke_others))
             .default_service(not_allowed("POST")),
@@ -106,7 +111,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(api::reset_password))
             .default_service(not_allowed("POST")),
     );
-    get_only!(cfg, "/api/me", api::me);
+    cfg.service(
+        web::resource("/api/me")
+            .route(web::get().to(api::me))
+            .route(web::head().to(api::me))
+            .route(web::delete().to(api::delete_me))
+            .default_service(not_allowed("GET, HEAD, DELETE")),
+    );
     // Any method: a proxy asks with the method of the request it guards.
     cfg.service(web::resource("/auth/request").to(forward_auth::request))
         .service(web::resource("/auth/forward").to(forward_auth::forward));
