@@ -24,6 +24,7 @@ mod long_passwords;
 mod members;
 mod metrics;
 mod one_server;
+mod outbox;
 mod pages;
 mod races;
 mod redirects;
