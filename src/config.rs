@@ -200,7 +200,7 @@ pub struct Config {
     /// smtp://host:port (plain, a local relay), smtp+starttls://host:587 or smtps://host:465,
     /// with USER[:PASSWORD]@ (the password better in GATEHOUSE_SMTP_PASSWORD, out of `ps`).
     /// Needs --public-url. Default: no mail.
-    #[arg(long, env = "GATEHOUSE_SMTP_URL", value_parser = crate::mail::SmtpUrl::parse)]
+    #[arg(long, env = "GATEHOUSE_SMTP_URL", hide_env_values = true, value_parser = crate::mail::settings::SmtpUrlParser)]
     pub smtp_url: Option<crate::mail::SmtpUrl>,
 
     /// The sender of mail, "Name <address>". Default: Gatehouse <noreply@HOST> with HOST
@@ -312,7 +312,13 @@ mod tests {
             c.mail_from.map(|m| m.email.to_string()).as_deref(),
             Some("login@example.org")
         );
-        assert!(Config::try_parse_from(["gatehouse", "--smtp-url", "http://x"]).is_err());
+        let err = Config::try_parse_from(["gatehouse", "--smtp-url", "http://u:hunter2@x"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--smtp-url") && !err.contains("hunter2"),
+            "{err}"
+        );
         assert!(Config::try_parse_from(["gatehouse", "--mail-from", "nobody"]).is_err());
         // A later flag overrides an earlier one (wrapper scripts append their own).
         let c = Config::parse_from(["gatehouse", "--argon2-m", "64", "--argon2-m", "128"]);

@@ -104,6 +104,32 @@ impl SmtpUrl {
     }
 }
 
+/// clap's parser of `--smtp-url`: its errors name the flag and the reason, never the value
+/// (clap's own would repeat it, password included, on stderr and so in the journal).
+#[derive(Clone, Copy, Debug)]
+pub struct SmtpUrlParser;
+
+impl clap::builder::TypedValueParser for SmtpUrlParser {
+    type Value = SmtpUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SmtpUrl, clap::Error> {
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --smtp-url: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse("not UTF-8".into()))?;
+        SmtpUrl::parse(text).map_err(refuse)
+    }
+}
+
 /// `--mail-from`: `"Name <addr>"` or a bare address.
 pub fn parse_from(raw: &str) -> Result<Mailbox, String> {
     raw.trim().parse::<Mailbox>().map_err(|e| {
