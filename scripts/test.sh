@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: unit, black-box HTTP and real-browser. Installs what a fresh Debian machine
 # lacks first (a C/C++ compiler, pkg-config, Chromium and its driver, nginx and Caddy for the
-# forward-auth tests, sqlite3, python3) and stops with one line when the Rust toolchain is
-# missing or older than Cargo.toml's rust-version. A missing browser or proxy is a failure,
-# never a skip.
+# forward-auth tests, sqlite3, python3, aiosmtpd as the mail tests' SMTP server) and stops with
+# one line when the Rust toolchain is missing or older than Cargo.toml's rust-version. A missing
+# browser, proxy or SMTP server is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,9 @@ command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)  # the import-seed test builds a demo database with it
+# A real SMTP server for the mail tests (tests/common/smtp.rs): Debian's aiosmtpd, which
+# lives in Debian's own python3 (/usr/bin/python3), whatever python3 comes first on PATH.
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} from Debian"
   sudo=""
@@ -43,10 +46,16 @@ chromium --version
 chromedriver --version
 "$(command -v nginx || echo /usr/sbin/nginx)" -v
 echo "caddy $(caddy version)"
+echo "aiosmtpd $(/usr/bin/python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== TLS without OpenSSL or aws-lc (rustls with ring only)"
+if cargo tree -e normal,build --prefix none | grep -iE '^(openssl|native-tls|aws-lc)'; then
+  echo "scripts/test.sh: a dependency pulls in OpenSSL or aws-lc (see above)" >&2
+  exit 1
+fi
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"

@@ -200,6 +200,23 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_COOKIE_DOMAIN")]
     pub cookie_domain: Option<String>,
 
+    /// Send mail (password reset, email verification, notices) through this SMTP server:
+    /// smtp://host:port (plain, a local relay), smtp+starttls://host:587 or smtps://host:465,
+    /// with USER[:PASSWORD]@ (the password better in GATEHOUSE_SMTP_PASSWORD, out of `ps`).
+    /// Needs --public-url. Default: no mail.
+    #[arg(long, env = "GATEHOUSE_SMTP_URL", hide_env_values = true, value_parser = crate::mail::settings::SmtpUrlParser)]
+    pub smtp_url: Option<crate::mail::SmtpUrl>,
+
+    /// The sender of mail, "Name <address>". Default: Gatehouse <noreply@HOST> with HOST
+    /// from --public-url.
+    #[arg(long, env = "GATEHOUSE_MAIL_FROM", value_parser = crate::mail::settings::parse_from)]
+    pub mail_from: Option<lettre::message::Mailbox>,
+
+    /// The wait after a message's first failed delivery attempt, doubled after each further
+    /// one up to 10 minutes (and how often the outbox is checked when idle, at most 30 s).
+    #[arg(long, env = "GATEHOUSE_MAIL_RETRY_BASE", default_value = "5s", value_parser = duration, hide = true)]
+    pub mail_retry_base: Duration,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     pub log_level: String,
@@ -287,6 +304,26 @@ mod tests {
         assert_eq!(c.secret_key_path(), PathBuf::from("/tmp/x/gatehouse.key"));
         assert!(Config::try_parse_from(["gatehouse", "--lock-window", "soon"]).is_err());
         assert!(Config::try_parse_from(["gatehouse", "--session-idle", "0s"]).is_err());
+        let c = Config::parse_from([
+            "gatehouse",
+            "--smtp-url",
+            "smtp+starttls://me@mail.example.org",
+            "--mail-from",
+            "Site <login@example.org>",
+        ]);
+        assert_eq!(c.smtp_url.as_ref().map(|u| u.port), Some(587));
+        assert_eq!(
+            c.mail_from.map(|m| m.email.to_string()).as_deref(),
+            Some("login@example.org")
+        );
+        let err = Config::try_parse_from(["gatehouse", "--smtp-url", "http://u:hunter2@x"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--smtp-url") && !err.contains("hunter2"),
+            "{err}"
+        );
+        assert!(Config::try_parse_from(["gatehouse", "--mail-from", "nobody"]).is_err());
         // A later flag overrides an earlier one (wrapper scripts append their own).
         let c = Config::parse_from(["gatehouse", "--argon2-m", "64", "--argon2-m", "128"]);
         assert_eq!(c.argon2_m, 128);

@@ -62,10 +62,15 @@ pub struct Site {
     http_metrics: crate::web::metrics::HttpMetrics,
 }
 
+/// What [`check_settings`] found.
+pub(crate) struct Checked {
+    pub members: Option<Members>,
+    pub forward: crate::security::forward::Settings,
+    pub mail: Option<crate::mail::MailSettings>,
+}
+
 /// Refuses settings that cannot work, before anything is opened.
-pub(crate) fn check_settings(
-    config: &Config,
-) -> Result<(Option<Members>, crate::security::forward::Settings), StartError> {
+pub(crate) fn check_settings(config: &Config) -> Result<Checked, StartError> {
     let members = Members::from_config(config).map_err(StartError::Config)?;
     let forward = crate::security::forward::settings(
         config.public_url.as_deref(),
@@ -73,14 +78,23 @@ pub(crate) fn check_settings(
         config.cookie_domain.as_deref(),
     )
     .map_err(StartError::Config)?;
-    Ok((members, forward))
+    let mail = crate::mail::MailSettings::from_config(config).map_err(StartError::Config)?;
+    Ok(Checked {
+        members,
+        forward,
+        mail,
+    })
 }
 
 impl Gatehouse {
     /// Checks the settings, takes the database's one-server lock, opens (and upgrades) the
     /// database, loads or creates the secret key and starts the password hashing pool.
     pub fn open(config: &Config) -> Result<Self, StartError> {
-        let (members, forward) = check_settings(config)?;
+        let Checked {
+            members,
+            forward,
+            mail,
+        } = check_settings(config)?;
         for warning in &forward.warnings {
             tracing::warn!("{warning}");
         }
@@ -89,6 +103,13 @@ impl Gatehouse {
         let store = Store::open(&config.database)?;
         let env_key = std::env::var(secret::ENV_VAR).ok();
         let key = SecretKey::load(env_key.as_deref(), &config.secret_key_path())?;
+        let mail = match mail {
+            Some(settings) => Some(std::sync::Arc::new(
+                crate::mail::Mailer::new(settings, &key, config.mail_retry_base)
+                    .map_err(StartError::Config)?,
+            )),
+            None => None,
+        };
 
         let started = Instant::now();
         let kdf = Kdf::new(config.kdf_params())?; // hashes its dummy once: a cost sample
@@ -140,6 +161,7 @@ impl Gatehouse {
             body_timeout: config.client_timeout,
             sign_up_open: config.sign_up == crate::cli::SignUp::Open,
             audit_retention: config.audit_retention,
+            mail,
         });
         Ok(Self {
             site: Site {
@@ -177,6 +199,14 @@ impl Gatehouse {
         let state = self.site.state.clone();
         actix_web::rt::spawn(housekeeping(state.clone()));
         actix_web::rt::spawn(flush_touches(state.clone()));
+        if let Some(mailer) = state.mail.clone() {
+            actix_web::rt::spawn(crate::mail::sender::run(
+                state.store.clone(),
+                mailer,
+                state.audit.clone(),
+                state.clock.clone(),
+            ));
+        }
         // The metrics server handles no signals: it ends when the public server has.
         let also = also.map(|server| {
             let handle = server.handle();

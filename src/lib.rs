@@ -35,6 +35,8 @@ pub mod config;
 pub mod domain;
 mod embed;
 #[doc(hidden)]
+pub mod mail;
+#[doc(hidden)]
 pub mod metrics;
 #[doc(hidden)]
 pub mod pool;

@@ -52,6 +52,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     event: &'static str,
 }
@@ -88,6 +93,10 @@ struct Metrics {
     active_sessions: Gauge,
     db_errors: Counter,
     resident_memory: Gauge,
+    outbox_depth: Gauge,
+    mails_sent: Counter,
+    mails_failed: Family<ReasonLabels, Counter>,
+    mails_dropped: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -105,6 +114,10 @@ impl Metrics {
             active_sessions: Gauge::default(),
             db_errors: Counter::default(),
             resident_memory: Gauge::default(),
+            outbox_depth: Gauge::default(),
+            mails_sent: Counter::default(),
+            mails_failed: Family::default(),
+            mails_dropped: Family::default(),
         };
         let mut r = m.registry;
         // Counters get `_total` and units their suffix from the crate, as OpenMetrics requires.
@@ -131,6 +144,16 @@ impl Metrics {
                 "Sessions whose absolute lifetime has not ended (idle ones count until purged)";
             "gatehouse_db_errors", None, m.db_errors,
                 "Database errors that reached a response";
+            "gatehouse_outbox_depth", None, m.outbox_depth,
+                "Mails waiting in the outbox (growing: the SMTP server is down or refusing)";
+            "gatehouse_mails_sent", None, m.mails_sent,
+                "Mails the SMTP server accepted";
+            "gatehouse_mails_failed", None, m.mails_failed,
+                "Mails given up for good, by reason (refused: a 5xx answer; expired: their \
+                 link expired before delivery; unreadable: the site key changed)";
+            "gatehouse_mails_dropped", None, m.mails_dropped,
+                "Mails never queued because of the outbox bounds, by reason (outbox_full, \
+                 recipient_rate)";
             "process_resident_memory", Some(Unit::Bytes), m.resident_memory,
                 "Resident set size of the process";
         }
@@ -227,6 +250,32 @@ pub fn set_kdf_queue_depth(waiting: usize) {
 /// Sessions whose absolute lifetime has not ended, read at scrape time.
 pub fn set_active_sessions(n: i64) {
     METRICS.active_sessions.set(n);
+}
+
+/// Mails waiting in the outbox, read at scrape time.
+pub fn set_outbox_depth(n: i64) {
+    METRICS.outbox_depth.set(n);
+}
+
+/// A mail the SMTP server accepted.
+pub fn mail_sent() {
+    METRICS.mails_sent.inc();
+}
+
+/// `n` mails given up for good (`reason`: `refused`, `expired`, `unreadable`).
+pub fn mail_failed(reason: &'static str, n: u64) {
+    METRICS
+        .mails_failed
+        .get_or_create(&ReasonLabels { reason })
+        .inc_by(n);
+}
+
+/// A mail dropped by the outbox bounds (`reason`: `outbox_full`, `recipient_rate`).
+pub fn mail_dropped(reason: &'static str) {
+    METRICS
+        .mails_dropped
+        .get_or_create(&ReasonLabels { reason })
+        .inc();
 }
 
 /// Refreshes the process's resident memory gauge from `/proc` (where there is one).

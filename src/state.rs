@@ -41,6 +41,8 @@ pub struct AppState {
     pub audit: Arc<crate::audit::AuditLog>,
     pub sign_up_open: bool,
     pub audit_retention: Duration,
+    /// Outgoing mail (`--smtp-url`); `None`: nothing is mailed.
+    pub mail: Option<Arc<crate::mail::Mailer>>,
 }
 
 pub type State = web::Data<AppState>;
@@ -66,6 +68,7 @@ pub struct Parts {
     pub body_timeout: Duration,
     pub sign_up_open: bool,
     pub audit_retention: Duration,
+    pub mail: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             body_timeout,
             sign_up_open,
             audit_retention,
+            mail,
         } = parts;
         // Usernames and devices lock by the same rule, each in its own table.
         let lock = Arc::new(AttemptLock::Memory(FailLock::new(
@@ -132,6 +136,7 @@ impl AppState {
             audit,
             sign_up_open,
             audit_retention,
+            mail,
         })
     }
 }

@@ -21,6 +21,9 @@ pub enum Command {
         /// The demo's SQLite file (table users(id, username, password_hash)).
         path: PathBuf,
     },
+    /// Check outgoing mail: `mail test ADDRESS` sends a test message and shows the answer.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Print the audit trail, oldest first.
     Audit {
         /// Only events of this username.
@@ -161,6 +164,21 @@ pub enum SessionCommand {
     },
     /// Delete expired sessions now.
     PurgeExpired,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum MailCommand {
+    /// Send a test message to ADDRESS through --smtp-url at once (the server need not run)
+    /// and print what the SMTP server answered; exit 1 with its answer when it refused or
+    /// could not be reached.
+    Test {
+        /// Where to send the test message.
+        address: String,
+        /// Queue the message in the outbox for the running server's sender instead (for
+        /// tests of the outbox).
+        #[arg(long, hide = true)]
+        queue: bool,
+    },
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]

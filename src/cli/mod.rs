@@ -8,7 +8,7 @@ mod commands;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use self::commands::{
-    BenchDataArgs, Command, DbCommand, GroupCommand, SessionCommand, UserCommand,
+    BenchDataArgs, Command, DbCommand, GroupCommand, MailCommand, SessionCommand, UserCommand,
 };
 pub use crate::config::{Config, SignUp};
 
@@ -45,14 +45,22 @@ fn settings_read_by(path: &[&str]) -> &'static [&'static str] {
         "kdf_threads",
     ];
     const SESSIONS: &[&str] = &["database", "session_idle"];
+    const MAIL: &[&str] = &[
+        "database",
+        "secret_key_file",
+        "public_url",
+        "smtp_url",
+        "mail_from",
+    ];
     match path {
         ["user", "add" | "set-password"] => HASHING,
         ["user", "show"] | ["session", "list" | "purge-expired"] => SESSIONS,
         ["user", "reset-link"] => &["database", "public_url", "reset_ttl"],
         ["import-seed" | "bench-data"] => BULK,
         ["bench-kdf"] => &["argon2_m", "argon2_t", "argon2_p"],
+        ["mail", "test"] => MAIL,
         // Groups: their subcommands say what they read.
-        ["user" | "session" | "db"] => &[],
+        ["user" | "session" | "db" | "mail"] => &[],
         _ => &["database"],
     }
 }

@@ -15,8 +15,9 @@ mod records;
 pub mod sqlite;
 
 pub use records::{
-    AuditEvent, AuditFilter, AuditRow, CheckReport, Credentials, GroupChange, ImportOutcome,
-    NewSession, SessionListing, SessionRecord, SessionSummary, Taken, User, UserDetails,
+    AuditEvent, AuditFilter, AuditRow, CheckReport, Credentials, Enqueued, GroupChange,
+    ImportOutcome, NewMail, NewSession, OutboxLimits, QueuedMail, SessionListing, SessionRecord,
+    SessionSummary, Taken, User, UserDetails,
 };
 
 /// Why storage could not answer. Every variant is a refusal: a caller never reads one as "no
@@ -193,6 +194,59 @@ impl Store {
 
     pub async fn failed_sign_ins_since(&self, user_id: i64, since_ms: i64) -> Result<i64> {
         backend!(self, s => s.failed_sign_ins_since(user_id, since_ms))
+    }
+
+    /// Queues a message in a transaction of its own (`gatehouse mail test --queue`). A flow
+    /// whose mail goes with a change queues it inside that change's transaction instead
+    /// (`sqlite::outbox::enqueue`), then calls [`crate::mail::Mailer::wake`].
+    pub async fn enqueue_mail(
+        &self,
+        mail: NewMail,
+        now_ms: i64,
+        limits: OutboxLimits,
+    ) -> Result<Enqueued> {
+        backend!(self, s => s.enqueue_mail_async(mail, now_ms, limits).await)
+    }
+
+    /// Claims up to `limit` due messages for `lease_ms`, counting an attempt on each.
+    pub async fn claim_mail(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedMail>> {
+        backend!(self, s => s.claim_mail_async(now_ms, lease_ms, limit).await)
+    }
+
+    /// Forgets every claim (at the sender's start: the one server per database).
+    pub async fn release_mail_claims(&self) -> Result<usize> {
+        backend!(self, s => s.release_mail_claims_async().await)
+    }
+
+    /// Deletes a message that was delivered or refused for good.
+    pub async fn delete_mail(&self, id: i64) -> Result<bool> {
+        backend!(self, s => s.delete_mail_async(id).await)
+    }
+
+    /// Puts a claimed message back for another attempt at `next_try_ms`.
+    pub async fn retry_mail_at(&self, id: i64, next_try_ms: i64) -> Result<bool> {
+        backend!(self, s => s.retry_mail_at_async(id, next_try_ms).await)
+    }
+
+    /// Deletes expired messages and old per-recipient rate records; returns how many
+    /// messages expired unsent.
+    pub async fn purge_outbox(&self, now_ms: i64) -> Result<usize> {
+        backend!(self, s => s.purge_outbox_async(now_ms).await)
+    }
+
+    /// Messages waiting in the outbox.
+    pub async fn outbox_depth(&self) -> Result<i64> {
+        backend!(self, s => s.outbox_depth_async().await)
+    }
+
+    /// When the next message falls due, if any waits.
+    pub async fn next_mail_due(&self, now_ms: i64) -> Result<Option<i64>> {
+        backend!(self, s => s.next_mail_due_async(now_ms).await)
     }
 
     /// Deletes audit events older than `before_ms`. Returns how many.

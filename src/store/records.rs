@@ -161,3 +161,58 @@ pub enum Taken {
     #[error("email is taken")]
     Email,
 }
+
+/// A message for the outbox, as [`crate::mail::Mailer::compose`] makes it: the body is
+/// already sealed (it holds live links), the `Message-ID` fixed for every retry.
+#[derive(Clone, Debug)]
+pub struct NewMail {
+    pub message_id: String,
+    pub recipient: String,
+    /// [`crate::mail::MailKind::name`].
+    pub kind: &'static str,
+    pub sealed_body: Vec<u8>,
+    pub created_ms: i64,
+    /// When the message stops being worth sending (its link's expiry): it is deleted then.
+    pub expires_ms: i64,
+}
+
+/// The outbox's bounds: past either, a new message is dropped (and counted), so a flood of
+/// requests cannot grow the table or fill one inbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Messages waiting at most.
+    pub max_queued: i64,
+    /// Messages queued for one address (ASCII case ignored) within an hour at most.
+    pub per_recipient_per_hour: i64,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        Self {
+            max_queued: 10_000,
+            per_recipient_per_hour: 10,
+        }
+    }
+}
+
+/// What became of a message handed to the outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// Dropped: the outbox holds [`OutboxLimits::max_queued`] messages.
+    DroppedFull,
+    /// Dropped: the recipient had [`OutboxLimits::per_recipient_per_hour`] this hour.
+    DroppedRate,
+}
+
+/// A message the sender claimed: its row, for one delivery attempt.
+#[derive(Clone, Debug)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub message_id: String,
+    pub recipient: String,
+    pub kind: String,
+    pub sealed_body: Vec<u8>,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+}

@@ -54,6 +54,7 @@ fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
         body_timeout: Duration::from_secs(10),
         sign_up_open,
         audit_retention: Duration::from_secs(86_400),
+        mail: None,
     })
 }
 

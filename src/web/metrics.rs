@@ -137,6 +137,13 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             tracing::warn!("metrics: counting sessions failed: {e}");
         }
     }
+    match state.store.outbox_depth().await {
+        Ok(n) => metrics::set_outbox_depth(n),
+        Err(e) => {
+            metrics::db_error();
+            tracing::warn!("metrics: counting the outbox failed: {e}");
+        }
+    }
     match metrics::encode() {
         Ok(body) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(body),
         Err(_) => HttpResponse::InternalServerError().finish(),

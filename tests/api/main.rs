@@ -25,6 +25,7 @@ mod long_passwords;
 mod members;
 mod metrics;
 mod one_server;
+mod outbox;
 mod pages;
 mod password_reset;
 mod races;

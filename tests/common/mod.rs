@@ -2,7 +2,7 @@
 //! real `gatehouse` binary on a free loopback port with a temporary database, [`http`] drives
 //! its pages, [`admin`] runs its commands, [`audit`] and [`metrics`] read what it recorded,
 //! [`files`] checks what it left on disk, and [`proxy`] puts deploy/'s real nginx or Caddy in
-//! front of it and of an [`upstream`] app, on [`ports`] of their own. Everything is
+//! front of it and of an [`upstream`] app, on [`ports`] of their own; [`smtp`] is a real SMTP server (aiosmtpd) whose mail they read. Everything is
 //! re-exported here, so a suite writes `common::TestApp` or `common::sign_in` whichever module
 //! holds it.
 // Each suite uses a different part of this support code.
@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod ports;
 pub mod proxy;
 pub mod server;
+pub mod smtp;
 pub mod upstream;
 
 pub use admin::*;
@@ -26,4 +27,5 @@ pub use metrics::*;
 pub use ports::*;
 pub use proxy::*;
 pub use server::*;
+pub use smtp::*;
 pub use upstream::*;

@@ -7,7 +7,9 @@
 
 use super::SqliteStore;
 use crate::domain::{Email, FullName, Username};
-use crate::store::{AuditEvent, NewSession, Result, Taken, User};
+use crate::store::{
+    AuditEvent, Enqueued, NewMail, NewSession, OutboxLimits, QueuedMail, Result, Taken, User,
+};
 
 impl SqliteStore {
     pub(crate) async fn healthy_async(&self) -> bool {
@@ -119,5 +121,50 @@ impl SqliteStore {
 
     pub(crate) async fn purge_audit_async(&self, before_ms: i64) -> Result<usize> {
         self.blocking(move |s| s.purge_audit(before_ms)).await
+    }
+
+    pub(crate) async fn enqueue_mail_async(
+        &self,
+        mail: NewMail,
+        now_ms: i64,
+        limits: OutboxLimits,
+    ) -> Result<Enqueued> {
+        self.blocking(move |s| s.enqueue_mail(&mail, now_ms, &limits))
+            .await
+    }
+
+    pub(crate) async fn claim_mail_async(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedMail>> {
+        self.blocking(move |s| s.claim_mail(now_ms, lease_ms, limit))
+            .await
+    }
+
+    pub(crate) async fn release_mail_claims_async(&self) -> Result<usize> {
+        self.blocking(|s| s.release_mail_claims()).await
+    }
+
+    pub(crate) async fn delete_mail_async(&self, id: i64) -> Result<bool> {
+        self.blocking(move |s| s.delete_mail(id)).await
+    }
+
+    pub(crate) async fn retry_mail_at_async(&self, id: i64, next_try_ms: i64) -> Result<bool> {
+        self.blocking(move |s| s.retry_mail_at(id, next_try_ms))
+            .await
+    }
+
+    pub(crate) async fn purge_outbox_async(&self, now_ms: i64) -> Result<usize> {
+        self.blocking(move |s| s.purge_outbox(now_ms)).await
+    }
+
+    pub(crate) async fn outbox_depth_async(&self) -> Result<i64> {
+        self.blocking(|s| s.outbox_depth()).await
+    }
+
+    pub(crate) async fn next_mail_due_async(&self, now_ms: i64) -> Result<Option<i64>> {
+        self.blocking(move |s| s.next_mail_due(now_ms)).await
     }
 }

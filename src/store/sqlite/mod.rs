@@ -22,6 +22,7 @@ mod audit;
 mod calls;
 mod files;
 mod groups;
+pub mod outbox;
 pub mod seed;
 mod sessions;
 mod tokens;
