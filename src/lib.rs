@@ -34,6 +34,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod domain;
 mod embed;
+mod housekeeping;
 #[doc(hidden)]
 pub mod mail;
 #[doc(hidden)]

@@ -263,7 +263,7 @@ async fn a_username_spray_fills_the_lock_table_to_its_bound_and_no_further() {
         // Only warnings plus the housekeeping lines: a million "sign-in failed" info lines
         // would only measure the log pipe.
         "--log-level",
-        "warn,gatehouse::server=debug",
+        "warn,gatehouse::server=info,gatehouse::housekeeping=debug",
     ]);
     let url = Arc::new(app.url("/api/session"));
     let c = reqwest::Client::builder()
