@@ -56,6 +56,8 @@ pub mod store;
 #[doc(hidden)]
 pub mod tls;
 #[doc(hidden)]
+pub mod user_agent;
+#[doc(hidden)]
 pub mod web;
 
 pub use cli::Config;

@@ -118,7 +118,8 @@ impl AppState {
                 audit: audit.clone(),
             },
             guard.clone(),
-        );
+        )
+        .with_mail(mail.clone());
         web::Data::new(AppState {
             accounts,
             store,

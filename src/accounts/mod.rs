@@ -66,6 +66,8 @@ pub struct Accounts {
     /// Session lifetimes.
     pub sessions: SessionPolicy,
     pub audit: Arc<dyn AuditSink>,
+    /// Outgoing mail; `None` without `--smtp-url` (nothing is mailed).
+    pub mail: Option<Arc<crate::mail::Mailer>>,
 }
 
 /// What [`Accounts::new`] is built from.
@@ -113,7 +115,14 @@ impl Accounts {
             key,
             sessions,
             audit,
+            mail: None,
         }
+    }
+
+    /// The service with outgoing mail.
+    pub fn with_mail(mut self, mail: Option<Arc<crate::mail::Mailer>>) -> Self {
+        self.mail = mail;
+        self
     }
 
     fn now(&self) -> Timestamp {

@@ -62,17 +62,56 @@ impl Accounts {
         let name = Some(user.username.as_str());
         self.spend_kdf(client, "password_reset", name).await?;
         let hash = self.kdf.run(move |kdf| kdf.hash(&digest)).await??;
+        let now = self.now_ms();
+        let notice = self.password_changed_notice(&user, client, now);
         let Some(done) = self
             .store
-            .reset_password_with_token(token.hash(), hash, self.now_ms())
+            .reset_password_with_token(token.hash(), hash, now, notice)
             .await?
         else {
             // Used (or superseded) while the new password was hashing.
             return Err(LinkResetError::Gone);
         };
+        if let Some(mail) = &self.mail {
+            mail.wake();
+        }
         self.audit(client, "password_reset", "ok", name, Some(done.user_id));
         tracing::info!(event = "password_reset", username = %done.username, outcome = "ok", "password set through a reset link");
         Ok(done)
+    }
+
+    /// "Your password was changed", for the account's confirmed address only (an unconfirmed
+    /// one may not be the user's), when mail is on.
+    fn password_changed_notice(
+        &self,
+        user: &TokenUser,
+        client: &Client,
+        now_ms: i64,
+    ) -> Option<(crate::store::NewMail, crate::store::OutboxLimits)> {
+        let mailer = self.mail.as_ref()?;
+        let to = user
+            .account_email
+            .as_deref()
+            .filter(|_| user.account_email_verified)?;
+        let kind = crate::mail::MailKind::PasswordChanged {
+            username: user.username.clone(),
+            browser: client
+                .user_agent
+                .as_deref()
+                .map_or_else(|| "an unknown browser".into(), crate::user_agent::describe),
+            ip: client
+                .ip
+                .clone()
+                .unwrap_or_else(|| "an unknown address".into()),
+        };
+        // A notice carries no link: a day to deliver it is plenty.
+        match mailer.compose(to, &kind, now_ms, now_ms + 86_400_000) {
+            Ok(mail) => Some((mail, *mailer.limits())),
+            Err(e) => {
+                tracing::warn!("password-changed notice not composed: {e}");
+                None
+            }
+        }
     }
 
     /// A new reset link for `user_id`, valid for `ttl`, superseding the user's earlier one.

@@ -9,7 +9,7 @@ use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
 /// A message the site sends. `browser` is the family-and-system description
-/// (`crate::web::request::describe_user_agent`), never the raw `User-Agent`; `ip` is the
+/// (`crate::user_agent::describe`), never the raw `User-Agent`; `ip` is the
 /// requesting client's address as the site saw it.
 #[derive(Clone, Debug)]
 pub enum MailKind {

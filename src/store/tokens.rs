@@ -1,7 +1,7 @@
 //! One-time link tokens in the storage interface (docs/behaviour.md §11): created by the
 //! password-reset and verification flows, looked up by a link's GET, consumed by its POST.
 
-use super::{Result, Store};
+use super::{Enqueued, NewMail, OutboxLimits, Result, Store};
 use crate::security::token::Purpose;
 
 /// A token to store (its SHA-256 only).
@@ -16,6 +16,25 @@ pub struct NewToken {
     pub expires_ms: i64,
 }
 
+/// The mail that goes with a new token (the link itself), queued in the token's transaction.
+#[derive(Clone, Debug)]
+pub struct TokenMail {
+    pub mail: NewMail,
+    pub limits: OutboxLimits,
+    /// At most this many tokens of the purpose for the user within an hour: past it, no token
+    /// and no mail (the last link mailed stays good). `None`: no budget.
+    pub per_hour: Option<i64>,
+}
+
+/// What [`Store::create_token_with_mail`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenIssued {
+    /// Stored, and the mail queued (or dropped by the outbox's bounds: see the value).
+    Issued(Enqueued),
+    /// The user's hourly budget for the purpose is spent: nothing written.
+    OverBudget,
+}
+
 /// A live token and the user it opens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenUser {
@@ -24,6 +43,9 @@ pub struct TokenUser {
     /// The address a verification link confirms.
     pub email: Option<String>,
     pub expires_ms: i64,
+    /// The account's address now, and whether it is confirmed (where notices may go).
+    pub account_email: Option<String>,
+    pub account_email_verified: bool,
 }
 
 impl Store {
@@ -31,6 +53,15 @@ impl Store {
     /// one live link per user and purpose.
     pub async fn create_token(&self, token: NewToken) -> Result<()> {
         backend!(self, s => s.blocking(move |s| s.create_token(&token)).await)
+    }
+
+    /// [`Store::create_token`] and its mail in one transaction: both or neither.
+    pub async fn create_token_with_mail(
+        &self,
+        token: NewToken,
+        mail: TokenMail,
+    ) -> Result<TokenIssued> {
+        backend!(self, s => s.blocking(move |s| s.create_token_with_mail(&token, &mail)).await)
     }
 
     /// The user a token opens, if it is unused, unexpired and its user active.
@@ -51,9 +82,10 @@ impl Store {
         hash: [u8; 32],
         new_hash: String,
         now_ms: i64,
+        notice: Option<(NewMail, OutboxLimits)>,
     ) -> Result<Option<TokenUser>> {
         backend!(self, s => s
-            .blocking(move |s| s.reset_password_with_token(&hash, &new_hash, now_ms))
+            .blocking(move |s| s.reset_password_with_token(&hash, &new_hash, now_ms, notice.as_ref()))
             .await)
     }
 }

@@ -353,10 +353,12 @@ fn reset_tokens_are_single_use_superseded_expiring_and_killed_by_password_change
     s.create_session(&new_session(u.id, 7, 3_100))
         .unwrap()
         .unwrap();
-    let done = s.reset_password_with_token(&[2; 32], HASH2, 4_000).unwrap();
+    let done = s
+        .reset_password_with_token(&[2; 32], HASH2, 4_000, None)
+        .unwrap();
     assert_eq!(done.map(|t| t.user_id), Some(u.id));
     assert!(
-        s.reset_password_with_token(&[2; 32], HASH, 4_001)
+        s.reset_password_with_token(&[2; 32], HASH, 4_001, None)
             .unwrap()
             .is_none()
     );
@@ -384,7 +386,7 @@ fn reset_tokens_are_single_use_superseded_expiring_and_killed_by_password_change
             .is_none()
     );
     assert!(
-        s.reset_password_with_token(&[4; 32], HASH2, 6_300)
+        s.reset_password_with_token(&[4; 32], HASH2, 6_300, None)
             .unwrap()
             .is_none()
     );

@@ -4,8 +4,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::security::token::Purpose;
-use crate::store::Result;
-use crate::store::tokens::{NewToken, TokenUser};
+use crate::store::tokens::{NewToken, TokenIssued, TokenMail, TokenUser};
+use crate::store::{NewMail, OutboxLimits, Result};
 
 /// The live token of `hash` and its user, inside any connection or transaction.
 fn live(
@@ -15,7 +15,7 @@ fn live(
     now_ms: i64,
 ) -> Result<Option<TokenUser>> {
     Ok(c.prepare_cached(
-        "SELECT u.id, u.username, t.email, t.expires_at
+        "SELECT u.id, u.username, t.email, t.expires_at, u.email, u.email_verified_at IS NOT NULL
            FROM tokens t JOIN users u ON u.id = t.user_id
           WHERE t.hash = ?1 AND t.purpose = ?2 AND t.used_at IS NULL AND t.expires_at > ?3
             AND u.active = 1",
@@ -26,35 +26,72 @@ fn live(
             username: r.get(1)?,
             email: r.get(2)?,
             expires_ms: r.get(3)?,
+            account_email: r.get(4)?,
+            account_email_verified: r.get(5)?,
         })
     })
     .optional()?)
 }
 
+/// Replaces the user's tokens of the purpose with `t` (and sweeps expired ones).
+fn insert_token(tx: &rusqlite::Connection, t: &NewToken) -> Result<()> {
+    tx.execute(
+        "DELETE FROM tokens WHERE user_id = ?1 AND purpose = ?2",
+        params![t.user_id, t.purpose.as_str()],
+    )?;
+    tx.execute(
+        "DELETE FROM tokens WHERE expires_at <= ?1",
+        params![t.now_ms],
+    )?;
+    tx.execute(
+        "INSERT INTO tokens (hash, user_id, purpose, email, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            &t.hash[..],
+            t.user_id,
+            t.purpose.as_str(),
+            t.email,
+            t.now_ms,
+            t.expires_ms
+        ],
+    )?;
+    Ok(())
+}
+
 impl SqliteStore {
+    pub fn create_token_with_mail(&self, t: &NewToken, m: &TokenMail) -> Result<TokenIssued> {
+        self.write(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some(budget) = m.per_hour {
+                // The per-account budget lives beside the per-address one, under its own key.
+                let key = format!("{}:{}", t.purpose.as_str(), t.user_id);
+                let recent: i64 = tx
+                    .prepare_cached(
+                        "SELECT count(*) FROM mail_rate WHERE recipient = ?1 AND at > ?2",
+                    )?
+                    .query_row(
+                        params![key, t.now_ms - super::outbox::RATE_WINDOW_MS],
+                        |r| r.get(0),
+                    )?;
+                if recent >= budget {
+                    return Ok(TokenIssued::OverBudget);
+                }
+                tx.execute(
+                    "INSERT INTO mail_rate (recipient, at) VALUES (?1, ?2)",
+                    params![key, t.now_ms],
+                )?;
+            }
+            insert_token(&tx, t)?;
+            let queued = super::outbox::enqueue(&tx, &m.mail, t.now_ms, &m.limits)?;
+            tx.commit()?;
+            Ok(TokenIssued::Issued(queued))
+        })
+    }
+
     pub fn create_token(&self, t: &NewToken) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "DELETE FROM tokens WHERE user_id = ?1 AND purpose = ?2",
-                params![t.user_id, t.purpose.as_str()],
-            )?;
-            tx.execute(
-                "DELETE FROM tokens WHERE expires_at <= ?1",
-                params![t.now_ms],
-            )?;
-            tx.execute(
-                "INSERT INTO tokens (hash, user_id, purpose, email, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    &t.hash[..],
-                    t.user_id,
-                    t.purpose.as_str(),
-                    t.email,
-                    t.now_ms,
-                    t.expires_ms
-                ],
-            )?;
+            insert_token(&tx, t)?;
             tx.commit()?;
             Ok(())
         })
@@ -74,6 +111,7 @@ impl SqliteStore {
         hash: &[u8; 32],
         new_hash: &str,
         now_ms: i64,
+        notice: Option<&(NewMail, OutboxLimits)>,
     ) -> Result<Option<TokenUser>> {
         self.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -93,6 +131,9 @@ impl SqliteStore {
                 params![user.user_id, new_hash, now_ms],
             )?;
             tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user.user_id])?;
+            if let Some((mail, limits)) = notice {
+                super::outbox::enqueue(&tx, mail, now_ms, limits)?;
+            }
             tx.commit()?;
             Ok(Some(user))
         })
