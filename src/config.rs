@@ -229,6 +229,17 @@ impl Config {
         <Self as Parser>::parse()
     }
 
+    /// The mail settings (`--smtp-url`, `--mail-from`, `--public-url`, and the SMTP password
+    /// from the environment); `None` without `--smtp-url`.
+    pub fn mail_settings(&self) -> Result<Option<crate::mail::MailSettings>, String> {
+        crate::mail::MailSettings::from_parts(
+            self.smtp_url.as_ref(),
+            self.mail_from.as_ref(),
+            self.public_url.as_deref(),
+            std::env::var(crate::mail::settings::PASSWORD_ENV).ok(),
+        )
+    }
+
     /// Cookies are `Secure` with the `__Host-` prefix and HSTS is sent: asked for, or implied by
     /// serving TLS directly.
     pub fn secure(&self) -> bool {

@@ -39,10 +39,33 @@ use crate::security::password::{Kdf, KdfPool};
 use crate::security::secret::{self, SecretKey};
 use crate::security::session::SessionPolicy;
 use crate::security::throttle::AddressGuard;
-use crate::server::StartError;
 use crate::state::{AppState, Parts};
 use crate::store::Store;
 use crate::web::members::Members;
+
+/// Why a server (or an app embedding Gatehouse) did not start; shown as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Key(#[from] crate::security::secret::SecretKeyError),
+    #[error(transparent)]
+    Kdf(#[from] crate::security::password::KdfError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Lock(#[from] crate::server_lock::ServerLockError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// An open Gatehouse: its database (held by this process alone, as `gatehouse serve` holds
 /// it), secret key, password hashing pool and settings. Dropping it releases the database.
@@ -78,7 +101,7 @@ pub(crate) fn check_settings(config: &Config) -> Result<Checked, StartError> {
         config.cookie_domain.as_deref(),
     )
     .map_err(StartError::Config)?;
-    let mail = crate::mail::MailSettings::from_config(config).map_err(StartError::Config)?;
+    let mail = config.mail_settings().map_err(StartError::Config)?;
     Ok(Checked {
         members,
         forward,

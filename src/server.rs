@@ -9,7 +9,6 @@ use actix_web::dev::Server;
 
 use crate::config::Config;
 use crate::embed::Gatehouse;
-use crate::security::secret;
 
 /// How long SIGTERM waits for in-flight requests before the remaining connections are dropped
 /// (SIGINT stops at once): longer than the slowest legitimate request (a body may take
@@ -17,28 +16,7 @@ use crate::security::secret;
 /// `TimeoutStopSec` is above it.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Key(#[from] secret::SecretKeyError),
-    #[error(transparent)]
-    Kdf(#[from] crate::security::password::KdfError),
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    #[error(transparent)]
-    Lock(#[from] crate::server_lock::ServerLockError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
+pub use crate::embed::StartError;
 
 pub fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)

@@ -16,8 +16,7 @@ const QUEUED_TEST_TTL_MS: i64 = 3_600_000;
 pub fn run(config: &Config, command: MailCommand) -> Result<()> {
     match command {
         MailCommand::Test { address, queue } => {
-            let Some(settings) = MailSettings::from_config(config).map_err(AdminError::Refused)?
-            else {
+            let Some(settings) = config.mail_settings().map_err(AdminError::Refused)? else {
                 return refused(
                     "mail is off: set --smtp-url (GATEHOUSE_SMTP_URL) and --public-url first",
                 );

@@ -199,16 +199,6 @@ impl MailSettings {
             public_url: public_url.trim_end_matches('/').to_owned(),
         }))
     }
-
-    /// From the server's settings and the environment.
-    pub fn from_config(config: &crate::config::Config) -> Result<Option<Self>, String> {
-        Self::from_parts(
-            config.smtp_url.as_ref(),
-            config.mail_from.as_ref(),
-            config.public_url.as_deref(),
-            std::env::var(PASSWORD_ENV).ok(),
-        )
-    }
 }
 
 /// `Gatehouse <noreply@HOST>`; an IP address (a test or intranet set-up) becomes

@@ -198,7 +198,7 @@ impl Store {
 
     /// Queues a message in a transaction of its own (`gatehouse mail test --queue`). A flow
     /// whose mail goes with a change queues it inside that change's transaction instead
-    /// (`sqlite::outbox::enqueue`), then calls [`crate::mail::Mailer::wake`].
+    /// (`sqlite::outbox::enqueue`), then calls `Mailer::wake`.
     pub async fn enqueue_mail(
         &self,
         mail: NewMail,

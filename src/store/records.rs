@@ -162,13 +162,13 @@ pub enum Taken {
     Email,
 }
 
-/// A message for the outbox, as [`crate::mail::Mailer::compose`] makes it: the body is
+/// A message for the outbox, as `Mailer::compose` (the mail module) makes it: the body is
 /// already sealed (it holds live links), the `Message-ID` fixed for every retry.
 #[derive(Clone, Debug)]
 pub struct NewMail {
     pub message_id: String,
     pub recipient: String,
-    /// [`crate::mail::MailKind::name`].
+    /// `MailKind::name`.
     pub kind: &'static str,
     pub sealed_body: Vec<u8>,
     pub created_ms: i64,
