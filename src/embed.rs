@@ -297,6 +297,7 @@ pub struct SignedIn {
     username: String,
     full_name: Option<String>,
     email: Option<String>,
+    email_verified: bool,
     groups: Vec<String>,
     session_id: i64,
 }
@@ -316,9 +317,14 @@ impl SignedIn {
         self.full_name.as_deref()
     }
 
-    /// The account's email address, as the user gave it.
+    /// The account's email address, as the user gave it (see [`SignedIn::email_verified`]).
     pub fn email(&self) -> Option<&str> {
         self.email.as_deref()
+    }
+
+    /// Whether the user confirmed [`SignedIn::email`] through the link mailed to it.
+    pub fn email_verified(&self) -> bool {
+        self.email_verified
     }
 
     /// The user's groups (`gatehouse user group add`), sorted.
@@ -351,6 +357,7 @@ impl FromRequest for SignedIn {
                 username: user.username.clone(),
                 full_name: user.full_name.clone(),
                 email: user.email.clone(),
+                email_verified: current.email_verified,
                 groups: current.groups.clone(),
                 session_id: current.session_id,
             })

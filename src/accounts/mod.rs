@@ -13,6 +13,7 @@ mod sign_out;
 mod sign_up;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use confirm::ConfirmError;
 pub use reset::LinkResetError;
 pub use sign_in::SignInError;
 pub use sign_up::{SignUpError, SignUpInput, SignedUp};
+pub use verify::{Resent, VERIFY_TTL};
 
 use crate::clock::{Clock, Timestamp};
 use crate::domain::Username;

@@ -119,10 +119,25 @@ impl Accounts {
 
         let hash = self.kdf.run(move |kdf| kdf.hash(&digest)).await??;
         let now = self.now_ms();
+        let verify = email
+            .as_ref()
+            .and_then(|e| self.verify_link(username.as_str(), e.as_str(), now))
+            .map(|(_, link)| link);
+        let queued = verify.is_some();
         let created = self
             .store
-            .create_user(&username, email.as_ref(), full_name.as_ref(), &hash, now)
+            .create_user_verifying(
+                &username,
+                email.as_ref(),
+                full_name.as_ref(),
+                &hash,
+                now,
+                verify,
+            )
             .await?;
+        if queued && created.is_ok() {
+            self.mail_queued();
+        }
         let user = match created {
             Ok(user) => user,
             Err(t) => return Err(self.taken(client, &username, t).await),

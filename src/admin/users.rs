@@ -157,16 +157,21 @@ fn add(
 fn list(config: &Config) -> Result<()> {
     let store = existing_store(config)?;
     audit_admin(&store, "admin.user.list", "ok", None, None, None);
-    println!("id\tusername\tstatus\tsessions\tcreated\temail\tfull_name");
+    println!("id\tusername\tstatus\tsessions\tcreated\temail\tverified\tfull_name");
     for u in wait(store.list_users())? {
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             u.id,
             u.username,
             if u.active { "active" } else { "disabled" },
             u.sessions,
             format_ms(u.created_ms),
             u.email.as_deref().unwrap_or("-"),
+            match (&u.email, u.email_verified) {
+                (None, _) => "-",
+                (Some(_), true) => "yes",
+                (Some(_), false) => "no",
+            },
             clean(u.full_name.as_deref().unwrap_or("-")),
         );
     }
@@ -198,7 +203,18 @@ fn show(config: &Config, typed: &str) -> Result<()> {
     println!("id: {}", u.id);
     println!("username: {}", u.username);
     println!("status: {}", if u.active { "active" } else { "disabled" });
-    println!("email: {}", u.email.as_deref().unwrap_or("-"));
+    println!(
+        "email: {}{}",
+        u.email.as_deref().unwrap_or("-"),
+        match (&u.email, u.email_verified) {
+            (None, _) => "",
+            (Some(_), true) => " (verified)",
+            (Some(_), false) => " (not verified)",
+        }
+    );
+    if let Some(p) = &u.pending_email {
+        println!("pending email: {p} (waiting for confirmation)");
+    }
     println!(
         "full name: {}",
         clean(u.full_name.as_deref().unwrap_or("-"))

@@ -18,6 +18,10 @@ impl Store {
         backend!(self, s => s.blocking(move |s| s.delete_user_by_id(user_id)).await)
     }
 
+    pub async fn user_details_by_id(&self, user_id: i64) -> Result<Option<UserDetails>> {
+        backend!(self, s => s.user_details_by_id(user_id))
+    }
+
     pub async fn user_details(&self, username: &Username) -> Result<Option<UserDetails>> {
         backend!(self, s => s.user_details(username))
     }

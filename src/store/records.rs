@@ -33,6 +33,8 @@ pub struct SessionRecord {
     /// The user's groups, sorted (forward-auth's `?group=` and `Remote-Groups` read them on
     /// every request, so they come with the session lookup).
     pub groups: Vec<String>,
+    /// Whether the user's email is confirmed (§11.3).
+    pub email_verified: bool,
 }
 
 /// A row of the user's session list on `/account`.
@@ -113,6 +115,10 @@ pub struct UserDetails {
     pub password_changed_ms: i64,
     pub unlocked_ms: i64,
     pub sessions: i64,
+    /// Whether `email` is confirmed (§11.3).
+    pub email_verified: bool,
+    /// A new address waiting for confirmation; `email` stays the account's until then.
+    pub pending_email: Option<String>,
 }
 
 /// The outcome of adding a user to a group or removing them from one.

@@ -26,6 +26,29 @@ pub struct TokenMail {
     pub per_hour: Option<i64>,
 }
 
+/// An email verification link made before its user exists (at sign-up): the token's hash,
+/// its expiry and its mail, stored with the new user.
+#[derive(Clone, Debug)]
+pub struct VerifyLink {
+    pub hash: [u8; 32],
+    pub expires_ms: i64,
+    pub mail: NewMail,
+    pub limits: OutboxLimits,
+}
+
+/// What confirming an address did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirmed {
+    /// The account's address is now `email`, confirmed.
+    Email {
+        user_id: i64,
+        username: String,
+        email: String,
+    },
+    /// Another account took the address meanwhile: nothing changed.
+    Taken,
+}
+
 /// What [`Store::create_token_with_mail`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenIssued {
@@ -87,5 +110,33 @@ impl Store {
         backend!(self, s => s
             .blocking(move |s| s.reset_password_with_token(&hash, &new_hash, now_ms, notice.as_ref()))
             .await)
+    }
+}
+
+impl Store {
+    /// Creates the user and, with an email, the link that confirms it and its mail, in one
+    /// transaction.
+    pub async fn create_user_verifying(
+        &self,
+        username: &crate::domain::Username,
+        email: Option<&crate::domain::Email>,
+        full_name: Option<&crate::domain::FullName>,
+        password_hash: &str,
+        now_ms: i64,
+        verify: Option<VerifyLink>,
+    ) -> Result<std::result::Result<super::User, super::Taken>> {
+        let (u, e, f) = (username.clone(), email.cloned(), full_name.cloned());
+        let hash = password_hash.to_owned();
+        backend!(self, s => s
+            .blocking(move |s| {
+                s.create_user_verifying(&u, e.as_ref(), f.as_ref(), &hash, now_ms, verify.as_ref())
+            })
+            .await)
+    }
+
+    /// Consumes a live verification link: its address becomes the account's, confirmed (a
+    /// pending new address replaces the old one). `None`: the link opens nothing.
+    pub async fn confirm_email(&self, hash: [u8; 32], now_ms: i64) -> Result<Option<Confirmed>> {
+        backend!(self, s => s.blocking(move |s| s.confirm_email(&hash, now_ms)).await)
     }
 }

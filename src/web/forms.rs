@@ -60,7 +60,11 @@ pub async fn read_form(req: &HttpRequest, payload: Payload) -> Result<FormData, 
         // Names only, never values: lets a test see that no plain password was sent.
         let mut names: Vec<&str> = form.names().collect();
         names.sort_unstable();
-        tracing::debug!(path = req.path(), fields = ?names, "form received");
+        tracing::debug!(
+            path = %crate::web::request::loggable_path(req.path()),
+            fields = ?names,
+            "form received"
+        );
     }
     Ok(form)
 }

@@ -249,6 +249,11 @@ pub struct AccountPage {
     pub form: FormView,
     /// Deleting the account (at the end of the page).
     pub delete_form: FormView,
+    /// Whether `user.email` is confirmed, and a new address waiting for confirmation.
+    pub email_verified: bool,
+    pub pending_email: Option<String>,
+    /// Whether this site sends mail (a resend button only then).
+    pub mail_on: bool,
     pub sessions: Vec<SessionRow>,
     pub csrf_token: String,
     /// The latest successful sign-ins, newest first.

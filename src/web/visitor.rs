@@ -22,6 +22,8 @@ pub struct Current {
     pub user: User,
     /// The user's groups, sorted.
     pub groups: Vec<String>,
+    /// Whether `user.email` is confirmed.
+    pub email_verified: bool,
 }
 
 /// The visitor: their session if valid, and their anonymous CSRF cookie if any. Taken by
@@ -79,6 +81,7 @@ impl Visitor {
                         token_hash,
                         user: rec.user,
                         groups: rec.groups,
+                        email_verified: rec.email_verified,
                     })
                 } else {
                     None

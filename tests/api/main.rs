@@ -11,6 +11,7 @@ mod bad_input;
 mod bench_data;
 mod crash;
 mod device;
+mod email_verification;
 mod files;
 mod forward_auth;
 mod forward_proxies;

@@ -16,7 +16,8 @@ const INSERT_USER_IF_NEW: &str =
 
 const USER_COLUMNS: &str = "u.id, u.username, u.email, u.full_name, u.active, u.created_at,
      u.password_changed_at, u.unlocked_at,
-     (SELECT count(*) FROM sessions s WHERE s.user_id = u.id)";
+     (SELECT count(*) FROM sessions s WHERE s.user_id = u.id),
+     u.email_verified_at IS NOT NULL, u.pending_email";
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserDetails> {
     Ok(UserDetails {
@@ -29,6 +30,8 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserDetails> {
         password_changed_ms: r.get(6)?,
         unlocked_ms: r.get(7)?,
         sessions: r.get(8)?,
+        email_verified: r.get(9)?,
+        pending_email: r.get(10)?,
     })
 }
 
@@ -40,6 +43,17 @@ impl SqliteStore {
             ))?;
             let rows = stmt.query_map([], user_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    pub fn user_details_by_id(&self, user_id: i64) -> Result<Option<UserDetails>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"),
+                [user_id],
+                user_row,
+            )
+            .optional()?)
         })
     }
 

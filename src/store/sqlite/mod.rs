@@ -288,6 +288,20 @@ impl SqliteStore {
         password_hash: &str,
         now_ms: i64,
     ) -> Result<std::result::Result<User, Taken>> {
+        self.create_user_verifying(username, email, full_name, password_hash, now_ms, None)
+    }
+
+    /// [`SqliteStore::create_user`], and in the same transaction the verification link of the
+    /// email and its mail.
+    pub fn create_user_verifying(
+        &self,
+        username: &Username,
+        email: Option<&Email>,
+        full_name: Option<&FullName>,
+        password_hash: &str,
+        now_ms: i64,
+        verify: Option<&crate::store::tokens::VerifyLink>,
+    ) -> Result<std::result::Result<User, Taken>> {
         self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(taken) = taken_in(&tx, username, email)? {
@@ -306,6 +320,9 @@ impl SqliteStore {
                 ],
             )?;
             let id = tx.last_insert_rowid();
+            if let (Some(v), Some(email)) = (verify, email) {
+                tokens::insert_verify_link(&tx, id, email.as_str(), v, now_ms)?;
+            }
             tx.commit()?;
             Ok(Ok(User {
                 id,

@@ -121,7 +121,8 @@ impl SqliteStore {
                         u.id, u.username, u.email, u.full_name, u.created_at, u.active,
                         u.password_changed_at,
                         (SELECT group_concat(name, ',')
-                           FROM (SELECT name FROM user_groups WHERE user_id = u.id ORDER BY name))
+                           FROM (SELECT name FROM user_groups WHERE user_id = u.id ORDER BY name)),
+                        u.email_verified_at IS NOT NULL
                  FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.token_hash = ?1",
         )?
@@ -146,6 +147,7 @@ impl SqliteStore {
                     .get::<_, Option<String>>(11)?
                     .map(|g| g.split(',').map(str::to_owned).collect())
                     .unwrap_or_default(),
+                email_verified: r.get(12)?,
             })
         })
         .optional()?)

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::security::token::Purpose;
-use crate::store::tokens::{NewToken, TokenIssued, TokenMail, TokenUser};
+use crate::store::tokens::{Confirmed, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
 use crate::store::{NewMail, OutboxLimits, Result};
 
 /// The live token of `hash` and its user, inside any connection or transaction.
@@ -58,7 +58,76 @@ fn insert_token(tx: &rusqlite::Connection, t: &NewToken) -> Result<()> {
     Ok(())
 }
 
+/// Stores a verification link for `email` of user `user_id` and queues its mail.
+pub(super) fn insert_verify_link(
+    tx: &rusqlite::Connection,
+    user_id: i64,
+    email: &str,
+    v: &VerifyLink,
+    now_ms: i64,
+) -> Result<()> {
+    insert_token(
+        tx,
+        &NewToken {
+            hash: v.hash,
+            user_id,
+            purpose: Purpose::Verify,
+            email: Some(email.to_owned()),
+            now_ms,
+            expires_ms: v.expires_ms,
+        },
+    )?;
+    super::outbox::enqueue(tx, &v.mail, now_ms, &v.limits)?;
+    Ok(())
+}
+
 impl SqliteStore {
+    pub fn confirm_email(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<Confirmed>> {
+        self.write(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Some(user) = live(&tx, hash, Purpose::Verify, now_ms)? else {
+                return Ok(None);
+            };
+            let Some(email) = user.email.clone() else {
+                return Ok(None);
+            };
+            // Confirmed only if still the account's address or its pending one: a link for an
+            // address the user has since moved away from opens nothing.
+            let current: (Option<String>, Option<String>) = tx.query_row(
+                "SELECT email, pending_email FROM users WHERE id = ?1",
+                [user.user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let same =
+                |a: &Option<String>| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&email));
+            if !same(&current.0) && !same(&current.1) {
+                return Ok(None);
+            }
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE email = ?1 AND id <> ?2)",
+                params![email, user.user_id],
+                |r| r.get(0),
+            )?;
+            tx.execute("DELETE FROM tokens WHERE hash = ?1", [&hash[..]])?;
+            if taken {
+                tx.commit()?;
+                return Ok(Some(Confirmed::Taken));
+            }
+            tx.execute(
+                "UPDATE users SET email = ?2, email_verified_at = ?3, updated_at = ?3,
+                        pending_email = NULL, pending_email_at = NULL
+                  WHERE id = ?1",
+                params![user.user_id, email, now_ms],
+            )?;
+            tx.commit()?;
+            Ok(Some(Confirmed::Email {
+                user_id: user.user_id,
+                username: user.username,
+                email,
+            }))
+        })
+    }
+
     pub fn create_token_with_mail(&self, t: &NewToken, m: &TokenMail) -> Result<TokenIssued> {
         self.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -115,6 +115,10 @@ async fn page_with(
             user_agent: r.user_agent.unwrap_or_else(|| "unknown".into()),
         })
         .collect();
+    let details = state.store.user_details_by_id(user_id).await?;
+    let (email_verified, pending_email) = details
+        .map(|d| (d.email_verified, d.pending_email))
+        .unwrap_or_default();
     let mut chrome = signed_in.visitor().chrome("Account");
     chrome.wide = true;
     Ok(AccountPage {
@@ -125,6 +129,9 @@ async fn page_with(
         notice: notice.to_owned(),
         form: form.unwrap_or_else(|| password_form(&current.user, &csrf_token)),
         delete_form: delete.unwrap_or_else(|| delete_form(&current.user, &csrf_token)),
+        email_verified,
+        pending_email,
+        mail_on: state.mail.is_some(),
         sessions,
         csrf_token,
         sign_ins,
@@ -142,6 +149,13 @@ pub async fn show(
         "changed=1" => "Your password was changed. You were signed out everywhere else.",
         "revoked=1" => "The session was signed out.",
         "revoked=others" => "All your other sessions were signed out.",
+        "verify=sent" => "If an address is waiting for confirmation, a new link is on its way.",
+        "verify=off" => "This site does not send mail: ask its operator to confirm your address.",
+        "profile=1" => "Your details were saved.",
+        "email=pending" => {
+            "Check the inbox of your new address for a confirmation link. Until you confirm it, \
+             your old address stays in use."
+        }
         _ => "",
     };
     render_status(

@@ -83,9 +83,13 @@ fn identity(current: &Current) -> HttpResponse {
 }
 
 /// An app may treat `Remote-Email` as proof the user owns the address, so it carries only an
-/// address the user confirmed (§11.3). Nothing confirms addresses yet, so none is sent.
-fn verified_email(_current: &Current) -> Option<String> {
-    None
+/// address the user confirmed (§11.3).
+fn verified_email(current: &Current) -> Option<String> {
+    current
+        .user
+        .email
+        .clone()
+        .filter(|_| current.email_verified)
 }
 
 /// The `?group=` names, all of which the user must be in; `Err` with the first invalid one.

@@ -15,6 +15,7 @@ pub mod password_reset;
 pub mod sign_in;
 pub mod sign_out;
 pub mod sign_up;
+pub mod verify_email;
 
 /// A handler answering 405 with the resource's `Allow` header.
 fn not_allowed(allow: &'static str) -> actix_web::Route {
@@ -74,6 +75,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(password_reset::show))
             .route(web::post().to(password_reset::submit))
             .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
+        web::resource("/verify-email/{token}")
+            .route(web::get().to(verify_email::show))
+            .route(web::head().to(verify_email::show))
+            .route(web::post().to(verify_email::confirm))
+            .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
+        web::resource("/account/verify-email")
+            .route(web::post().to(verify_email::resend))
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/account/password")
