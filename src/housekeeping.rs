@@ -50,6 +50,10 @@ pub(crate) async fn housekeeping(state: web::Data<AppState>) {
             Ok(n) => tracing::debug!(purged = n, "expired sessions deleted"),
             Err(e) => tracing::warn!("session purge failed: {e}"),
         }
+        let ttl = crate::accounts::VERIFY_TTL.as_millis() as i64;
+        if let Err(e) = state.store.lapse_pending_emails(now, ttl).await {
+            tracing::warn!("lapsing pending email addresses failed: {e}");
+        }
         let before = now.saturating_sub(state.audit_retention.as_millis() as i64);
         match state.store.purge_audit(before).await {
             Ok(0) => {}

@@ -7,6 +7,7 @@
 mod attempts;
 mod change_password;
 mod confirm;
+mod profile;
 mod reset;
 mod sign_in;
 mod sign_out;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 pub use attempts::Refused;
 pub use change_password::{ChangeError, ResetError};
 pub use confirm::ConfirmError;
+pub use profile::{ProfileChanged, ProfileError, ProfileInput};
 pub use reset::LinkResetError;
 pub use sign_in::SignInError;
 pub use sign_up::{SignUpError, SignUpInput, SignedUp};

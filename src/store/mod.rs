@@ -257,6 +257,7 @@ impl Store {
 
 mod admin;
 mod groups;
+pub mod profile;
 pub mod tokens;
 
 #[cfg(test)]

@@ -247,6 +247,8 @@ pub struct AccountPage {
     pub created_text: String,
     pub notice: String,
     pub form: FormView,
+    /// Editing the full name and email.
+    pub profile_form: FormView,
     /// Deleting the account (at the end of the page).
     pub delete_form: FormView,
     /// Whether `user.email` is confirmed, and a new address waiting for confirmation.

@@ -29,6 +29,7 @@ mod one_server;
 mod outbox;
 mod pages;
 mod password_reset;
+mod profile;
 mod races;
 mod redirects;
 mod sessions;

@@ -157,7 +157,7 @@ async fn unknown_paths_are_404_pages_and_wrong_methods_405_with_allow() {
         (reqwest::Method::POST, "/healthz", "GET, HEAD"),
         (reqwest::Method::GET, "/api/users", "POST"),
         (reqwest::Method::PUT, "/api/session", "POST, DELETE"),
-        (reqwest::Method::POST, "/api/me", "GET, HEAD, DELETE"),
+        (reqwest::Method::POST, "/api/me", "GET, HEAD, DELETE, PATCH"),
     ] {
         let r = c
             .request(method.clone(), app.url(path))

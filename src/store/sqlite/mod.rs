@@ -23,6 +23,7 @@ mod calls;
 mod files;
 mod groups;
 pub mod outbox;
+mod profile;
 pub mod seed;
 mod sessions;
 mod tokens;

@@ -37,6 +37,35 @@ fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
     }
 }
 
+/// The form that edits the full name and the email (the latter with the current password).
+fn profile_form(user: &crate::store::User, csrf_token: &str) -> FormView {
+    let mut password = Field::password("current_password", "Current password", "current-password")
+        .digest_into("current_password_digest")
+        .hint("Needed only to change the email address.")
+        .optional();
+    password.id = "profile_password";
+    FormView {
+        action: "/account/profile".into(),
+        digest: true,
+        data_username: Some(user.username.clone()),
+        fields: vec![
+            Field::text("full_name", "Full name", "name")
+                .optional()
+                .value(user.full_name.as_deref().unwrap_or("")),
+            Field::text("email", "Email", "email")
+                .kind("email")
+                .optional()
+                .value(user.email.as_deref().unwrap_or("")),
+            password,
+        ],
+        hidden: vec![
+            ("current_password_digest", String::new()),
+            ("csrf_token", csrf_token.to_owned()),
+        ],
+        submit: "Save details",
+    }
+}
+
 /// The form that deletes the account, with the current password.
 fn delete_form(user: &crate::store::User, csrf_token: &str) -> FormView {
     let mut password = Field::password("current_password", "Current password", "current-password")
@@ -65,13 +94,24 @@ async fn page(
     page_with(state, signed_in, form, None, notice).await
 }
 
+/// Which of the page's forms to show as posted (with its errors) instead of fresh.
+enum Posted {
+    Profile(FormView),
+    Delete(FormView),
+}
+
 async fn page_with(
     state: &State,
     signed_in: &SignedIn,
     form: Option<FormView>,
-    delete: Option<FormView>,
+    posted: Option<Posted>,
     notice: &str,
 ) -> Result<AccountPage, AppError> {
+    let (profile, delete) = match posted {
+        Some(Posted::Profile(f)) => (Some(f), None),
+        Some(Posted::Delete(f)) => (None, Some(f)),
+        None => (None, None),
+    };
     let current = signed_in.current();
     let csrf_token = signed_in.token(state);
     let now = state.clock.now().as_ms();
@@ -128,6 +168,7 @@ async fn page_with(
         created_text: format_human(current.user.created_ms),
         notice: notice.to_owned(),
         form: form.unwrap_or_else(|| password_form(&current.user, &csrf_token)),
+        profile_form: profile.unwrap_or_else(|| profile_form(&current.user, &csrf_token)),
         delete_form: delete.unwrap_or_else(|| delete_form(&current.user, &csrf_token)),
         email_verified,
         pending_email,
@@ -297,7 +338,75 @@ pub async fn delete(state: State, posted: SignedInForm) -> Result<HttpResponse, 
     };
     let resp = render_status(
         status,
-        &page_with(&state, &signed_in, None, Some(view), "").await?,
+        &page_with(&state, &signed_in, None, Some(Posted::Delete(view)), "").await?,
+    )?;
+    Ok(match retry {
+        Some(retry) => with_retry_after(resp, retry),
+        None => resp,
+    })
+}
+
+/// `POST /account/profile`: the full name, and the email with the current password.
+pub async fn profile(state: State, posted: SignedInForm) -> Result<HttpResponse, AppError> {
+    let SignedInForm {
+        user: signed_in,
+        form,
+    } = posted;
+    let current = signed_in.current();
+    let outcome = state
+        .accounts
+        .update_profile(
+            &current.user,
+            crate::accounts::ProfileInput {
+                full_name: form.get("full_name"),
+                email: form.get("email"),
+                password: PasswordInput::from_form(
+                    form.get("current_password_digest"),
+                    form.get("current_password"),
+                    None,
+                ),
+            },
+            &signed_in.visitor().client,
+        )
+        .await;
+    let mut view = profile_form(&current.user, &signed_in.token(&state));
+    view.set_value("full_name", form.text("full_name"));
+    view.set_value("email", form.text("email"));
+    let (status, retry) = match outcome {
+        Ok(changed) if changed.email_pending => return Ok(see_other("/account?email=pending")),
+        Ok(_) => return Ok(see_other("/account?profile=1")),
+        Err(crate::accounts::ProfileError::Invalid(errors)) => {
+            for (field, message) in messages::fields(errors) {
+                view.set_error(field, message);
+            }
+            (StatusCode::BAD_REQUEST, None)
+        }
+        Err(crate::accounts::ProfileError::EmailTaken) => {
+            view.set_error("email", "An account with this email already exists.");
+            (StatusCode::CONFLICT, None)
+        }
+        Err(crate::accounts::ProfileError::Store(e)) => return Err(e.into()),
+        Err(crate::accounts::ProfileError::Confirm(e)) => match messages::confirm(e)? {
+            ChangeReply::Locked(retry) => {
+                view.set_error("current_password", password_locked_message(retry));
+                (StatusCode::TOO_MANY_REQUESTS, Some(retry))
+            }
+            ChangeReply::WrongPassword => {
+                view.set_error("current_password", WRONG_CURRENT_PASSWORD);
+                (StatusCode::UNAUTHORIZED, None)
+            }
+            ChangeReply::Invalid(errors) => {
+                for (field, message) in errors {
+                    let field = field.strip_suffix("_digest").unwrap_or(field);
+                    view.set_error(field, message);
+                }
+                (StatusCode::BAD_REQUEST, None)
+            }
+        },
+    };
+    let resp = render_status(
+        status,
+        &page_with(&state, &signed_in, None, Some(Posted::Profile(view)), "").await?,
     )?;
     Ok(match retry {
         Some(retry) => with_retry_after(resp, retry),

@@ -225,3 +225,79 @@ pub async fn delete_me(
         }
     }
 }
+
+/// `PATCH /api/me` `{full_name?, email?, password | password_digest}` (the password is needed
+/// with `email`): 200 with the user (a new email is pending until confirmed), 400, 401, 409,
+/// 429.
+pub async fn patch_me(
+    state: State,
+    Then(Json(body), signed_in): Then<Json<Credentials>, SignedIn>,
+) -> Result<HttpResponse, ApiError> {
+    let current = signed_in.current();
+    let outcome = state
+        .accounts
+        .update_profile(
+            &current.user,
+            crate::accounts::ProfileInput {
+                full_name: body.full_name.as_deref(),
+                email: body.email.as_deref(),
+                password: body.password()?,
+            },
+            &signed_in.visitor().client,
+        )
+        .await;
+    let changed = match outcome {
+        Ok(changed) => changed,
+        Err(crate::accounts::ProfileError::Invalid(errors)) => {
+            let mut fields = serde_json::Map::new();
+            for (field, message) in messages::fields(errors) {
+                fields.entry(field).or_insert(json!(message));
+            }
+            return Ok(HttpResponse::BadRequest()
+                .json(json!({ "error": "Some fields are invalid.", "fields": fields })));
+        }
+        Err(crate::accounts::ProfileError::EmailTaken) => {
+            return Ok(HttpResponse::Conflict().json(
+                json!({ "error": "An account with this email already exists.", "field": "email" }),
+            ));
+        }
+        Err(crate::accounts::ProfileError::Store(e)) => return Err(e.into()),
+        Err(crate::accounts::ProfileError::Confirm(e)) => {
+            return match messages::confirm(e)? {
+                messages::ChangeReply::WrongPassword => Ok(HttpResponse::Unauthorized()
+                    .json(json!({ "error": messages::WRONG_CURRENT_PASSWORD }))),
+                messages::ChangeReply::Locked(retry) => {
+                    let secs = retry_after_secs(retry);
+                    let resp = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
+                        "error": locked_message(&format!("{secs} seconds")),
+                        "retry_after": secs,
+                    }));
+                    Ok(with_retry_after(resp, retry))
+                }
+                messages::ChangeReply::Invalid(errors) => {
+                    let mut fields = serde_json::Map::new();
+                    for (field, message) in errors {
+                        let field = field.replace("current_", "");
+                        fields.entry(field).or_insert(json!(message));
+                    }
+                    Ok(HttpResponse::BadRequest()
+                        .json(json!({ "error": "Some fields are invalid.", "fields": fields })))
+                }
+            };
+        }
+    };
+    let details = state
+        .store
+        .user_details_by_id(current.user.id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "username": details.username,
+        "email": details.email,
+        "email_verified": details.email_verified,
+        "pending_email": details.pending_email,
+        "full_name": details.full_name,
+        "created_at": format_ms(details.created_ms),
+        "email_pending": changed.email_pending,
+    })))
+}

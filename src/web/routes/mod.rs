@@ -94,6 +94,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("POST")),
     )
     .service(
+        web::resource("/account/profile")
+            .route(web::post().to(account::profile))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
         web::resource("/account/delete")
             .route(web::post().to(account::delete))
             .default_service(not_allowed("POST")),
@@ -129,7 +134,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(api::me))
             .route(web::head().to(api::me))
             .route(web::delete().to(api::delete_me))
-            .default_service(not_allowed("GET, HEAD, DELETE")),
+            .route(web::patch().to(api::patch_me))
+            .default_service(not_allowed("GET, HEAD, DELETE, PATCH")),
     );
     // Any method: a proxy asks with the method of the request it guards.
     cfg.service(web::resource("/auth/request").to(forward_auth::request))
