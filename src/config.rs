@@ -32,6 +32,19 @@ fn default_parallelism() -> usize {
 }
 
 /// Whether the public may sign up.
+/// `--email-verification`: whether addresses are confirmed by a mailed link, and whether an
+/// unconfirmed one keeps its user out.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmailVerification {
+    /// No confirmation mails; no address is ever confirmed.
+    Off,
+    /// Addresses get a confirmation link; signing in does not wait for it.
+    #[default]
+    Optional,
+    /// An address is needed at sign-up, and signing in waits until it is confirmed.
+    Required,
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignUp {
     Open,
@@ -183,6 +196,12 @@ pub struct Config {
     /// script). Default: the site's strict policy.
     #[arg(long, env = "GATEHOUSE_PROTECT_CSP")]
     pub protect_csp: Option<String>,
+
+    /// Email confirmation: `off` (never), `optional` (a link is mailed; signing in does not
+    /// wait), `required` (an address is needed at sign-up and signing in waits for its
+    /// confirmation; needs --smtp-url and --public-url).
+    #[arg(long, env = "GATEHOUSE_EMAIL_VERIFICATION", value_enum, default_value_t = EmailVerification::Optional)]
+    pub email_verification: EmailVerification,
 
     /// How long a password-reset link works (`gatehouse user reset-link`, and the mailed ones).
     #[arg(long, env = "GATEHOUSE_RESET_TTL", default_value = "1h", value_parser = duration)]

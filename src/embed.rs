@@ -102,6 +102,15 @@ pub(crate) fn check_settings(config: &Config) -> Result<Checked, StartError> {
     )
     .map_err(StartError::Config)?;
     let mail = config.mail_settings().map_err(StartError::Config)?;
+    if config.email_verification == crate::config::EmailVerification::Required
+        && (mail.is_none() || config.public_url.is_none())
+    {
+        return Err(StartError::Config(
+            "--email-verification required needs --smtp-url and --public-url (the links are \
+             mailed)"
+                .into(),
+        ));
+    }
     Ok(Checked {
         members,
         forward,
@@ -185,6 +194,7 @@ impl Gatehouse {
             sign_up_open: config.sign_up == crate::cli::SignUp::Open,
             audit_retention: config.audit_retention,
             mail,
+            email_verification: config.email_verification,
         });
         Ok(Self {
             site: Site {

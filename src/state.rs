@@ -43,6 +43,7 @@ pub struct AppState {
     pub audit_retention: Duration,
     /// Outgoing mail (`--smtp-url`); `None`: nothing is mailed.
     pub mail: Option<Arc<crate::mail::Mailer>>,
+    pub email_verification: crate::config::EmailVerification,
 }
 
 pub type State = web::Data<AppState>;
@@ -69,6 +70,7 @@ pub struct Parts {
     pub sign_up_open: bool,
     pub audit_retention: Duration,
     pub mail: Option<Arc<crate::mail::Mailer>>,
+    pub email_verification: crate::config::EmailVerification,
 }
 
 impl AppState {
@@ -93,6 +95,7 @@ impl AppState {
             sign_up_open,
             audit_retention,
             mail,
+            email_verification,
         } = parts;
         // Usernames and devices lock by the same rule, each in its own table.
         let lock = Arc::new(AttemptLock::Memory(FailLock::new(
@@ -119,7 +122,8 @@ impl AppState {
             },
             guard.clone(),
         )
-        .with_mail(mail.clone());
+        .with_mail(mail.clone())
+        .with_email_verification(email_verification);
         web::Data::new(AppState {
             accounts,
             store,
@@ -138,6 +142,7 @@ impl AppState {
             sign_up_open,
             audit_retention,
             mail,
+            email_verification,
         })
     }
 }

@@ -72,6 +72,8 @@ pub struct Accounts {
     pub audit: Arc<dyn AuditSink>,
     /// Outgoing mail; `None` without `--smtp-url` (nothing is mailed).
     pub mail: Option<Arc<crate::mail::Mailer>>,
+    /// `--email-verification`.
+    pub verification: crate::config::EmailVerification,
 }
 
 /// What [`Accounts::new`] is built from.
@@ -120,7 +122,14 @@ impl Accounts {
             sessions,
             audit,
             mail: None,
+            verification: Default::default(),
         }
+    }
+
+    /// The service under `--email-verification`.
+    pub fn with_email_verification(mut self, v: crate::config::EmailVerification) -> Self {
+        self.verification = v;
+        self
     }
 
     /// The service with outgoing mail.

@@ -83,7 +83,7 @@ impl Accounts {
         if let Some(Some(email)) = email {
             self.confirm_password(user, input.password, client, "email_change")
                 .await?;
-            if self.mail.is_some() {
+            if self.mail.is_some() && self.verification != crate::config::EmailVerification::Off {
                 self.request_email_change(user, email, client).await?;
                 changed.email_pending = true;
             } else {

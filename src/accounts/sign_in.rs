@@ -28,6 +28,13 @@ pub enum SignInError {
     /// The lock's table is full.
     #[error("lock table full")]
     Full { retry_after: Duration },
+    /// The password is right, but `--email-verification required` waits for the address.
+    #[error("email not confirmed")]
+    EmailUnverified {
+        user_id: i64,
+        username: String,
+        email: Option<String>,
+    },
     #[error(transparent)]
     Refused(#[from] Refused),
     #[error(transparent)]
@@ -195,6 +202,15 @@ impl Accounts {
             return Err(SignInError::Failed);
         };
         counted.succeeded().await;
+        if self.verification == crate::config::EmailVerification::Required && !creds.email_verified
+        {
+            self.audit(client, "sign_in", "unverified", name, user_id);
+            return Err(SignInError::EmailUnverified {
+                user_id: creds.user_id,
+                username: u.as_str().to_owned(),
+                email: creds.email,
+            });
+        }
         let event = self.sign_in_event(client, u.as_str(), creds.user_id);
         let Some(id) = self
             .open_session(

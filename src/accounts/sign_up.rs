@@ -99,9 +99,17 @@ impl Accounts {
             ["password", "password_repeat", "password_digest"],
             &mut errors,
         );
+        let required = self.verification == crate::config::EmailVerification::Required;
         let email = Email::parse_optional(input.email)
             .map_err(|m| errors.reject("email", m))
-            .ok();
+            .ok()
+            .and_then(|e| match e {
+                None if required => {
+                    errors.reject("email", "Enter your email address: this site confirms it.");
+                    None
+                }
+                e => Some(e),
+            });
         let full_name = FullName::parse_optional(input.full_name)
             .map_err(|m| errors.reject("full_name", m))
             .ok();
@@ -144,6 +152,8 @@ impl Accounts {
         };
         tracing::info!(event = "sign_up", username = %user.username, "account created");
         self.audit(client, "sign_up", "ok", Some(&user.username), Some(user.id));
+        // Under `required` the account waits for its address: no session until it is confirmed.
+        let session = session.filter(|_| !required);
         let Some(replaces) = session else {
             return Ok(SignedUp {
                 user,

@@ -36,6 +36,9 @@ impl Accounts {
         email: &str,
         now_ms: i64,
     ) -> Option<(LinkToken, VerifyLink)> {
+        if self.verification == crate::config::EmailVerification::Off {
+            return None;
+        }
         let mailer = self.mail.as_ref()?;
         let token = LinkToken::generate();
         let expires_ms = now_ms + VERIFY_TTL.as_millis() as i64;
@@ -150,5 +153,58 @@ impl Accounts {
             }
             TokenIssued::OverBudget => Resent::OverBudget,
         })
+    }
+}
+
+impl Accounts {
+    /// For a user kept out until their address is confirmed: a corrected address becomes the
+    /// pending one (its link mailed), else the link for the current one is sent again. `Err`
+    /// is a sentence for the page (a bad or taken address).
+    pub async fn set_address_and_resend(
+        &self,
+        user: &crate::store::UserDetails,
+        typed: &str,
+        client: &Client,
+    ) -> Result<Result<(), &'static str>, StoreError> {
+        let current = user.email.as_deref();
+        let changed = !typed.is_empty() && !current.is_some_and(|c| c.eq_ignore_ascii_case(typed));
+        if changed {
+            let Ok(Some(email)) = crate::domain::Email::parse_optional(typed) else {
+                return Ok(Err("That is not an email address we can send to."));
+            };
+            let now = self.now_ms();
+            let verify = self
+                .verify_link(&user.username, email.as_str(), now)
+                .map(|(_, link)| link);
+            let change = crate::store::profile::EmailChange {
+                user_id: user.id,
+                email,
+                verify,
+                notice: None,
+                now_ms: now,
+            };
+            return Ok(match self.store.request_email_change(change).await? {
+                Ok(()) => {
+                    self.mail_queued();
+                    self.audit(
+                        client,
+                        "email_change",
+                        "pending",
+                        Some(&user.username),
+                        Some(user.id),
+                    );
+                    Ok(())
+                }
+                Err(_) => Err("An account with this email already exists."),
+            });
+        }
+        let to_confirm = user.pending_email.as_deref().or(current);
+        match self
+            .resend_verification(user.id, &user.username, to_confirm, client)
+            .await?
+        {
+            Resent::NothingToConfirm => Ok(Err("Enter your email address.")),
+            _ => Ok(Ok(())),
+        }
     }
 }

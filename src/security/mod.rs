@@ -15,4 +15,5 @@ pub mod return_to;
 pub mod secret;
 pub mod session;
 pub mod throttle;
+pub mod ticket;
 pub mod token;

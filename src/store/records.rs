@@ -22,6 +22,10 @@ pub struct Credentials {
     pub password_changed_ms: i64,
     /// When an admin last lifted the fail-lock (0: never); older lock records are forgiven.
     pub unlocked_ms: i64,
+    /// The account's address and whether it is confirmed (`--email-verification required`
+    /// refuses sign-in until it is).
+    pub email: Option<String>,
+    pub email_verified: bool,
 }
 
 /// A session joined with the facts that decide its validity.

@@ -88,6 +88,12 @@ pub enum SignInReply {
     Locked(Duration),
     /// 400 with the digest format's reason.
     BadDigest(String),
+    /// 403: right password, address not confirmed yet (`--email-verification required`).
+    Unverified {
+        user_id: i64,
+        username: String,
+        email: Option<String>,
+    },
 }
 
 pub fn sign_in(e: SignInError) -> Result<SignInReply, AppError> {
@@ -95,6 +101,15 @@ pub fn sign_in(e: SignInError) -> Result<SignInReply, AppError> {
         SignInError::Failed => Ok(SignInReply::Failed),
         SignInError::Locked { retry_after } => Ok(SignInReply::Locked(retry_after)),
         SignInError::BadDigest(msg) => Ok(SignInReply::BadDigest(msg)),
+        SignInError::EmailUnverified {
+            user_id,
+            username,
+            email,
+        } => Ok(SignInReply::Unverified {
+            user_id,
+            username,
+            email,
+        }),
         SignInError::Full { retry_after } => Err(AppError::Unavailable {
             retry_after,
             message: "Too many failed sign-ins are being tracked right now. Please try again later.",

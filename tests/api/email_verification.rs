@@ -181,3 +181,134 @@ async fn without_mail_an_address_stays_unconfirmed_and_no_button_shows() {
         .unwrap();
     assert_eq!(outbox, 0);
 }
+
+#[tokio::test]
+async fn required_verification_keeps_a_user_out_until_the_address_is_confirmed() {
+    // Refused without mail.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("users.database");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--email-verification",
+            "required",
+            "--database",
+        ])
+        .arg(&db)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--email-verification required needs"));
+
+    let sink = SmtpSink::start();
+    let app = TestApp::spawn(&[
+        "--smtp-url",
+        &smtp_url(sink.port),
+        "--public-url",
+        "http://login.test",
+        "--mail-retry-base",
+        "100ms",
+        "--email-verification",
+        "required",
+    ]);
+    let client = app.client();
+    // An address is mandatory.
+    let r = submit_form(
+        &app,
+        &client,
+        "/sign-up",
+        "/sign-up",
+        &[
+            ("username", "dina"),
+            ("password", PASSWORD),
+            ("password_repeat", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    // With one: no session, sent to sign in with a notice to check the inbox.
+    let r = submit_form(
+        &app,
+        &client,
+        "/sign-up",
+        "/sign-up",
+        &[
+            ("username", "dina"),
+            ("email", "wrong@example.org"),
+            ("password", PASSWORD),
+            ("password_repeat", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/sign-in");
+    assert!(session_cookie(&r).is_none());
+    assert!(
+        page_text(&app, &client, "/sign-in")
+            .await
+            .contains("Check your inbox")
+    );
+    sink.wait_for(1, Duration::from_secs(15)).await;
+
+    // The right password is refused with a 403 and a form to correct the address; no session.
+    let r = sign_in(&app, &client, "dina", PASSWORD).await;
+    assert_eq!(r.status(), 403);
+    assert!(session_cookie(&r).is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("action=\"/sign-in/verify-email\""), "{page}");
+    let ticket = hidden_value(&page, "ticket").unwrap();
+    let token = hidden_value(&page, "csrf_token").unwrap();
+    // The API says the same.
+    let r = app
+        .client()
+        .post(app.url("/api/session"))
+        .json(&serde_json::json!({"username": "dina", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // A corrected address gets its own link; confirming it lets dina in.
+    let r = post_form(
+        &app,
+        &client,
+        "/sign-in/verify-email",
+        &token,
+        &[("email", "dina@example.org"), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let mails = sink.wait_for(2, Duration::from_secs(15)).await;
+    let to_new = mails
+        .iter()
+        .find(|m| m.to == "dina@example.org")
+        .expect("a link to the corrected address");
+    let path = link_path(to_new);
+    assert_eq!(
+        submit_form(&app, &app.client(), &path, &path, &[])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        sign_in(&app, &app.client(), "dina", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    // A forged ticket does nothing.
+    let r = post_form(
+        &app,
+        &client,
+        "/sign-in/verify-email",
+        &token,
+        &[
+            ("email", "evil@example.org"),
+            ("ticket", "1.99999999999999.AAAA"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+}

@@ -62,9 +62,12 @@ struct Inner {
 
 // Every sign-in reads one of these: constant text, so the statement cache needs no formatting.
 const CREDENTIALS_BY_NAME: &str =
-    "SELECT id, password_hash, active, password_changed_at, unlocked_at
+    "SELECT id, password_hash, active, password_changed_at, unlocked_at, email,
+            email_verified_at IS NOT NULL
      FROM users WHERE username = ?1";
-const CREDENTIALS_BY_ID: &str = "SELECT id, password_hash, active, password_changed_at, unlocked_at
+const CREDENTIALS_BY_ID: &str =
+    "SELECT id, password_hash, active, password_changed_at, unlocked_at,
+            email, email_verified_at IS NOT NULL
      FROM users WHERE id = ?1";
 
 /// A read-only connection with its cache of session lookups, valid for one `data_version`.
@@ -357,6 +360,8 @@ impl SqliteStore {
                         active: r.get(2)?,
                         password_changed_ms: r.get(3)?,
                         unlocked_ms: r.get(4)?,
+                        email: r.get(5)?,
+                        email_verified: r.get(6)?,
                     })
                 })
                 .optional()?)

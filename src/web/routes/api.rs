@@ -125,6 +125,9 @@ pub async fn create_session(
         }
         Err(Ok(SignInReply::BadDigest(msg))) => Ok(HttpResponse::BadRequest()
             .json(json!({ "error": msg, "fields": { "password_digest": msg } }))),
+        Err(Ok(SignInReply::Unverified { .. })) => Ok(HttpResponse::Forbidden().json(json!({
+            "error": "Confirm your email address first: follow the link we mailed to it, or sign in on the site to have it sent again.",
+        }))),
     }
 }
 

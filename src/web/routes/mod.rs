@@ -84,6 +84,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, HEAD, POST")),
     )
     .service(
+        web::resource("/sign-in/verify-email")
+            .route(web::post().to(verify_email::resend_without_session))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
         web::resource("/account/verify-email")
             .route(web::post().to(verify_email::resend))
             .default_service(not_allowed("POST")),

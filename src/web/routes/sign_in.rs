@@ -136,6 +136,20 @@ pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppE
             Some(retry),
         ),
         Err(Ok(SignInReply::BadDigest(msg))) => (StatusCode::BAD_REQUEST, msg, None),
+        Err(Ok(SignInReply::Unverified {
+            user_id,
+            username,
+            email,
+        })) => {
+            return crate::web::routes::verify_email::unverified_page(
+                &state,
+                &visitor,
+                user_id,
+                &username,
+                email.as_deref(),
+                "",
+            );
+        }
     };
     let mut view = form_view(visitor.anonymous_token(&state).0, &to);
     view.set_value("username", typed);

@@ -81,10 +81,19 @@ pub async fn submit(
         }) => {
             return Ok(session::signed_in(see_other("/welcome"), &state, signed_in));
         }
-        // Created, but the password changed before the session opened: sign in by hand.
+        // Created without a session: `--email-verification required` waits for the address
+        // (say so on the sign-in page), or the password changed before the session opened.
         Ok(SignedUp {
             signed_in: None, ..
-        }) => return Ok(see_other("/sign-in")),
+        }) => {
+            let mut resp = see_other("/sign-in");
+            if state.email_verification == crate::config::EmailVerification::Required {
+                let flash =
+                    session::flash_cookie(state.sessions.secure, Some(session::Flash::CheckInbox));
+                let _ = resp.add_cookie(&flash);
+            }
+            return Ok(resp);
+        }
         Err(Err(e)) => return Err(e),
         Err(Ok(SignUpReply::Invalid(errors))) => {
             let mut view = form_view(visitor.anonymous_token(&state).0);

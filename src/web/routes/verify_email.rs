@@ -159,3 +159,84 @@ pub async fn resend(state: State, posted: SignedInForm) -> Result<HttpResponse, 
         Resent::MailOff => "/account?verify=off",
     }))
 }
+
+/// The 403 page of a right password whose address is not confirmed yet
+/// (`--email-verification required`): no session, and a form to set the address (prefilled)
+/// and have the link sent (again), carrying a signed ticket instead of a session.
+pub fn unverified_page(
+    state: &State,
+    visitor: &Visitor,
+    user_id: i64,
+    username: &str,
+    email: Option<&str>,
+    notice: &str,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now().as_ms();
+    let (csrf, cookie) = visitor.anonymous_token(state);
+    let form = FormView {
+        action: "/sign-in/verify-email".into(),
+        fields: vec![
+            crate::web::templates::Field::text("email", "Email", "email")
+                .kind("email")
+                .value(email.unwrap_or("")),
+        ],
+        hidden: vec![
+            (
+                "ticket",
+                crate::security::ticket::issue(&state.key, user_id, now),
+            ),
+            ("csrf_token", csrf),
+        ],
+        submit: "Send the confirmation link",
+        ..FormView::default()
+    };
+    let page = SimplePage {
+        chrome: visitor.chrome("Confirm your email address"),
+        heading: "Confirm your email address first",
+        lede: format!(
+            "The account {username} can sign in once its email address is confirmed. Follow the \
+             link we mailed to it, or have it sent again (to a corrected address if needed)."
+        ),
+        notice: notice.to_owned(),
+        notice_kind: "info",
+        form: Some(form),
+        link_href: "",
+        link_text: "",
+    };
+    Ok(with_cookie(
+        render_status(StatusCode::FORBIDDEN, &page)?,
+        cookie,
+    ))
+}
+
+/// `POST /sign-in/verify-email` from [`unverified_page`]: sets a corrected address (pending)
+/// or sends the link again, for the user the ticket names.
+pub async fn resend_without_session(
+    state: State,
+    posted: CsrfForm,
+) -> Result<HttpResponse, AppError> {
+    let CsrfForm { visitor, form } = posted;
+    let now = state.clock.now().as_ms();
+    let Some(user_id) = crate::security::ticket::verify(&state.key, form.text("ticket"), now)
+    else {
+        return Ok(see_other("/sign-in"));
+    };
+    let Some(details) = state.store.user_details_by_id(user_id).await? else {
+        return Ok(see_other("/sign-in"));
+    };
+    let typed = form.text("email").trim();
+    let outcome = state
+        .accounts
+        .set_address_and_resend(&details, typed, &visitor.client)
+        .await?;
+    let notice = match outcome {
+        Ok(()) => "If the address can receive mail, a confirmation link is on its way.",
+        Err(message) => message,
+    };
+    let email = if typed.is_empty() {
+        details.email.as_deref()
+    } else {
+        Some(typed)
+    };
+    unverified_page(&state, &visitor, user_id, &details.username, email, notice)
+}
