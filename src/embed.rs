@@ -185,6 +185,10 @@ impl Gatehouse {
             sign_up_open: config.sign_up == crate::cli::SignUp::Open,
             audit_retention: config.audit_retention,
             mail,
+            reset: crate::accounts::ResetPolicy {
+                ttl: config.reset_ttl,
+                mails_per_hour: config.reset_mails_per_hour,
+            },
         });
         Ok(Self {
             site: Site {

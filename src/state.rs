@@ -69,6 +69,8 @@ pub struct Parts {
     pub sign_up_open: bool,
     pub audit_retention: Duration,
     pub mail: Option<Arc<crate::mail::Mailer>>,
+    /// `--reset-ttl` and `--reset-mails-per-hour`.
+    pub reset: crate::accounts::ResetPolicy,
 }
 
 impl AppState {
@@ -93,6 +95,7 @@ impl AppState {
             sign_up_open,
             audit_retention,
             mail,
+            reset,
         } = parts;
         // Usernames and devices lock by the same rule, each in its own table.
         let lock = Arc::new(AttemptLock::Memory(FailLock::new(
@@ -119,7 +122,8 @@ impl AppState {
             },
             guard.clone(),
         )
-        .with_mail(mail.clone());
+        .with_mail(mail.clone())
+        .with_reset(reset);
         web::Data::new(AppState {
             accounts,
             store,

@@ -8,6 +8,7 @@ mod attempts;
 mod change_password;
 mod confirm;
 mod reset;
+mod reset_request;
 mod sign_in;
 mod sign_out;
 mod sign_up;
@@ -21,6 +22,7 @@ pub use attempts::Refused;
 pub use change_password::{ChangeError, ResetError};
 pub use confirm::ConfirmError;
 pub use reset::LinkResetError;
+pub use reset_request::{ResetAsked, ResetPolicy};
 pub use sign_in::SignInError;
 pub use sign_up::{SignUpError, SignUpInput, SignedUp};
 
@@ -68,6 +70,8 @@ pub struct Accounts {
     pub audit: Arc<dyn AuditSink>,
     /// Outgoing mail; `None` without `--smtp-url` (nothing is mailed).
     pub mail: Option<Arc<crate::mail::Mailer>>,
+    /// Reset requests' rules and their background work.
+    reset: reset_request::ResetDesk,
 }
 
 /// What [`Accounts::new`] is built from.
@@ -116,6 +120,7 @@ impl Accounts {
             sessions,
             audit,
             mail: None,
+            reset: reset_request::ResetDesk::new(ResetPolicy::default()),
         }
     }
 
@@ -123,6 +128,17 @@ impl Accounts {
     pub fn with_mail(mut self, mail: Option<Arc<crate::mail::Mailer>>) -> Self {
         self.mail = mail;
         self
+    }
+
+    /// The service with `--reset-ttl` and `--reset-mails-per-hour`.
+    pub fn with_reset(mut self, policy: ResetPolicy) -> Self {
+        self.reset = reset_request::ResetDesk::new(policy);
+        self
+    }
+
+    /// How long a mailed reset link works (`--reset-ttl`), for the pages that say so.
+    pub fn reset_ttl(&self) -> std::time::Duration {
+        self.reset.policy.ttl
     }
 
     fn now(&self) -> Timestamp {

@@ -55,6 +55,7 @@ fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
         sign_up_open,
         audit_retention: Duration::from_secs(86_400),
         mail: None,
+        reset: Default::default(),
     })
 }
 

@@ -28,6 +28,7 @@ mod one_server;
 mod outbox;
 mod pages;
 mod password_reset;
+mod password_reset_mail;
 mod races;
 mod redirects;
 mod sessions;
