@@ -142,14 +142,14 @@ impl Job {
         );
     }
 
-    /// What became of the request (the audit outcome), and the account it named.
-    async fn mail_link(
-        &self,
-    ) -> Result<(&'static str, Option<LoginMatch>), Box<dyn std::error::Error + Send + Sync>> {
+    /// What became of the request (the audit outcome), and the account it named. The lookup
+    /// runs on the store's pool and the mail's rendering and sealing on the blocking pool, so
+    /// the HTTP worker's next request never waits behind a known login's work.
+    async fn mail_link(&self) -> Result<(&'static str, Option<LoginMatch>), BoxError> {
         if self.login.is_empty() || self.login.len() > MAX_LOGIN {
             return Ok(("unknown", None));
         }
-        let Some(user) = self.store.find_login(&self.login).await? else {
+        let Some(user) = self.store.find_login(self.login.clone()).await? else {
             return Ok(("unknown", None));
         };
         let to = match (&user.email, user.email_verified) {
@@ -157,27 +157,14 @@ impl Job {
             (Some(_), false) => return Ok(("unverified", Some(user))),
             (Some(to), true) => to.clone(),
         };
-        let token = LinkToken::generate();
         let now = self.clock.now().as_ms();
-        let expires = now + self.policy.ttl.as_millis() as i64;
-        let kind = MailKind::PasswordReset {
-            username: user.username.clone(),
-            link: self
-                .mailer
-                .link(&format!("/password-reset/{}", token.as_str())),
-            expires_in: self.policy.ttl,
-            browser: self
-                .client
-                .user_agent
-                .as_deref()
-                .map_or_else(|| "an unknown browser".into(), crate::user_agent::describe),
-            ip: self
-                .client
-                .ip
-                .clone()
-                .unwrap_or_else(|| "an unknown address".into()),
-        };
-        let mail = self.mailer.compose(&to, &kind, now, expires)?;
+        let (mailer, client, policy) = (self.mailer.clone(), self.client.clone(), self.policy);
+        let username = user.username.clone();
+        let (token, mail) = tokio::task::spawn_blocking(move || {
+            compose(&mailer, &to, &username, &client, policy, now)
+        })
+        .await??;
+        let expires = mail.expires_ms;
         let issued = self
             .store
             .create_token_with_mail(
@@ -204,4 +191,34 @@ impl Job {
         };
         Ok((outcome, Some(user)))
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A new token and its reset mail to `to`, rendered and sealed.
+fn compose(
+    mailer: &Mailer,
+    to: &str,
+    username: &str,
+    client: &Client,
+    policy: ResetPolicy,
+    now: i64,
+) -> Result<(LinkToken, crate::store::NewMail), crate::mail::ComposeError> {
+    let token = LinkToken::generate();
+    let kind = MailKind::PasswordReset {
+        username: username.to_owned(),
+        link: mailer.link(&format!("/password-reset/{}", token.as_str())),
+        expires_in: policy.ttl,
+        browser: client
+            .user_agent
+            .as_deref()
+            .map_or_else(|| "an unknown browser".into(), crate::user_agent::describe),
+        ip: client
+            .ip
+            .clone()
+            .unwrap_or_else(|| "an unknown address".into()),
+    };
+    let expires = now + policy.ttl.as_millis() as i64;
+    let mail = mailer.compose(to, &kind, now, expires)?;
+    Ok((token, mail))
 }

@@ -76,9 +76,10 @@ impl Store {
         backend!(self, s => s.blocking(move |s| s.create_token_with_mail(&token, &mail)).await)
     }
 
-    /// The active user whose username or email is `login`, ASCII case ignored.
-    pub async fn find_login(&self, login: &str) -> Result<Option<LoginMatch>> {
-        backend!(self, s => s.find_login(login))
+    /// The active user whose username or email is `login`, ASCII case ignored. Runs on the
+    /// store's pool: its caller (a reset request's background work) must not hold up a worker.
+    pub async fn find_login(&self, login: String) -> Result<Option<LoginMatch>> {
+        backend!(self, s => s.blocking(move |s| s.find_login(&login)).await)
     }
 
     /// The user a token opens, if it is unused, unexpired and its user active.
