@@ -12,6 +12,13 @@
 //! re-hashes, so the dormant users stay dormant). Prints p10 / median / p90 per kind and the
 //! median ratios unknown/known and unknown/dormant (target 0.95–1.05 each).
 //!
+//! Then, restarted once more with mail on (`--smtp-url` to a closed local port, so every mail
+//! waits in the outbox, and a per-account budget too large to matter), it times `POST
+//! /password-reset` (the HTML form) for a known login with a verified email (a token and a
+//! queued mail each, up to the outbox's per-address bound) against an unknown login,
+//! `SAMPLES` of each but at least 1000 (they cost well under a millisecond), interleaved in
+//! ABBA order, and prints the same table and median ratio.
+//!
 //! Run: `scripts/timing.sh` (or `cargo build --release --locked && cargo bench --bench
 //! enumeration_timing`; `SAMPLES=500 scripts/timing.sh` for more samples).
 
@@ -123,6 +130,23 @@ fn main() {
     );
     server.restart(LIMITS_OFF);
     runtime.block_on(run(&server, samples));
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let smtp = format!("smtp://127.0.0.1:{closed_port}");
+    let mail_on: &[&str] = &[
+        "--smtp-url",
+        &smtp,
+        "--public-url",
+        "http://127.0.0.1",
+        "--reset-mails-per-hour",
+        "1000000",
+        "--mail-retry-base",
+        "10m",
+    ];
+    server.restart(&[LIMITS_OFF, mail_on].concat());
+    runtime.block_on(run_reset(&server, samples));
     drop(server);
     eprintln!(
         "timing benchmark finished in {:.0} s",
@@ -254,5 +278,196 @@ async fn run(server: &Server, samples: usize) {
         TARGET.1,
         verdict(median_ratio),
         verdict(median_ratio_dormant)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /password-reset: known login with a verified email vs. unknown login
+
+/// Accounts with a verified email for the reset cells: each takes 10 mails an hour (the outbox's
+/// per-address bound), so every known sample up to `RESET_USERS * 10` does the whole work.
+const RESET_USERS: usize = 100;
+/// Reset requests cost well under a millisecond: at least this many samples of each kind, so
+/// that scheduling noise on a shared machine averages out.
+const MIN_RESET_SAMPLES: usize = 1000;
+
+fn reset_user(i: usize) -> String {
+    format!("reset_{:03}", i % RESET_USERS)
+}
+
+/// One reset request through the HTML form, timed from the start of the request to the end of
+/// the answer's body; returns the status, the time and the body.
+async fn ask_reset(
+    client: &reqwest::Client,
+    url: &str,
+    csrf: &str,
+    login: &str,
+) -> (u16, Duration, Vec<u8>) {
+    let sent = Instant::now();
+    let resp = client
+        .post(url)
+        .form(&[("login", login), ("csrf_token", csrf)])
+        .send()
+        .await
+        .expect("POST /password-reset");
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.expect("answer body").to_vec();
+    (status, sent.elapsed(), body)
+}
+
+async fn run_reset(server: &Server, samples: usize) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+    for i in 0..RESET_USERS {
+        let body = serde_json::json!({
+            "username": reset_user(i),
+            "password": format!("right password {i}"),
+            "email": format!("{}@example.org", reset_user(i)),
+        });
+        let resp = client
+            .post(server.url("/api/users"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST /api/users");
+        assert_eq!(resp.status().as_u16(), 201, "creating {}", reset_user(i));
+    }
+    // Verified addresses (the verification flow has its own tests).
+    let db = rusqlite::Connection::open(server.database()).expect("open the database");
+    db.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    let verified = db
+        .execute(
+            "UPDATE users SET email_verified_at = 1 WHERE email IS NOT NULL",
+            [],
+        )
+        .expect("mark verified");
+    assert_eq!(verified, RESET_USERS);
+    let samples = samples.max(MIN_RESET_SAMPLES);
+
+    let page = client
+        .get(server.url("/password-reset"))
+        .send()
+        .await
+        .expect("GET /password-reset")
+        .text()
+        .await
+        .expect("page");
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker).expect("a CSRF token on the form") + marker.len();
+    let csrf = page[start..start + page[start..].find('"').expect("token end")].to_owned();
+    let url = server.url("/password-reset");
+    eprintln!(
+        "created {RESET_USERS} users with verified emails; sampling {samples} reset requests of each kind"
+    );
+    for i in 0..WARM_UP_PAIRS {
+        let (s, _, _) = ask_reset(&client, &url, &csrf, &format!("ghost_{i:03}")).await;
+        assert_eq!(s, 200, "warm-up request for an unknown login");
+        let (s, _, _) = ask_reset(&client, &url, &csrf, &reset_user(i)).await;
+        assert_eq!(s, 200, "warm-up request for a known login");
+    }
+
+    let mut unknown = Vec::with_capacity(samples);
+    let mut known = Vec::with_capacity(samples);
+    let mut odd: Vec<(u16, &str)> = Vec::new();
+    let mut bodies = std::collections::HashSet::new();
+    let sampling = Instant::now();
+    for i in 0..samples {
+        // Same shape as the known names, never created. ABBA order (unknown first in even
+        // pairs, known first in odd ones): each kind follows each kind equally often, so the
+        // work a known request leaves behind weighs on both columns alike.
+        let ghost = format!("ghost_{:03}", i % 1000);
+        let ((su, tu, bu), (sk, tk, bk)) = if i % 2 == 0 {
+            let u = ask_reset(&client, &url, &csrf, &ghost).await;
+            (u, ask_reset(&client, &url, &csrf, &reset_user(i)).await)
+        } else {
+            let k = ask_reset(&client, &url, &csrf, &reset_user(i)).await;
+            (ask_reset(&client, &url, &csrf, &ghost).await, k)
+        };
+        for (status, kind) in [(su, "unknown"), (sk, "known")] {
+            if status != 200 {
+                odd.push((status, kind));
+            }
+        }
+        bodies.insert(bu);
+        bodies.insert(bk);
+        unknown.push(tu);
+        known.push(tk);
+    }
+    let sampling = sampling.elapsed();
+    assert!(
+        odd.is_empty(),
+        "every sample must be a 200; got {} others, first: {:?}",
+        odd.len(),
+        &odd[..odd.len().min(5)]
+    );
+    assert_eq!(bodies.len(), 1, "every answer must be the same page");
+    // The known requests did their work: tokens made and mail queued (after the answers).
+    // Each known request mails until its address reaches the outbox's bound of 10 an hour.
+    let expected = (WARM_UP_PAIRS + samples).min(RESET_USERS * 10) as i64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let queued = loop {
+        let queued: i64 = db
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            .expect("count the outbox");
+        if queued >= expected || Instant::now() > deadline {
+            break queued;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(queued, expected, "the known requests queued their mails");
+
+    unknown.sort();
+    known.sort();
+    let mean = |v: &[Duration]| v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
+    let row = |name: &str, v: &[Duration]| {
+        println!(
+            "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            v.len(),
+            ms(percentile(v, 10.0)),
+            ms(percentile(v, 50.0)),
+            ms(percentile(v, 90.0)),
+            mean(v)
+        );
+    };
+    let ratio = |p: f64| ms(percentile(&unknown, p)) / ms(percentile(&known, p));
+    let median_ratio = ratio(50.0);
+    println!();
+    println!(
+        "### Enumeration timing: `POST /password-reset`, unknown login vs. known login with a verified email"
+    );
+    println!();
+    println!(
+        "{samples} samples of each kind, interleaved in ABBA order, sequential on one keep-alive connection, all 200 with one identical body; {queued} reset mails queued by the known requests (outbox bound: 10 per address an hour, {RESET_USERS} addresses); {:.1} s of sampling; latencies in ms",
+        sampling.as_secs_f64()
+    );
+    println!();
+    println!("| kind | samples | p10 | median | p90 | mean |");
+    println!("|---|--:|--:|--:|--:|--:|");
+    row("unknown login", &unknown);
+    row("known login, verified email", &known);
+    println!(
+        "| ratio unknown/known | | {:.3} | {:.3} | {:.3} | {:.3} |",
+        ratio(10.0),
+        median_ratio,
+        ratio(90.0),
+        mean(&unknown) / mean(&known)
+    );
+    println!();
+    println!(
+        "Median ratio unknown/known {median_ratio:.3} (target {:.2}–{:.2}: {}).",
+        TARGET.0,
+        TARGET.1,
+        if (TARGET.0..=TARGET.1).contains(&median_ratio) {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }

@@ -207,6 +207,12 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_RESET_TTL", default_value = "1h", value_parser = duration)]
     pub reset_ttl: Duration,
 
+    /// Reset links mailed for one account within an hour at most; past it, a request still
+    /// gets the same answer but no mail and no new link (the last one mailed stays good).
+    #[arg(long, env = "GATEHOUSE_RESET_MAILS_PER_HOUR", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub reset_mails_per_hour: u32,
+
     /// Forward authentication: the hosts a sign-in may send the browser back to (the `rd` of
     /// /auth/request and /auth/forward), each name itself or any name under it,
     /// comma-separated. Needs --public-url. Default: none, so no `rd` is ever followed.

@@ -195,6 +195,10 @@ impl Gatehouse {
             audit_retention: config.audit_retention,
             mail,
             email_verification: config.email_verification,
+            reset: crate::accounts::ResetPolicy {
+                ttl: config.reset_ttl,
+                mails_per_hour: config.reset_mails_per_hour,
+            },
         });
         Ok(Self {
             site: Site {

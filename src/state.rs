@@ -71,6 +71,8 @@ pub struct Parts {
     pub audit_retention: Duration,
     pub mail: Option<Arc<crate::mail::Mailer>>,
     pub email_verification: crate::config::EmailVerification,
+    /// `--reset-ttl` and `--reset-mails-per-hour`.
+    pub reset: crate::accounts::ResetPolicy,
 }
 
 impl AppState {
@@ -96,6 +98,7 @@ impl AppState {
             audit_retention,
             mail,
             email_verification,
+            reset,
         } = parts;
         // Usernames and devices lock by the same rule, each in its own table.
         let lock = Arc::new(AttemptLock::Memory(FailLock::new(
@@ -123,7 +126,8 @@ impl AppState {
             guard.clone(),
         )
         .with_mail(mail.clone())
-        .with_email_verification(email_verification);
+        .with_email_verification(email_verification)
+        .with_reset(reset);
         web::Data::new(AppState {
             accounts,
             store,

@@ -60,6 +60,11 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// The server's SQLite file.
+    pub fn database(&self) -> PathBuf {
+        self._dir.path().join("users.database")
+    }
 }
 
 /// Starts the release server in `dir` on its database there; returns it and its address.

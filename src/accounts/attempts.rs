@@ -95,7 +95,10 @@ impl Accounts {
     /// Reserves one failure against the address before a password check (see
     /// [`crate::security::throttle::AddressGuard::reserve`]): the authoritative verdict,
     /// atomic with the count, so a parallel burst cannot slip past `--ip-failures`.
-    async fn reserve_address(&self, client: &Client) -> Result<Option<Reserved>, Refused> {
+    pub(super) async fn reserve_address(
+        &self,
+        client: &Client,
+    ) -> Result<Option<Reserved>, Refused> {
         match (&self.limits, client.addr) {
             (Some(limits), Some(ip)) => Ok(Some(
                 limits
@@ -115,7 +118,7 @@ impl Accounts {
     }
 
     /// Audits a refusal by the address limits as `throttled`.
-    fn throttled(&self, client: &Client, kind: &'static str, username: Option<&str>) {
+    pub(super) fn throttled(&self, client: &Client, kind: &'static str, username: Option<&str>) {
         self.audit(client, kind, "throttled", username, None);
     }
 }

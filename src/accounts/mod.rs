@@ -9,6 +9,7 @@ mod change_password;
 mod confirm;
 mod profile;
 mod reset;
+mod reset_request;
 mod sign_in;
 mod sign_out;
 mod sign_up;
@@ -24,6 +25,7 @@ pub use change_password::{ChangeError, ResetError};
 pub use confirm::ConfirmError;
 pub use profile::{ProfileChanged, ProfileError, ProfileInput};
 pub use reset::LinkResetError;
+pub use reset_request::{ResetAsked, ResetPolicy};
 pub use sign_in::SignInError;
 pub use sign_up::{SignUpError, SignUpInput, SignedUp};
 pub use verify::{Resent, VERIFY_TTL};
@@ -74,6 +76,8 @@ pub struct Accounts {
     pub mail: Option<Arc<crate::mail::Mailer>>,
     /// `--email-verification`.
     pub verification: crate::config::EmailVerification,
+    /// Reset requests' rules and their background work.
+    reset: reset_request::ResetDesk,
 }
 
 /// What [`Accounts::new`] is built from.
@@ -123,6 +127,7 @@ impl Accounts {
             audit,
             mail: None,
             verification: Default::default(),
+            reset: reset_request::ResetDesk::new(ResetPolicy::default()),
         }
     }
 
@@ -136,6 +141,17 @@ impl Accounts {
     pub fn with_mail(mut self, mail: Option<Arc<crate::mail::Mailer>>) -> Self {
         self.mail = mail;
         self
+    }
+
+    /// The service with `--reset-ttl` and `--reset-mails-per-hour`.
+    pub fn with_reset(mut self, policy: ResetPolicy) -> Self {
+        self.reset = reset_request::ResetDesk::new(policy);
+        self
+    }
+
+    /// How long a mailed reset link works (`--reset-ttl`), for the pages that say so.
+    pub fn reset_ttl(&self) -> std::time::Duration {
+        self.reset.policy.ttl
     }
 
     fn now(&self) -> Timestamp {

@@ -52,10 +52,21 @@ pub enum Confirmed {
 /// What [`Store::create_token_with_mail`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenIssued {
-    /// Stored, and the mail queued (or dropped by the outbox's bounds: see the value).
+    /// The mail queued and the token stored; or, when the outbox's bounds dropped the mail
+    /// (see the value), nothing written.
     Issued(Enqueued),
     /// The user's hourly budget for the purpose is spent: nothing written.
     OverBudget,
+}
+
+/// The active account a typed login (username or email) names, for a reset request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginMatch {
+    pub user_id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    /// Whether `email` is confirmed (only then may a reset link go to it).
+    pub email_verified: bool,
 }
 
 /// A live token and the user it opens.
@@ -78,13 +89,20 @@ impl Store {
         backend!(self, s => s.blocking(move |s| s.create_token(&token)).await)
     }
 
-    /// [`Store::create_token`] and its mail in one transaction: both or neither.
+    /// [`Store::create_token`] and its mail in one transaction: both or neither (a mail the
+    /// outbox's bounds drop leaves no token either, so the last link mailed stays good).
     pub async fn create_token_with_mail(
         &self,
         token: NewToken,
         mail: TokenMail,
     ) -> Result<TokenIssued> {
         backend!(self, s => s.blocking(move |s| s.create_token_with_mail(&token, &mail)).await)
+    }
+
+    /// The active user whose username or email is `login`, ASCII case ignored. Runs on the
+    /// store's pool: its caller (a reset request's background work) must not hold up a worker.
+    pub async fn find_login(&self, login: String) -> Result<Option<LoginMatch>> {
+        backend!(self, s => s.blocking(move |s| s.find_login(&login)).await)
     }
 
     /// The user a token opens, if it is unused, unexpired and its user active.

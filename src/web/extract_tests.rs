@@ -56,6 +56,7 @@ fn state(dir: &tempfile::TempDir, sign_up_open: bool) -> State {
         audit_retention: Duration::from_secs(86_400),
         mail: None,
         email_verification: Default::default(),
+        reset: Default::default(),
     })
 }
 

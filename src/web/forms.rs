@@ -60,13 +60,26 @@ pub async fn read_form(req: &HttpRequest, payload: Payload) -> Result<FormData, 
         // Names only, never values: lets a test see that no plain password was sent.
         let mut names: Vec<&str> = form.names().collect();
         names.sort_unstable();
-        tracing::debug!(
-            path = %crate::web::request::loggable_path(req.path()),
-            fields = ?names,
-            "form received"
-        );
+        let path = redact_tokens(req.path());
+        tracing::debug!(path = ?path, fields = ?names, "form received");
     }
     Ok(form)
+}
+
+/// `path` with every segment that looks like a one-time link token (32 or more base64url
+/// characters: `/password-reset/TOKEN`, `/verify-email/TOKEN`) shown as `…`: no log line may
+/// carry a live link.
+pub fn redact_tokens(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            let tokenish = seg.len() >= 32
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if tokenish { "…" } else { seg }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The media type of the request, lowercased, without parameters.
@@ -171,6 +184,24 @@ fn decode(raw: &[u8]) -> Result<String, AppError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn token_segments_are_redacted() {
+        let token = "xdVoI7AJNQHNizKVQVNzvxGAvzcoIxNVbJG-G6IljLY";
+        assert_eq!(
+            super::redact_tokens(&format!("/password-reset/{token}")),
+            "/password-reset/…"
+        );
+        assert_eq!(
+            super::redact_tokens(&format!("/api/password-reset/{token}")),
+            "/api/password-reset/…"
+        );
+        assert_eq!(super::redact_tokens("/sign-in"), "/sign-in");
+        assert_eq!(
+            super::redact_tokens("/account/sessions/12/revoke"),
+            "/account/sessions/12/revoke"
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

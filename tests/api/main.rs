@@ -29,6 +29,7 @@ mod one_server;
 mod outbox;
 mod pages;
 mod password_reset;
+mod password_reset_mail;
 mod profile;
 mod races;
 mod redirects;

@@ -178,7 +178,7 @@ async fn no_page_scrolls_sideways_on_a_phone() {
     .await;
     assert_eq!(at, "/account/password");
     assert!(
-        !text(&b, ".field-error").await.is_empty(),
+        !text(&b, "#current_password-error").await.is_empty(),
         "a message is shown"
     );
     problems.extend(problems_here(&b, "/account after a password-change error").await);

@@ -391,3 +391,104 @@ fn reset_tokens_are_single_use_superseded_expiring_and_killed_by_password_change
             .is_none()
     );
 }
+
+#[test]
+fn logins_match_a_username_or_an_email_ignoring_ascii_case() {
+    use crate::domain::Email;
+    let (_dir, s) = store();
+    let with_mail = s
+        .create_user(
+            &Username::parse("nina").unwrap(),
+            Email::parse_optional("Nina@Example.org").unwrap().as_ref(),
+            None,
+            HASH,
+            1_000,
+        )
+        .unwrap()
+        .unwrap();
+    user(&s, "omar");
+    for login in ["nina", "NINA", "nina@example.org", "NINA@EXAMPLE.ORG"] {
+        let m = s.find_login(login).unwrap().unwrap();
+        assert_eq!((m.user_id, m.username.as_str()), (with_mail.id, "nina"));
+        assert_eq!(m.email.as_deref(), Some("Nina@Example.org"));
+        assert!(!m.email_verified);
+    }
+    let omar = s.find_login("Omar").unwrap().unwrap();
+    assert_eq!((omar.email, omar.email_verified), (None, false));
+    assert!(s.find_login("nobody").unwrap().is_none());
+    assert!(s.find_login("nina@example.com").unwrap().is_none());
+    s.write(|c| Ok(c.execute("UPDATE users SET email_verified_at = 5 WHERE id = 1", [])?))
+        .unwrap();
+    assert!(s.find_login("nina").unwrap().unwrap().email_verified);
+    s.set_active(&Username::parse("nina").unwrap(), false, 2_000)
+        .unwrap();
+    assert!(
+        s.find_login("nina").unwrap().is_none(),
+        "a disabled user matches nothing"
+    );
+}
+
+#[test]
+fn a_token_goes_in_with_its_mail_within_the_hourly_budget_or_not_at_all() {
+    use crate::security::token::Purpose;
+    use crate::store::tokens::{NewToken, TokenIssued, TokenMail};
+    use crate::store::{Enqueued, NewMail, OutboxLimits};
+    let (_dir, s) = store();
+    let u = user(&s, "pia");
+    let token = |hash: u8, now: i64| NewToken {
+        hash: [hash; 32],
+        user_id: u.id,
+        purpose: Purpose::Reset,
+        email: None,
+        now_ms: now,
+        expires_ms: now + 3_600_000,
+    };
+    let mail = |n: u8, per_recipient: i64| TokenMail {
+        mail: NewMail {
+            message_id: format!("<{n}@test>"),
+            recipient: "pia@example.org".into(),
+            kind: "password_reset",
+            sealed_body: vec![n; 8],
+            created_ms: 0,
+            expires_ms: i64::MAX,
+        },
+        limits: OutboxLimits {
+            max_queued: 100,
+            per_recipient_per_hour: per_recipient,
+        },
+        per_hour: Some(2),
+    };
+    let live = |hash: u8| {
+        s.find_token(&[hash; 32], Purpose::Reset, 10_000)
+            .unwrap()
+            .is_some()
+    };
+    assert_eq!(
+        s.create_token_with_mail(&token(1, 1_000), &mail(1, 10))
+            .unwrap(),
+        TokenIssued::Issued(Enqueued::Queued)
+    );
+    // The outbox drops the mail (its per-recipient bound): no token, the mailed link lives.
+    assert_eq!(
+        s.create_token_with_mail(&token(2, 2_000), &mail(2, 1))
+            .unwrap(),
+        TokenIssued::Issued(Enqueued::DroppedRate)
+    );
+    assert!(live(1) && !live(2));
+    assert_eq!(
+        s.create_token_with_mail(&token(3, 3_000), &mail(3, 10))
+            .unwrap(),
+        TokenIssued::Issued(Enqueued::Queued)
+    );
+    // Past the account's budget of 2 an hour: nothing written.
+    assert_eq!(
+        s.create_token_with_mail(&token(4, 4_000), &mail(4, 10))
+            .unwrap(),
+        TokenIssued::OverBudget
+    );
+    assert!(!live(1) && live(3) && !live(4));
+    let queued: i64 = s
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(queued, 2);
+}

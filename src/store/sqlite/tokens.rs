@@ -4,8 +4,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::security::token::Purpose;
-use crate::store::tokens::{Confirmed, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
-use crate::store::{NewMail, OutboxLimits, Result};
+use crate::store::tokens::{
+    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
+};
+use crate::store::{Enqueued, NewMail, OutboxLimits, Result};
 
 /// The live token of `hash` and its user, inside any connection or transaction.
 fn live(
@@ -152,7 +154,11 @@ impl SqliteStore {
             }
             insert_token(&tx, t)?;
             let queued = super::outbox::enqueue(&tx, &m.mail, t.now_ms, &m.limits)?;
-            tx.commit()?;
+            // A link whose mail the outbox dropped must not supersede the last one mailed:
+            // nothing is written (the transaction rolls back on drop).
+            if queued == Enqueued::Queued {
+                tx.commit()?;
+            }
             Ok(TokenIssued::Issued(queued))
         })
     }
@@ -163,6 +169,26 @@ impl SqliteStore {
             insert_token(&tx, t)?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    pub fn find_login(&self, login: &str) -> Result<Option<LoginMatch>> {
+        // Usernames are stored lower-case ASCII; `email` is `COLLATE NOCASE` (ASCII case).
+        let username = login.to_ascii_lowercase();
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, username, email, email_verified_at IS NOT NULL FROM users
+                  WHERE active = 1 AND (username = ?1 OR email = ?2) LIMIT 1",
+            )?
+            .query_row(params![username, login], |r| {
+                Ok(LoginMatch {
+                    user_id: r.get(0)?,
+                    username: r.get(1)?,
+                    email: r.get(2)?,
+                    email_verified: r.get(3)?,
+                })
+            })
+            .optional()?)
         })
     }
 

@@ -148,6 +148,38 @@ pub async fn delete_session(
     Ok(resp)
 }
 
+/// The body of `POST /api/password-reset`.
+#[derive(Deserialize, Debug)]
+pub struct ResetRequest {
+    pub login: Option<String>,
+}
+
+/// `POST /api/password-reset` `{login}`: 202 whatever the login (if an account matches and has
+/// a verified email, a link is mailed), 400 without a login, 429 for a throttled address. On a
+/// site without mail it is still a 202 (the SPEC's "always"), whose message says so.
+pub async fn request_reset(
+    state: State,
+    Then(Json(body), Peer(client)): Then<Json<ResetRequest>, Peer>,
+) -> Result<HttpResponse, ApiError> {
+    let login = body.login.as_deref().unwrap_or("").trim();
+    if login.is_empty() && state.mail.is_some() {
+        let msg = "Enter your username or email address.";
+        return Ok(HttpResponse::BadRequest()
+            .json(json!({ "error": "Some fields are invalid.", "fields": { "login": msg } })));
+    }
+    match state.accounts.request_reset(login, &client).await? {
+        crate::accounts::ResetAsked::Accepted => Ok(HttpResponse::Accepted().json(json!({
+            "message": "If an account matches and has a verified email address, a link to \
+                        choose a new password is on its way.",
+        }))),
+        crate::accounts::ResetAsked::MailOff => Ok(HttpResponse::Accepted().json(json!({
+            "message": "This site does not send email: nothing will arrive. Ask the site's \
+                        operator for a reset link.",
+            "mail": false,
+        }))),
+    }
+}
+
 /// `POST /api/password-reset/{token}` `{password | password_digest}`: 204 once the password is
 /// set (every session ended; no session is created), 400 for the field rules, 410 for a link
 /// that opens nothing.

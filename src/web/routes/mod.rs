@@ -70,6 +70,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, HEAD, POST")),
     )
     .service(
+        web::resource("/password-reset")
+            .route(web::get().to(password_reset::ask_form))
+            .route(web::head().to(password_reset::ask_form))
+            .route(web::post().to(password_reset::ask))
+            .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
         web::resource("/password-reset/{token}")
             .route(web::get().to(password_reset::show))
             .route(web::head().to(password_reset::show))
@@ -128,6 +135,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(api::create_session))
             .route(web::delete().to(api::delete_session))
             .default_service(not_allowed("POST, DELETE")),
+    );
+    cfg.service(
+        web::resource("/api/password-reset")
+            .route(web::post().to(api::request_reset))
+            .default_service(not_allowed("POST")),
     );
     cfg.service(
         web::resource("/api/password-reset/{token}")

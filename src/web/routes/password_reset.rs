@@ -1,3 +1,7 @@
+//! `/password-reset`: the form asking for a link by username or email, answered with one page
+//! whatever the login (the work happens after the answer: [`crate::accounts::Accounts::
+//! request_reset`]); without mail it says to ask the operator.
+//!
 //! `/password-reset/{token}`: the page a reset link opens (docs/behaviour.md §11.2). GET shows
 //! the user's name and a new-password form (never consuming the link: mail scanners open
 //! links); POST sets the password through [`crate::accounts::Accounts::reset_with_link`] and
@@ -8,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 
-use crate::accounts::{LinkResetError, PasswordInput};
+use crate::accounts::{LinkResetError, PasswordInput, ResetAsked};
 use crate::security::token::LinkToken;
 use crate::state::State;
 use crate::web::error::AppError;
@@ -18,6 +22,94 @@ use crate::web::respond::{render_status, see_other, with_cookie};
 use crate::web::session::{Flash, flash_cookie};
 use crate::web::templates::{Field, FormView, SimplePage};
 use crate::web::visitor::Visitor;
+
+/// What the form page says when the site sends no mail (GET and POST alike).
+const MAIL_OFF: &str = "This site does not send email, so it cannot mail you a reset link. \
+                        Ask the site's operator for one.";
+
+/// The answer to every request for a link, whatever the login.
+const ON_ITS_WAY: &str = "If an account matches and has a verified email address, \
+                          a link to choose a new password is on its way.";
+
+fn ask_view(csrf_token: String) -> FormView {
+    FormView {
+        action: "/password-reset".into(),
+        fields: vec![Field::text("login", "Username or email", "username")],
+        hidden: vec![("csrf_token", csrf_token)],
+        submit: "Send me a link",
+        ..FormView::default()
+    }
+}
+
+fn ask_page(
+    state: &State,
+    visitor: &Visitor,
+    status: StatusCode,
+    form: Option<FormView>,
+) -> Result<HttpResponse, AppError> {
+    let mail_on = state.mail.is_some();
+    let ttl = crate::mail::message::describe_duration(state.accounts.reset_ttl());
+    let page = SimplePage {
+        chrome: visitor.chrome("Reset your password"),
+        heading: "Reset your password",
+        lede: if mail_on {
+            format!(
+                "Enter your username or your account's email address. If the account has a \
+                 verified email address, we mail it a link to choose a new password; the link \
+                 works once, for {ttl}."
+            )
+        } else {
+            MAIL_OFF.into()
+        },
+        notice: String::new(),
+        notice_kind: "info",
+        form: form.filter(|_| mail_on),
+        link_href: "/sign-in",
+        link_text: "Back to sign in",
+    };
+    render_status(status, &page)
+}
+
+/// `GET /password-reset`.
+pub async fn ask_form(state: State, visitor: Visitor) -> Result<HttpResponse, AppError> {
+    let (csrf, cookie) = visitor.anonymous_token(&state);
+    let form = ask_view(csrf);
+    Ok(with_cookie(
+        ask_page(&state, &visitor, StatusCode::OK, Some(form))?,
+        cookie,
+    ))
+}
+
+/// `POST /password-reset`: one page for every login (or 429 for a throttled address).
+pub async fn ask(state: State, posted: CsrfForm) -> Result<HttpResponse, AppError> {
+    let CsrfForm { visitor, form } = posted;
+    let login = form.text("login").trim();
+    if login.is_empty() && state.mail.is_some() {
+        let mut view = ask_view(visitor.anonymous_token(&state).0);
+        view.set_error("login", "Enter your username or email address.");
+        return ask_page(&state, &visitor, StatusCode::BAD_REQUEST, Some(view));
+    }
+    match state.accounts.request_reset(login, &visitor.client).await? {
+        ResetAsked::MailOff => ask_page(&state, &visitor, StatusCode::OK, None),
+        ResetAsked::Accepted => {
+            let page = SimplePage {
+                chrome: visitor.chrome("Check your inbox"),
+                heading: "Check your inbox",
+                lede: format!(
+                    "The link works once, for {}. Nothing arrived? Check your spam folder, \
+                     or ask again in a few minutes.",
+                    crate::mail::message::describe_duration(state.accounts.reset_ttl())
+                ),
+                notice: ON_ITS_WAY.into(),
+                notice_kind: "info",
+                form: None,
+                link_href: "/sign-in",
+                link_text: "Back to sign in",
+            };
+            render_status(StatusCode::OK, &page)
+        }
+    }
+}
 
 fn form_view(token: &LinkToken, username: &str, csrf_token: String) -> FormView {
     FormView {
