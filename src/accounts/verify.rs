@@ -14,9 +14,6 @@ use crate::store::tokens::{Confirmed, NewToken, TokenIssued, TokenMail, TokenUse
 /// How long a verification link (and a pending new address) lasts.
 pub const VERIFY_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Verification mails one account may ask for within an hour (throttled like reset mails).
-pub const VERIFY_MAILS_PER_HOUR: i64 = 3;
-
 /// What a resend did; the page says the same in every case but `MailOff`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resent {
@@ -135,7 +132,8 @@ impl Accounts {
                 TokenMail {
                     mail: link.mail,
                     limits: link.limits,
-                    per_hour: Some(VERIFY_MAILS_PER_HOUR),
+                    // Throttled like reset mails: `--reset-mails-per-hour` an hour.
+                    per_hour: Some(i64::from(self.reset.policy.mails_per_hour)),
                 },
             )
             .await?;
