@@ -94,10 +94,14 @@ impl SmtpUrl {
             .map(decode)
             .transpose()?;
         let password = url.password().map(decode).transpose()?;
+        let port = url.port().unwrap_or(default_port);
+        if port == 0 {
+            return Err("port 0 is no SMTP port".into());
+        }
         Ok(Self {
             security,
             host,
-            port: url.port().unwrap_or(default_port),
+            port,
             user,
             password,
         })
@@ -226,6 +230,7 @@ mod tests {
             (Security::Plain, 2525, "127.0.0.1")
         );
         assert_eq!(SmtpUrl::parse("smtp://relay").unwrap().port, 25);
+        assert!(SmtpUrl::parse("smtp://relay:0").is_err());
         let u = SmtpUrl::parse("smtp+starttls://me%40x.org:p%3Ass@mail.x.org").unwrap();
         assert_eq!((u.security, u.port), (Security::StartTls, 587));
         assert_eq!(u.user.as_deref(), Some("me@x.org"));
