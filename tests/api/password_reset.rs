@@ -254,3 +254,41 @@ async fn the_json_route_answers_204_400_and_410() {
         .unwrap();
     assert_eq!(r.status(), 415);
 }
+
+#[tokio::test]
+async fn a_link_page_takes_its_own_null_origin_but_no_other_site() {
+    // `Referrer-Policy: no-referrer` makes browsers send `Origin: null` with the page's POST.
+    let app = TestApp::spawn(&[]);
+    let client = app.client();
+    sign_up(&app, &client, "vito", OLD).await;
+    let path = reset_link(&app, "vito", &[]);
+    let token = csrf_token(&app, &client, &path).await;
+    let fields = [
+        ("new_password", NEW),
+        ("new_password_repeat", NEW),
+        ("csrf_token", token.as_str()),
+    ];
+    let post = |origin: &'static str| {
+        client
+            .post(app.url(&path))
+            .header("origin", origin)
+            .form(&fields)
+            .send()
+    };
+    assert_eq!(post("https://evil.example").await.unwrap().status(), 403);
+    assert_eq!(post("null").await.unwrap().status(), 303);
+    // Elsewhere `null` is still refused.
+    let token = csrf_token(&app, &client, "/sign-in").await;
+    let r = client
+        .post(app.url("/sign-in"))
+        .header("origin", "null")
+        .form(&[
+            ("username", "vito"),
+            ("password", NEW),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

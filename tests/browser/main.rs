@@ -16,6 +16,7 @@ mod flows;
 mod forms;
 mod forward;
 mod phone;
+mod recovery;
 mod site;
 
 /// One browser at a time, whatever `--test-threads` says.
