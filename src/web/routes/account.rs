@@ -237,21 +237,7 @@ pub async fn change_password(state: State, posted: SignedInForm) -> Result<HttpR
             return Ok(crate::web::session::signed_in(resp, &state, signed_in));
         }
         Err(Err(e)) => return Err(e),
-        Err(Ok(ChangeReply::Locked(retry))) => {
-            view.set_error("current_password", password_locked_message(retry));
-            (StatusCode::TOO_MANY_REQUESTS, Some(retry))
-        }
-        Err(Ok(ChangeReply::WrongPassword)) => {
-            view.set_error("current_password", WRONG_CURRENT_PASSWORD);
-            (StatusCode::UNAUTHORIZED, None)
-        }
-        Err(Ok(ChangeReply::Invalid(errors))) => {
-            for (field, message) in errors {
-                let field = field.strip_suffix("_digest").unwrap_or(field);
-                view.set_error(field, message);
-            }
-            (StatusCode::BAD_REQUEST, None)
-        }
+        Err(Ok(reply)) => refused(&mut view, reply),
     };
     let resp = render_status(status, &page(&state, &signed_in, Some(view), "").await?)?;
     Ok(match retry {
@@ -320,21 +306,7 @@ pub async fn delete(state: State, posted: SignedInForm) -> Result<HttpResponse, 
             return Ok(resp);
         }
         Err(Err(e)) => return Err(e),
-        Err(Ok(ChangeReply::Locked(retry))) => {
-            view.set_error("current_password", password_locked_message(retry));
-            (StatusCode::TOO_MANY_REQUESTS, Some(retry))
-        }
-        Err(Ok(ChangeReply::WrongPassword)) => {
-            view.set_error("current_password", WRONG_CURRENT_PASSWORD);
-            (StatusCode::UNAUTHORIZED, None)
-        }
-        Err(Ok(ChangeReply::Invalid(errors))) => {
-            for (field, message) in errors {
-                let field = field.strip_suffix("_digest").unwrap_or(field);
-                view.set_error(field, message);
-            }
-            (StatusCode::BAD_REQUEST, None)
-        }
+        Err(Ok(reply)) => refused(&mut view, reply),
     };
     let resp = render_status(
         status,
@@ -386,23 +358,7 @@ pub async fn profile(state: State, posted: SignedInForm) -> Result<HttpResponse,
             (StatusCode::CONFLICT, None)
         }
         Err(crate::accounts::ProfileError::Store(e)) => return Err(e.into()),
-        Err(crate::accounts::ProfileError::Confirm(e)) => match messages::confirm(e)? {
-            ChangeReply::Locked(retry) => {
-                view.set_error("current_password", password_locked_message(retry));
-                (StatusCode::TOO_MANY_REQUESTS, Some(retry))
-            }
-            ChangeReply::WrongPassword => {
-                view.set_error("current_password", WRONG_CURRENT_PASSWORD);
-                (StatusCode::UNAUTHORIZED, None)
-            }
-            ChangeReply::Invalid(errors) => {
-                for (field, message) in errors {
-                    let field = field.strip_suffix("_digest").unwrap_or(field);
-                    view.set_error(field, message);
-                }
-                (StatusCode::BAD_REQUEST, None)
-            }
-        },
+        Err(crate::accounts::ProfileError::Confirm(e)) => refused(&mut view, messages::confirm(e)?),
     };
     let resp = render_status(
         status,
@@ -412,4 +368,26 @@ pub async fn profile(state: State, posted: SignedInForm) -> Result<HttpResponse,
         Some(retry) => with_retry_after(resp, retry),
         None => resp,
     })
+}
+
+/// A refused current password on one of the page's forms: the message at its field, and the
+/// status (with `Retry-After` when locked).
+fn refused(view: &mut FormView, reply: ChangeReply) -> (StatusCode, Option<std::time::Duration>) {
+    match reply {
+        ChangeReply::Locked(retry) => {
+            view.set_error("current_password", password_locked_message(retry));
+            (StatusCode::TOO_MANY_REQUESTS, Some(retry))
+        }
+        ChangeReply::WrongPassword => {
+            view.set_error("current_password", WRONG_CURRENT_PASSWORD);
+            (StatusCode::UNAUTHORIZED, None)
+        }
+        ChangeReply::Invalid(errors) => {
+            for (field, message) in errors {
+                let field = field.strip_suffix("_digest").unwrap_or(field);
+                view.set_error(field, message);
+            }
+            (StatusCode::BAD_REQUEST, None)
+        }
+    }
 }

@@ -237,27 +237,7 @@ pub async fn delete_me(
             Ok(resp)
         }
         Err(Err(e)) => Err(e.into()),
-        Err(Ok(messages::ChangeReply::WrongPassword)) => {
-            Ok(HttpResponse::Unauthorized()
-                .json(json!({ "error": messages::WRONG_CURRENT_PASSWORD })))
-        }
-        Err(Ok(messages::ChangeReply::Locked(retry))) => {
-            let secs = retry_after_secs(retry);
-            let resp = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
-                "error": locked_message(&format!("{secs} seconds")),
-                "retry_after": secs,
-            }));
-            Ok(with_retry_after(resp, retry))
-        }
-        Err(Ok(messages::ChangeReply::Invalid(errors))) => {
-            let mut fields = serde_json::Map::new();
-            for (field, message) in errors {
-                let field = field.replace("current_", "");
-                fields.entry(field).or_insert(json!(message));
-            }
-            Ok(HttpResponse::BadRequest()
-                .json(json!({ "error": "Some fields are invalid.", "fields": fields })))
-        }
+        Err(Ok(reply)) => Ok(password_refused(reply)),
     }
 }
 
@@ -298,27 +278,7 @@ pub async fn patch_me(
         }
         Err(crate::accounts::ProfileError::Store(e)) => return Err(e.into()),
         Err(crate::accounts::ProfileError::Confirm(e)) => {
-            return match messages::confirm(e)? {
-                messages::ChangeReply::WrongPassword => Ok(HttpResponse::Unauthorized()
-                    .json(json!({ "error": messages::WRONG_CURRENT_PASSWORD }))),
-                messages::ChangeReply::Locked(retry) => {
-                    let secs = retry_after_secs(retry);
-                    let resp = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
-                        "error": locked_message(&format!("{secs} seconds")),
-                        "retry_after": secs,
-                    }));
-                    Ok(with_retry_after(resp, retry))
-                }
-                messages::ChangeReply::Invalid(errors) => {
-                    let mut fields = serde_json::Map::new();
-                    for (field, message) in errors {
-                        let field = field.replace("current_", "");
-                        fields.entry(field).or_insert(json!(message));
-                    }
-                    Ok(HttpResponse::BadRequest()
-                        .json(json!({ "error": "Some fields are invalid.", "fields": fields })))
-                }
-            };
+            return Ok(password_refused(messages::confirm(e)?));
         }
     };
     let details = state
@@ -335,4 +295,31 @@ pub async fn patch_me(
         "created_at": format_ms(details.created_ms),
         "email_pending": changed.email_pending,
     })))
+}
+
+/// A refused current password (`DELETE` or `PATCH /api/me`): 401, 429 with `Retry-After`, or
+/// 400 with the field (named as the body names it: `password`, `password_digest`).
+fn password_refused(reply: messages::ChangeReply) -> HttpResponse {
+    match reply {
+        messages::ChangeReply::WrongPassword => {
+            HttpResponse::Unauthorized().json(json!({ "error": messages::WRONG_CURRENT_PASSWORD }))
+        }
+        messages::ChangeReply::Locked(retry) => {
+            let secs = retry_after_secs(retry);
+            let resp = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
+                "error": locked_message(&format!("{secs} seconds")),
+                "retry_after": secs,
+            }));
+            with_retry_after(resp, retry)
+        }
+        messages::ChangeReply::Invalid(errors) => {
+            let mut fields = serde_json::Map::new();
+            for (field, message) in errors {
+                let field = field.replace("current_", "");
+                fields.entry(field).or_insert(json!(message));
+            }
+            HttpResponse::BadRequest()
+                .json(json!({ "error": "Some fields are invalid.", "fields": fields }))
+        }
+    }
 }
