@@ -145,3 +145,14 @@ CREATE TABLE mail_rate (
 CREATE INDEX mail_rate_by_recipient ON mail_rate(recipient, at);
 
 PRAGMA user_version = 5;
+
+-- @version 6
+-- Facts about the installation: `key_fingerprint` (a server started with a different secret
+-- key than the one the database was used with refuses to start, rather than reject every
+-- cookie and fail to open the mail it sealed).
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+PRAGMA user_version = 6;

@@ -60,9 +60,25 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// SQLite database file, created from the built-in schema when missing.
+    /// SQLite database file, created from the built-in schema when missing; or a PostgreSQL
+    /// database, `postgres://USER@HOST:PORT/DB` (the password in PGPASSWORD, or in
+    /// GATEHOUSE_DATABASE rather than this flag, which `ps` shows).
     #[arg(long, env = "GATEHOUSE_DATABASE", default_value = "users.database")]
     pub database: PathBuf,
+
+    /// PostgreSQL: connections in each instance's pool.
+    #[arg(long, env = "GATEHOUSE_DB_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+
+    /// PostgreSQL: how long to wait for a new connection.
+    #[arg(long, env = "GATEHOUSE_DB_CONNECT_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub db_connect_timeout: Duration,
+
+    /// PostgreSQL: how long a request waits for a free connection, and how long a statement may
+    /// run, before the request is answered 503.
+    #[arg(long, env = "GATEHOUSE_DB_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub db_timeout: Duration,
 
     /// Secret key file (32 random bytes, mode 0600, created at first start) used when
     /// GATEHOUSE_SECRET_KEY (hex) is not set. Default: `gatehouse.key` beside the database.
@@ -276,6 +292,22 @@ impl Config {
             m_kib: self.argon2_m,
             t: self.argon2_t,
             p: self.argon2_p,
+        }
+    }
+
+    /// Whether `--database` names a PostgreSQL database.
+    pub fn database_is_url(&self) -> bool {
+        self.database
+            .to_str()
+            .is_some_and(crate::store::postgres::is_url)
+    }
+
+    /// The PostgreSQL pool settings.
+    pub fn pg_options(&self) -> crate::store::postgres::PgOptions {
+        crate::store::postgres::PgOptions {
+            pool_size: self.db_pool_size as usize,
+            connect_timeout: self.db_connect_timeout,
+            timeout: self.db_timeout,
         }
     }
 

@@ -71,8 +71,8 @@ pub enum StartError {
 /// it), secret key, password hashing pool and settings. Dropping it releases the database.
 pub struct Gatehouse {
     site: Site,
-    /// One server per database, for as long as this one lives.
-    lock: crate::server_lock::ServerLock,
+    /// One server per SQLite database, for as long as this one lives (none on PostgreSQL).
+    lock: Option<crate::server_lock::ServerLock>,
 }
 
 /// What every worker's `App` is built from: cheap to clone, `Send`, so it can move into
@@ -118,6 +118,48 @@ pub(crate) fn check_settings(config: &Config) -> Result<Checked, StartError> {
     })
 }
 
+/// Refuses a key other than the one the database was first used with: servers with different
+/// keys would reject each other's cookies and could not open the mail the other sealed.
+fn check_key(store: &Store, key: &SecretKey) -> Result<(), StartError> {
+    let mine = key.fingerprint();
+    let stored = std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?
+                .block_on(store.claim_key(&mine))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(crate::store::StoreError::Backend("key check panicked".into())))
+    })?;
+    if stored != mine {
+        return Err(StartError::Config(format!(
+            "the secret key (fingerprint {mine}) is not the one this database was used with \
+             (fingerprint {stored}): give every instance the same GATEHOUSE_SECRET_KEY, or \
+             replace the key with `gatehouse key rotate`"
+        )));
+    }
+    Ok(())
+}
+
+/// A password in `--database` shows in `ps`: accepted, with a warning (never the password).
+fn warn_about_password_in_flag(config: &Config) {
+    let from_env = std::env::var_os("GATEHOUSE_DATABASE")
+        .is_some_and(|v| std::path::Path::new(&v) == config.database);
+    if !from_env
+        && config
+            .database
+            .to_str()
+            .is_some_and(crate::store::postgres::has_password)
+    {
+        tracing::warn!(
+            "the --database URL holds a password, which `ps` shows to every local user: put \
+             it in PGPASSWORD or GATEHOUSE_DATABASE instead"
+        );
+    }
+}
+
 impl Gatehouse {
     /// Checks the settings, takes the database's one-server lock, opens (and upgrades) the
     /// database, loads or creates the secret key and starts the password hashing pool.
@@ -130,11 +172,28 @@ impl Gatehouse {
         for warning in &forward.warnings {
             tracing::warn!("{warning}");
         }
-        // Before the store: a second server touches nothing (not even a migration).
-        let lock = crate::server_lock::ServerLock::acquire(&config.database)?;
-        let store = Store::open(&config.database)?;
+        let shared = config.database_is_url();
+        // Before the store: a second server touches nothing (not even a migration). Servers
+        // on PostgreSQL share their database by design (docs/behaviour.md §12).
+        let lock = if shared {
+            None
+        } else {
+            Some(crate::server_lock::ServerLock::acquire(&config.database)?)
+        };
         let env_key = std::env::var(secret::ENV_VAR).ok();
+        if shared && env_key.is_none() && config.secret_key_file.is_none() {
+            return Err(StartError::Config(format!(
+                "with PostgreSQL every instance needs the same secret key: set {} (hex) or \
+                 --secret-key-file",
+                secret::ENV_VAR
+            )));
+        }
+        if shared {
+            warn_about_password_in_flag(config);
+        }
+        let store = Store::open_with(&config.database, &config.pg_options())?;
         let key = SecretKey::load(env_key.as_deref(), &config.secret_key_path())?;
+        check_key(&store, &key)?;
         let mail = match mail {
             Some(settings) => Some(std::sync::Arc::new(
                 crate::mail::Mailer::new(settings, &key, config.mail_retry_base)

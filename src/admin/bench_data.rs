@@ -34,7 +34,7 @@ pub fn run(config: &Config, args: &BenchDataArgs) -> Result<()> {
         return refused("--sessions cannot exceed --users (one session per user)");
     }
     let signers = args.sign_in_users.min(users);
-    let store = Store::open(&config.database)?;
+    let store = Store::open_with(&config.database, &config.pg_options())?;
     if wait(store.count_users_outside(PREFIX))? > 0 {
         return refused(format!(
             "{} holds real users; bench-data only fills a fresh database",

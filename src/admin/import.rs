@@ -65,7 +65,7 @@ fn read_seed(path: &Path) -> Result<Vec<(String, String)>> {
 
 pub fn run(config: &Config, path: &Path) -> Result<()> {
     let rows = read_seed(path)?;
-    let store = Store::open(&config.database)?;
+    let store = Store::open_with(&config.database, &config.pg_options())?;
     let kdf = Kdf::new(config.kdf_params())?;
     let (mut imported, mut existed, mut skipped) = (0usize, 0usize, 0usize);
     let mut seeds = Vec::new();

@@ -67,8 +67,8 @@ fn send_test(config: &Config, settings: &MailSettings, address: &str) -> Result<
         }
     };
     // The trail lives in the database: record there when there is one, create none.
-    if config.database.exists()
-        && let Ok(store) = crate::store::Store::open(&config.database)
+    if (config.database_is_url() || config.database.exists())
+        && let Ok(store) = crate::store::Store::open_with(&config.database, &config.pg_options())
     {
         let outcome = if result.is_ok() { "ok" } else { "refused" };
         audit_admin(&store, "admin.mail.test", outcome, None, None, Some(detail));

@@ -90,13 +90,13 @@ fn wait<F: std::future::Future>(f: F) -> F::Output {
 /// The database of an existing installation; commands other than `user add` and
 /// `import-seed` do not create one.
 fn existing_store(config: &Config) -> Result<Store> {
-    if !config.database.exists() {
+    if !config.database_is_url() && !config.database.exists() {
         return refused(format!(
             "no database at {} (start the server once, or pass --database)",
             config.database.display()
         ));
     }
-    Ok(Store::open(&config.database)?)
+    Ok(Store::open_with(&config.database, &config.pg_options())?)
 }
 
 /// Who ran the command, for the audit trail: the OS user (and the sudo user behind it).

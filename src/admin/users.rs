@@ -108,7 +108,7 @@ fn add(
         Email::parse_optional(email_text).or_else(|m| refused(format!("email refused: {m}")))?;
     FullName::parse_optional(full_name_text)
         .or_else(|m| refused(format!("full name refused: {m}")))?;
-    let store = Store::open(&config.database)?;
+    let store = Store::open_with(&config.database, &config.pg_options())?;
     let taken_refusal = |taken: crate::store::Taken| {
         audit_admin(
             &store,

@@ -33,6 +33,18 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What uniqueness compares: see [`email_key`].
+    pub fn key(&self) -> String {
+        email_key(&self.0)
+    }
+}
+
+/// An address ASCII-lowercased: two addresses are one account's when their keys are equal, on
+/// either backend (SQLite's `NOCASE` folds exactly ASCII; PostgreSQL stores this key), so
+/// `db copy` never meets a conflict the source did not have.
+pub fn email_key(address: &str) -> String {
+    address.to_ascii_lowercase()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ mod group_name;
 mod password;
 mod username;
 
-pub use email::Email;
+pub use email::{Email, email_key};
 pub use full_name::FullName;
 pub use group_name::GroupName;
 pub use password::{PlainPassword, canonical_password};

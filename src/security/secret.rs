@@ -75,6 +75,12 @@ impl SecretKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// What the database stores to tell keys apart (docs/behaviour.md §12): a MAC of a fixed
+    /// label, so it reveals nothing about the key, as 16 hex digits.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.mac("gatehouse key fingerprint", b"")[..8])
+    }
+
     /// Constant-time check of a MAC made by [`Self::mac`].
     pub fn verify(&self, label: &str, message: &[u8], tag: &[u8]) -> bool {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key");

@@ -11,7 +11,7 @@ impl Store {
         username: &Username,
         group: &GroupName,
     ) -> Result<Option<GroupChange>> {
-        backend!(self, s => s.add_group(username, group))
+        backend!(self, s => s.add_group(username, group), p => p.add_group(username, group).await)
     }
 
     /// Takes the user out of the group (`changed: false` when they were not in it). `None`: no
@@ -21,11 +21,11 @@ impl Store {
         username: &Username,
         group: &GroupName,
     ) -> Result<Option<GroupChange>> {
-        backend!(self, s => s.remove_group(username, group))
+        backend!(self, s => s.remove_group(username, group), p => p.remove_group(username, group).await)
     }
 
     /// The user's groups, sorted by name.
     pub async fn groups_of(&self, user_id: i64) -> Result<Vec<GroupName>> {
-        backend!(self, s => s.groups_of(user_id))
+        backend!(self, s => s.groups_of(user_id), p => p.groups_of(user_id).await)
     }
 }

@@ -26,7 +26,7 @@ impl Store {
     ) -> Result<bool> {
         backend!(self, s => s
             .blocking(move |s| s.set_full_name(user_id, full_name.as_ref(), now_ms))
-            .await)
+            .await, p => p.set_full_name(user_id, full_name, now_ms).await)
     }
 
     /// Records `email` as the user's pending address, stores its confirmation link and queues
@@ -36,7 +36,7 @@ impl Store {
         &self,
         change: EmailChange,
     ) -> Result<std::result::Result<(), Taken>> {
-        backend!(self, s => s.blocking(move |s| s.request_email_change(&change)).await)
+        backend!(self, s => s.blocking(move |s| s.request_email_change(&change)).await, p => p.request_email_change(change).await)
     }
 
     /// Sets the address at once, unconfirmed (a site without mail can confirm nothing).
@@ -48,11 +48,11 @@ impl Store {
     ) -> Result<std::result::Result<(), Taken>> {
         backend!(self, s => s
             .blocking(move |s| s.set_email_unverified(user_id, &email, now_ms))
-            .await)
+            .await, p => p.set_email_unverified(user_id, email, now_ms).await)
     }
 
     /// Forgets pending addresses not confirmed within `ttl_ms`.
     pub async fn lapse_pending_emails(&self, now_ms: i64, ttl_ms: i64) -> Result<usize> {
-        backend!(self, s => s.blocking(move |s| s.lapse_pending_emails(now_ms, ttl_ms)).await)
+        backend!(self, s => s.blocking(move |s| s.lapse_pending_emails(now_ms, ttl_ms)).await, p => p.lapse_pending_emails(now_ms, ttl_ms).await)
     }
 }

@@ -86,7 +86,7 @@ impl Store {
     /// Stores a token, superseding (deleting) the user's earlier tokens of the same purpose:
     /// one live link per user and purpose.
     pub async fn create_token(&self, token: NewToken) -> Result<()> {
-        backend!(self, s => s.blocking(move |s| s.create_token(&token)).await)
+        backend!(self, s => s.blocking(move |s| s.create_token(&token)).await, p => p.create_token(token).await)
     }
 
     /// [`Store::create_token`] and its mail in one transaction: both or neither (a mail the
@@ -96,13 +96,13 @@ impl Store {
         token: NewToken,
         mail: TokenMail,
     ) -> Result<TokenIssued> {
-        backend!(self, s => s.blocking(move |s| s.create_token_with_mail(&token, &mail)).await)
+        backend!(self, s => s.blocking(move |s| s.create_token_with_mail(&token, &mail)).await, p => p.create_token_with_mail(token, mail).await)
     }
 
     /// The active user whose username or email is `login`, ASCII case ignored. Runs on the
     /// store's pool: its caller (a reset request's background work) must not hold up a worker.
     pub async fn find_login(&self, login: String) -> Result<Option<LoginMatch>> {
-        backend!(self, s => s.blocking(move |s| s.find_login(&login)).await)
+        backend!(self, s => s.blocking(move |s| s.find_login(&login)).await, p => p.find_login(login).await)
     }
 
     /// The user a token opens, if it is unused, unexpired and its user active.
@@ -112,7 +112,7 @@ impl Store {
         purpose: Purpose,
         now_ms: i64,
     ) -> Result<Option<TokenUser>> {
-        backend!(self, s => s.find_token(hash, purpose, now_ms))
+        backend!(self, s => s.find_token(hash, purpose, now_ms), p => p.find_token(hash, purpose, now_ms).await)
     }
 
     /// Consumes a live reset token and, in the same transaction, sets the new hash, ends every
@@ -127,7 +127,7 @@ impl Store {
     ) -> Result<Option<TokenUser>> {
         backend!(self, s => s
             .blocking(move |s| s.reset_password_with_token(&hash, &new_hash, now_ms, notice.as_ref()))
-            .await)
+            .await, p => p.reset_password_with_token(hash, new_hash, now_ms, notice).await)
     }
 }
 
@@ -149,12 +149,12 @@ impl Store {
             .blocking(move |s| {
                 s.create_user_verifying(&u, e.as_ref(), f.as_ref(), &hash, now_ms, verify.as_ref())
             })
-            .await)
+            .await, p => p.create_user_verifying(username, email, full_name, password_hash, now_ms, verify).await)
     }
 
     /// Consumes a live verification link: its address becomes the account's, confirmed (a
     /// pending new address replaces the old one). `None`: the link opens nothing.
     pub async fn confirm_email(&self, hash: [u8; 32], now_ms: i64) -> Result<Option<Confirmed>> {
-        backend!(self, s => s.blocking(move |s| s.confirm_email(&hash, now_ms)).await)
+        backend!(self, s => s.blocking(move |s| s.confirm_email(&hash, now_ms)).await, p => p.confirm_email(hash, now_ms).await)
     }
 }

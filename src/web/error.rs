@@ -163,6 +163,13 @@ impl From<StoreError> for AppError {
                 retry_after: Duration::from_secs(1),
                 message: "The database is busy. Please try again in a moment.",
             },
+            StoreError::Unavailable(why) => {
+                tracing::warn!("database unavailable: {why}");
+                AppError::Unavailable {
+                    retry_after: Duration::from_secs(2),
+                    message: "The database is unavailable. Please try again in a moment.",
+                }
+            }
             other => AppError::Internal(other.to_string()),
         }
     }

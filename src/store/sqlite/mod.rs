@@ -115,8 +115,13 @@ fn wal_mode(conn: &Connection) -> Result<String> {
 
 /// The schema's sections: (version, SQL that brings the file to it).
 fn migrations() -> Vec<(i64, &'static str)> {
+    sections(SCHEMA)
+}
+
+/// A schema file's `-- @version N` sections, in file order (each backend has its own file).
+pub(crate) fn sections(schema: &'static str) -> Vec<(i64, &'static str)> {
     let mut out = Vec::new();
-    let mut rest = SCHEMA;
+    let mut rest = schema;
     while let Some(at) = rest.find("\n-- @version ") {
         rest = &rest[at + 1..];
         let line_end = rest.find('\n').unwrap_or(rest.len());
@@ -268,6 +273,21 @@ impl SqliteStore {
             readers.push(reader);
         }
         result
+    }
+
+    /// See [`crate::store::Store::claim_key`].
+    pub fn claim_key(&self, fingerprint: &str) -> Result<String> {
+        self.write(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('key_fingerprint', ?1)",
+                [fingerprint],
+            )?;
+            Ok(c.query_row(
+                "SELECT value FROM meta WHERE name = 'key_fingerprint'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
     }
 
     pub fn healthy(&self) -> bool {

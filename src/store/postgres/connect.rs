@@ -1,0 +1,173 @@
+//! Connecting to PostgreSQL: the URL (`--database postgres://…`) with the password from
+//! `PGPASSWORD` when the URL has none, TLS through rustls for `sslmode=require`, and a
+//! connector that runs each connection's I/O task on the store's own runtime.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use deadpool_postgres::Connect;
+use futures_util::future::BoxFuture;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::PgOptions;
+use crate::store::{Result, StoreError};
+
+/// No TLS, or rustls with the Mozilla roots (webpki-roots): no OpenSSL, as elsewhere.
+#[derive(Clone)]
+pub enum Tls {
+    None,
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+/// Parses `url`; returns the config, the TLS to use and the URL without its password.
+pub fn parse(url: &str, options: &PgOptions) -> Result<(Config, Tls, String)> {
+    let bad = |why: String| StoreError::Open {
+        path: redact(url),
+        message: why,
+    };
+    let mut config = Config::from_str(url).map_err(|e| bad(e.to_string()))?;
+    if config.get_password().is_none()
+        && let Ok(password) = std::env::var("PGPASSWORD")
+    {
+        config.password(password);
+    }
+    if config.get_user().is_none() {
+        return Err(bad("the URL names no user (postgres://USER@HOST/DB)".into()));
+    }
+    if config.get_dbname().is_none() {
+        return Err(bad("the URL names no database (postgres://USER@HOST/DB)".into()));
+    }
+    config.connect_timeout(options.connect_timeout);
+    config.application_name("gatehouse");
+    config.options(format!(
+        "-c statement_timeout={}",
+        options.timeout.as_millis().max(1)
+    ));
+    let tls = match config.get_ssl_mode() {
+        SslMode::Disable | SslMode::Prefer => {
+            // `prefer` would try TLS first: without a certificate check that protects nothing,
+            // so it is plain TCP (say `sslmode=require` for TLS).
+            config.ssl_mode(SslMode::Disable);
+            Tls::None
+        }
+        _ => {
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        }
+    };
+    Ok((config, tls, redact(url)))
+}
+
+/// Whether the URL itself carries a password (the server warns: `ps` shows it).
+pub fn has_password(url: &str) -> bool {
+    Config::from_str(url).is_ok_and(|c| c.get_password().is_some())
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" { "***".into() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        Err(_) => "(a PostgreSQL URL)".into(),
+    }
+}
+
+/// Opens a connection and spawns its I/O task on `handle`.
+pub struct Spawning {
+    pub tls: Tls,
+    pub handle: tokio::runtime::Handle,
+}
+
+impl Spawning {
+    pub async fn open(
+        config: &Config,
+        tls: &Tls,
+        handle: &tokio::runtime::Handle,
+    ) -> std::result::Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
+        macro_rules! spawn_connection {
+            ($connection:expr) => {
+                handle.spawn(async move {
+                    if let Err(e) = $connection.await {
+                        tracing::debug!("database connection ended: {e}");
+                    }
+                })
+            };
+        }
+        match tls {
+            Tls::None => {
+                let (client, connection) = config.connect(NoTls).await?;
+                Ok((client, spawn_connection!(connection)))
+            }
+            Tls::Rustls(make) => {
+                let (client, connection) = config.connect(make.clone()).await?;
+                Ok((client, spawn_connection!(connection)))
+            }
+        }
+    }
+}
+
+impl Connect for Spawning {
+    fn connect(
+        &self,
+        pg_config: &Config,
+    ) -> BoxFuture<'_, std::result::Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>>
+    {
+        let config = pg_config.clone();
+        Box::pin(async move { Self::open(&config, &self.tls, &self.handle).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        for url in [
+            "postgres://gh:s3cret@db.example.org:5433/gatehouse",
+            "postgresql://gh:s3cret@db.example.org/gatehouse?sslmode=require",
+            "postgres://gh@db.example.org/gatehouse?password=s3cret",
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("db.example.org"), "{shown}");
+        }
+        assert!(has_password("postgres://gh:s3cret@h/db"));
+        assert!(!has_password("postgres://gh@h/db"));
+    }
+
+    #[test]
+    fn a_url_must_name_user_and_database() {
+        let o = PgOptions::default();
+        assert!(parse("postgres://h/db", &o).is_err());
+        assert!(parse("postgres://u@h", &o).is_err());
+        let (config, tls, _) = parse("postgres://u@h/db", &o).unwrap();
+        assert!(matches!(tls, Tls::None));
+        assert_eq!(config.get_dbname(), Some("db"));
+        let (_, tls, _) = parse("postgres://u@h/db?sslmode=require", &o).unwrap();
+        assert!(matches!(tls, Tls::Rustls(_)));
+    }
+}

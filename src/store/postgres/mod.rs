@@ -1,0 +1,272 @@
+//! The PostgreSQL backend of [`crate::store::Store`] (docs/behaviour.md §12): all of its SQL,
+//! its migrations (`schema.sql`), its connection pool and the per-instance session cache that
+//! `LISTEN/NOTIFY` keeps true across instances.
+//!
+//! `tokio-postgres` with a `deadpool-postgres` pool, not the blocking `postgres` crate on a
+//! thread pool: every call here waits on the network, and an async client waits without
+//! holding a thread (docs/design.md, "PostgreSQL backend", has the measurement). The
+//! connections' I/O tasks run on the store's own small runtime, so they do not depend on
+//! which server worker happened to open them, and the store can be opened from admin
+//! commands and tests alike.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+
+use crate::store::{Result, StoreError};
+
+mod admin;
+mod audit;
+pub mod cache;
+mod connect;
+pub use connect::{has_password, redact};
+mod groups;
+mod outbox;
+mod profile;
+mod sessions;
+mod tokens;
+mod users;
+
+/// The schema, compiled in: `-- @version N` sections, as for SQLite.
+pub const SCHEMA: &str = include_str!("schema.sql");
+
+/// An arbitrary constant naming Gatehouse's migration lock (`pg_advisory_xact_lock`).
+const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
+
+/// Whether `database` names a PostgreSQL database rather than a SQLite file.
+pub fn is_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// Connection settings from the command line (`--db-pool-size`, `--db-connect-timeout`,
+/// `--db-timeout`).
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Connections in this instance's pool.
+    pub pool_size: usize,
+    /// How long to wait for a new connection (TCP, TLS, authentication).
+    pub connect_timeout: Duration,
+    /// How long a call waits for a free connection, and how long one statement may run.
+    pub timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(code) = e.code() {
+            return from_sqlstate(code, e.to_string());
+        }
+        // No SQLSTATE: the connection failed or closed.
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+fn from_sqlstate(code: &SqlState, message: String) -> StoreError {
+    let class = &code.code()[..2];
+    if *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::QUERY_CANCELED
+    {
+        StoreError::Busy
+    } else if class == "08" // connection exception
+        || class == "57" // operator intervention: shutdown, cannot connect now
+        || class == "53" // insufficient resources: too many connections, disk full
+        || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+    {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Backend(message)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    /// Runs the connections' I/O; shut down in the background when the store goes.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    pub(super) pool: Pool,
+    pub(super) config: tokio_postgres::Config,
+    pub(super) tls: connect::Tls,
+    pub(super) cache: cache::SessionCache,
+    /// Session "last seen" times waiting for [`PgStore::flush_touches`]: session id → time.
+    pub(super) touches: Mutex<HashMap<i64, i64>>,
+    /// What to show for the database in messages: the URL without its password.
+    pub(super) display: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+pub(super) type Client = deadpool_postgres::Object;
+
+impl PgStore {
+    /// Connects to the database at `url`, creates or upgrades its schema under an advisory
+    /// lock, and starts the session cache's listener. Blocks the calling thread (any thread,
+    /// in a runtime or not) until the schema is ready.
+    pub fn open(url: &str, options: &PgOptions) -> Result<Self> {
+        let (config, tls, display) = connect::parse(url, options)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("gatehouse-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(format!("starting the database runtime: {e}")))?;
+        let manager = Manager::from_connect(
+            config.clone(),
+            connect::Spawning {
+                tls: tls.clone(),
+                handle: runtime.handle().clone(),
+            },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(options.timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.timeout))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                runtime: Mutex::new(None),
+                pool,
+                config,
+                tls,
+                cache: cache::SessionCache::new(),
+                touches: Mutex::new(HashMap::new()),
+                display,
+            }),
+        };
+        let handle = runtime.handle().clone();
+        *store.inner.runtime.lock().unwrap_or_else(|e| e.into_inner()) = Some(runtime);
+        // On a thread of its own: `block_on` may not run on a thread that is already inside a
+        // runtime (a test, an embedding app).
+        let migrating = store.clone();
+        let h = handle.clone();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || h.block_on(migrating.migrate()))
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Backend("the migration panicked".into())))
+        })?;
+        handle.spawn(cache::listen(store.clone()));
+        Ok(store)
+    }
+
+    /// Where the store is, for messages: the URL without its password.
+    pub fn display(&self) -> &str {
+        &self.inner.display
+    }
+
+    /// A pooled connection. A pool that cannot connect is [`StoreError::Unavailable`] (503).
+    pub(super) async fn client(&self) -> Result<Client> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    /// Applies the schema sections newer than the database in one transaction, holding an
+    /// advisory lock so instances starting together run them once (the second waits and then
+    /// finds them done).
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
+             INSERT INTO schema_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
+        )
+        .await?;
+        let current: i64 = tx
+            .query_one("SELECT version FROM schema_version", &[])
+            .await?
+            .get(0);
+        let all = crate::store::sqlite::sections(SCHEMA);
+        let latest = all.last().map_or(0, |m| m.0);
+        if current > latest {
+            return Err(StoreError::TooNew(current));
+        }
+        let pending: Vec<_> = all.into_iter().filter(|(v, _)| *v > current).collect();
+        for (version, sql) in &pending {
+            tx.batch_execute(sql).await?;
+            tx.execute("UPDATE schema_version SET version = $1", &[version])
+                .await?;
+        }
+        tx.commit().await?;
+        if current == 0 {
+            tracing::info!("created schema v{latest}");
+        } else {
+            for (version, _) in pending {
+                tracing::info!(version, "database schema upgraded");
+            }
+        }
+        Ok(())
+    }
+
+    /// See [`crate::store::Store::claim_key`].
+    pub async fn claim_key(&self, fingerprint: &str) -> Result<String> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ('key_fingerprint', $1)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&fingerprint],
+            )
+            .await?;
+        Ok(client
+            .query_one("SELECT value FROM meta WHERE name = 'key_fingerprint'", &[])
+            .await?
+            .get(0))
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn healthy(&self) -> bool {
+        match self.client().await {
+            Ok(c) => c
+                .query_one("SELECT 1", &[])
+                .await
+                .is_ok_and(|r| r.get::<_, i32>(0) == 1),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Placeholder while the backend is being built.
+pub(super) fn not_yet(what: &str) -> StoreError {
+    StoreError::Backend(format!("{what}: not built yet on PostgreSQL"))
+}

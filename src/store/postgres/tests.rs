@@ -1,0 +1,1 @@
+//! Tests of the PostgreSQL backend that need no server.
