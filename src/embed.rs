@@ -131,7 +131,11 @@ fn check_key(store: &Store, key: &SecretKey) -> Result<(), StartError> {
                 .block_on(store.claim_key(&mine))
         })
         .join()
-        .unwrap_or_else(|_| Err(crate::store::StoreError::Backend("key check panicked".into())))
+        .unwrap_or_else(|_| {
+            Err(crate::store::StoreError::Backend(
+                "key check panicked".into(),
+            ))
+        })
     })?;
     if stored != mine {
         return Err(StartError::Config(format!(

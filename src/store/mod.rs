@@ -11,8 +11,8 @@ use std::path::Path;
 
 use crate::domain::{Email, FullName, Username};
 
-mod records;
 pub mod postgres;
+mod records;
 pub mod sqlite;
 
 pub use records::{
@@ -70,7 +70,9 @@ impl Store {
     /// [`Store::open`] with PostgreSQL's pool settings.
     pub fn open_with(database: &Path, pg: &postgres::PgOptions) -> Result<Self> {
         match database.to_str() {
-            Some(url) if postgres::is_url(url) => postgres::PgStore::open(url, pg).map(Store::Postgres),
+            Some(url) if postgres::is_url(url) => {
+                postgres::PgStore::open(url, pg).map(Store::Postgres)
+            }
             _ => sqlite::SqliteStore::open(database).map(Store::Sqlite),
         }
     }
@@ -294,5 +296,7 @@ mod groups;
 pub mod profile;
 pub mod tokens;
 
+#[cfg(test)]
+pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,16 @@
-//! The storage interface's contract, on the SQLite backend: typed uniqueness outcomes, races
-//! between connections, and refusal (never "no such thing") when the store cannot answer.
+//! The storage interface's contract, on both backends (`both_backends!`): typed uniqueness
+//! outcomes, races between connections (or processes), and refusal (never "no such thing")
+//! when the store cannot answer.
 
+use super::testing::{Backend, TestDb};
 use super::*;
+use crate::both_backends;
+
+both_backends!(
+    create_names_the_taken_field,
+    concurrent_creations_of_one_name_give_one_user,
+    groups_are_idempotent_sorted_and_go_with_the_user,
+);
 
 const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
 
@@ -19,9 +28,9 @@ fn open() -> (tempfile::TempDir, Store) {
     (dir, s)
 }
 
-#[tokio::test]
-async fn create_names_the_taken_field() {
-    let (_d, s) = open();
+async fn create_names_the_taken_field(b: Backend) {
+    let db = TestDb::new(b);
+    let s = db.store();
     let ann = s
         .create_user(
             &name("ann"),
@@ -59,11 +68,10 @@ async fn create_names_the_taken_field() {
     assert!(s.credentials("bob").await.unwrap().is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_creations_of_one_name_give_one_user() {
-    // Two stores on one file: two writer connections, as two processes would have.
-    let (dir, a) = open();
-    let b = Store::open(&dir.path().join("users.database")).unwrap();
+async fn concurrent_creations_of_one_name_give_one_user(backend: Backend) {
+    // Two stores on one database: two writer connections, as two processes would have.
+    let db = TestDb::new(backend);
+    let (a, b) = (db.store(), db.store());
     for i in 0..20 {
         let n = name(&format!("racer{i}"));
         let (x, y) = tokio::join!(
@@ -99,9 +107,9 @@ async fn an_unreachable_store_refuses_instead_of_answering_none() {
     assert!(!s.healthy().await);
 }
 
-#[tokio::test]
-async fn groups_are_idempotent_sorted_and_go_with_the_user() {
-    let (d, s) = open();
+async fn groups_are_idempotent_sorted_and_go_with_the_user(b: Backend) {
+    let db = TestDb::new(b);
+    let s = db.store();
     let ann = s
         .create_user(&name("ann"), None, None, HASH, 1)
         .await
@@ -143,11 +151,14 @@ async fn groups_are_idempotent_sorted_and_go_with_the_user() {
     assert_eq!(s.groups_of(ann.id).await.unwrap(), vec![g("admin")]);
 
     s.delete_user(&name("ann")).await.unwrap().unwrap();
-    let rows: i64 = rusqlite::Connection::open(d.path().join("users.database"))
+    // A new user with the old id's place: the cascade deleted the memberships.
+    let bob = s
+        .create_user(&name("bob"), None, None, HASH, 2)
+        .await
         .unwrap()
-        .query_row("SELECT count(*) FROM user_groups", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(rows, 0, "the cascade deletes the memberships");
+    assert!(s.groups_of(ann.id).await.unwrap().is_empty());
+    assert!(s.groups_of(bob.id).await.unwrap().is_empty());
     // The old name is retired: it cannot come back (and inherit nothing in any case).
     assert_eq!(
         s.create_user(&name("ann"), None, None, HASH, 2)

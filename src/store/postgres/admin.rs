@@ -3,10 +3,12 @@
 
 use super::PgStore;
 use crate::domain::{Email, FullName, GroupName, Username};
-use crate::store::profile::EmailChange;
-use crate::store::tokens::{Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
-use crate::store::*;
 use crate::security::token::Purpose;
+use crate::store::profile::EmailChange;
+use crate::store::tokens::{
+    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
+};
+use crate::store::*;
 
 impl PgStore {
     pub async fn list_users(&self) -> Result<Vec<UserDetails>> {
@@ -25,7 +27,8 @@ impl PgStore {
         Err(super::not_yet("user_details"))
     }
 
-    pub async fn set_active(&self,
+    pub async fn set_active(
+        &self,
         username: &Username,
         active: bool,
         now_ms: i64,
@@ -41,7 +44,8 @@ impl PgStore {
         Err(super::not_yet("unlock_user"))
     }
 
-    pub async fn set_password(&self,
+    pub async fn set_password(
+        &self,
         username: &Username,
         hash: &str,
         now_ms: i64,
@@ -49,7 +53,8 @@ impl PgStore {
         Err(super::not_yet("set_password"))
     }
 
-    pub async fn list_sessions(&self,
+    pub async fn list_sessions(
+        &self,
         username: Option<&Username>,
         now_ms: i64,
         idle_ms: i64,
@@ -61,7 +66,8 @@ impl PgStore {
         Err(super::not_yet("revoke_session"))
     }
 
-    pub async fn import_users(&self,
+    pub async fn import_users(
+        &self,
         users: &[(Username, String)],
         now_ms: i64,
     ) -> Result<Vec<ImportOutcome>> {
@@ -72,7 +78,8 @@ impl PgStore {
         Err(super::not_yet("count_users_outside"))
     }
 
-    pub async fn bench_fill(&self,
+    pub async fn bench_fill(
+        &self,
         prefix: &str,
         range: std::ops::Range<u64>,
         session_id: impl Fn(u64) -> Option<crate::security::session::SessionId>,

@@ -120,11 +120,8 @@ impl SessionCache {
     pub fn forget_users(&self, ids: &[i64]) {
         let mut s = self.state();
         s.generation += 1;
-        s.entries.retain(|_, e| {
-            e.record
-                .as_ref()
-                .is_none_or(|r| !ids.contains(&r.user.id))
-        });
+        s.entries
+            .retain(|_, e| e.record.as_ref().is_none_or(|r| !ids.contains(&r.user.id)));
     }
 
     /// Forgets everything (a change whose users are not known, or too many to name).
@@ -188,9 +185,7 @@ pub async fn listen(store: PgStore) {
         let (config, tls) = (inner.config.clone(), inner.tls.clone());
         drop(inner);
         let outcome = match tls {
-            Tls::None => {
-                listen_once(&weak, config.connect(tokio_postgres::NoTls).await).await
-            }
+            Tls::None => listen_once(&weak, config.connect(tokio_postgres::NoTls).await).await,
             Tls::Rustls(make) => listen_once(&weak, config.connect(make).await).await,
         };
         let Some(inner) = weak.upgrade() else { return };
@@ -205,7 +200,10 @@ pub async fn listen(store: PgStore) {
 
 async fn listen_once<S, T>(
     weak: &std::sync::Weak<super::Inner>,
-    connected: Result<(tokio_postgres::Client, tokio_postgres::Connection<S, T>), tokio_postgres::Error>,
+    connected: Result<
+        (tokio_postgres::Client, tokio_postgres::Connection<S, T>),
+        tokio_postgres::Error,
+    >,
 ) -> Result<(), tokio_postgres::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -340,7 +338,10 @@ mod tests {
         }
         c.apply("1,3");
         assert!(matches!(c.get(&[1; 32], Instant::now()), Lookup::Miss(_)));
-        assert!(matches!(c.get(&[2; 32], Instant::now()), Lookup::Hit(Some(_))));
+        assert!(matches!(
+            c.get(&[2; 32], Instant::now()),
+            Lookup::Hit(Some(_))
+        ));
         assert!(matches!(c.get(&[3; 32], Instant::now()), Lookup::Miss(_)));
         c.apply("*");
         assert!(c.is_empty());
@@ -370,6 +371,9 @@ mod tests {
         let t = ticket(&c, &h);
         c.put(h, None, t);
         assert!(matches!(c.get(&h, Instant::now()), Lookup::Hit(None)));
-        assert!(matches!(c.get(&h, now + ENTRY_TTL + Duration::from_millis(1)), Lookup::Miss(_)));
+        assert!(matches!(
+            c.get(&h, now + ENTRY_TTL + Duration::from_millis(1)),
+            Lookup::Miss(_)
+        ));
     }
 }

@@ -36,7 +36,9 @@ pub fn parse(url: &str, options: &PgOptions) -> Result<(Config, Tls, String)> {
         return Err(bad("the URL names no user (postgres://USER@HOST/DB)".into()));
     }
     if config.get_dbname().is_none() {
-        return Err(bad("the URL names no database (postgres://USER@HOST/DB)".into()));
+        return Err(bad(
+            "the URL names no database (postgres://USER@HOST/DB)".into()
+        ));
     }
     config.connect_timeout(options.connect_timeout);
     config.application_name("gatehouse");
@@ -82,7 +84,11 @@ pub fn redact(url: &str) -> String {
             let pairs: Vec<(String, String)> = u
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if k == "password" { "***".into() } else { v.into_owned() };
+                    let v = if k == "password" {
+                        "***".into()
+                    } else {
+                        v.into_owned()
+                    };
                     (k.into_owned(), v)
                 })
                 .collect();
@@ -133,8 +139,10 @@ impl Connect for Spawning {
     fn connect(
         &self,
         pg_config: &Config,
-    ) -> BoxFuture<'_, std::result::Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>>
-    {
+    ) -> BoxFuture<
+        '_,
+        std::result::Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
         let config = pg_config.clone();
         Box::pin(async move { Self::open(&config, &self.tls, &self.handle).await })
     }

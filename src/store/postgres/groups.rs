@@ -3,20 +3,24 @@
 
 use super::PgStore;
 use crate::domain::{Email, FullName, GroupName, Username};
-use crate::store::profile::EmailChange;
-use crate::store::tokens::{Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
-use crate::store::*;
 use crate::security::token::Purpose;
+use crate::store::profile::EmailChange;
+use crate::store::tokens::{
+    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
+};
+use crate::store::*;
 
 impl PgStore {
-    pub async fn add_group(&self,
+    pub async fn add_group(
+        &self,
         username: &Username,
         group: &GroupName,
     ) -> Result<Option<GroupChange>> {
         Err(super::not_yet("add_group"))
     }
 
-    pub async fn remove_group(&self,
+    pub async fn remove_group(
+        &self,
         username: &Username,
         group: &GroupName,
     ) -> Result<Option<GroupChange>> {

@@ -121,7 +121,12 @@ pub(super) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             rt.shutdown_background();
         }
     }
@@ -171,7 +176,11 @@ impl PgStore {
             }),
         };
         let handle = runtime.handle().clone();
-        *store.inner.runtime.lock().unwrap_or_else(|e| e.into_inner()) = Some(runtime);
+        *store
+            .inner
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(runtime);
         // On a thread of its own: `block_on` may not run on a thread that is already inside a
         // runtime (a test, an embedding app).
         let migrating = store.clone();

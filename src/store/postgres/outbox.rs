@@ -3,13 +3,16 @@
 
 use super::PgStore;
 use crate::domain::{Email, FullName, GroupName, Username};
-use crate::store::profile::EmailChange;
-use crate::store::tokens::{Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
-use crate::store::*;
 use crate::security::token::Purpose;
+use crate::store::profile::EmailChange;
+use crate::store::tokens::{
+    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
+};
+use crate::store::*;
 
 impl PgStore {
-    pub async fn enqueue_mail(&self,
+    pub async fn enqueue_mail(
+        &self,
         mail: NewMail,
         now_ms: i64,
         limits: OutboxLimits,
@@ -17,7 +20,8 @@ impl PgStore {
         Err(super::not_yet("enqueue_mail"))
     }
 
-    pub async fn claim_mail(&self,
+    pub async fn claim_mail(
+        &self,
         now_ms: i64,
         lease_ms: i64,
         limit: usize,

@@ -3,13 +3,16 @@
 
 use super::PgStore;
 use crate::domain::{Email, FullName, GroupName, Username};
-use crate::store::profile::EmailChange;
-use crate::store::tokens::{Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
-use crate::store::*;
 use crate::security::token::Purpose;
+use crate::store::profile::EmailChange;
+use crate::store::tokens::{
+    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
+};
+use crate::store::*;
 
 impl PgStore {
-    pub async fn set_full_name(&self,
+    pub async fn set_full_name(
+        &self,
         user_id: i64,
         full_name: Option<FullName>,
         now_ms: i64,
@@ -17,13 +20,15 @@ impl PgStore {
         Err(super::not_yet("set_full_name"))
     }
 
-    pub async fn request_email_change(&self,
+    pub async fn request_email_change(
+        &self,
         change: EmailChange,
     ) -> Result<std::result::Result<(), Taken>> {
         Err(super::not_yet("request_email_change"))
     }
 
-    pub async fn set_email_unverified(&self,
+    pub async fn set_email_unverified(
+        &self,
         user_id: i64,
         email: Email,
         now_ms: i64,

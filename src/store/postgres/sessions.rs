@@ -3,13 +3,16 @@
 
 use super::PgStore;
 use crate::domain::{Email, FullName, GroupName, Username};
-use crate::store::profile::EmailChange;
-use crate::store::tokens::{Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
-use crate::store::*;
 use crate::security::token::Purpose;
+use crate::store::profile::EmailChange;
+use crate::store::tokens::{
+    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
+};
+use crate::store::*;
 
 impl PgStore {
-    pub async fn change_password(&self,
+    pub async fn change_password(
+        &self,
         old_changed_ms: i64,
         new_hash: String,
         session: NewSession,
@@ -17,7 +20,8 @@ impl PgStore {
         Err(super::not_yet("change_password"))
     }
 
-    pub async fn open_session(&self,
+    pub async fn open_session(
+        &self,
         session: NewSession,
         signed_in: AuditEvent,
     ) -> Result<Option<i64>> {
@@ -97,7 +101,8 @@ impl PgStore {
         Err(super::not_yet("delete_other_sessions"))
     }
 
-    pub async fn sessions_of(&self,
+    pub async fn sessions_of(
+        &self,
         user_id: i64,
         now_ms: i64,
         idle_ms: i64,

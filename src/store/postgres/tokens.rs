@@ -3,17 +3,20 @@
 
 use super::PgStore;
 use crate::domain::{Email, FullName, GroupName, Username};
-use crate::store::profile::EmailChange;
-use crate::store::tokens::{Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
-use crate::store::*;
 use crate::security::token::Purpose;
+use crate::store::profile::EmailChange;
+use crate::store::tokens::{
+    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
+};
+use crate::store::*;
 
 impl PgStore {
     pub async fn create_token(&self, token: NewToken) -> Result<()> {
         Err(super::not_yet("create_token"))
     }
 
-    pub async fn create_token_with_mail(&self,
+    pub async fn create_token_with_mail(
+        &self,
         token: NewToken,
         mail: TokenMail,
     ) -> Result<TokenIssued> {
@@ -24,7 +27,8 @@ impl PgStore {
         Err(super::not_yet("find_login"))
     }
 
-    pub async fn find_token(&self,
+    pub async fn find_token(
+        &self,
         hash: &[u8; 32],
         purpose: Purpose,
         now_ms: i64,
@@ -32,7 +36,8 @@ impl PgStore {
         Err(super::not_yet("find_token"))
     }
 
-    pub async fn reset_password_with_token(&self,
+    pub async fn reset_password_with_token(
+        &self,
         hash: [u8; 32],
         new_hash: String,
         now_ms: i64,
@@ -41,7 +46,8 @@ impl PgStore {
         Err(super::not_yet("reset_password_with_token"))
     }
 
-    pub async fn create_user_verifying(&self,
+    pub async fn create_user_verifying(
+        &self,
         username: &crate::domain::Username,
         email: Option<&crate::domain::Email>,
         full_name: Option<&crate::domain::FullName>,

@@ -3,17 +3,20 @@
 
 use super::PgStore;
 use crate::domain::{Email, FullName, GroupName, Username};
-use crate::store::profile::EmailChange;
-use crate::store::tokens::{Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink};
-use crate::store::*;
 use crate::security::token::Purpose;
+use crate::store::profile::EmailChange;
+use crate::store::tokens::{
+    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
+};
+use crate::store::*;
 
 impl PgStore {
     pub async fn taken(&self, username: &Username, email: Option<&Email>) -> Result<Option<Taken>> {
         Err(super::not_yet("taken"))
     }
 
-    pub async fn create_user(&self,
+    pub async fn create_user(
+        &self,
         username: &Username,
         email: Option<&Email>,
         full_name: Option<&FullName>,
@@ -31,7 +34,8 @@ impl PgStore {
         Err(super::not_yet("credentials_by_id"))
     }
 
-    pub async fn rehash(&self,
+    pub async fn rehash(
+        &self,
         user_id: i64,
         old: String,
         new: String,
