@@ -11,6 +11,7 @@ mod bench_data;
 mod db;
 mod groups;
 mod import;
+mod key;
 mod mail;
 mod sessions;
 mod users;
@@ -54,6 +55,7 @@ pub fn run(config: &Config, command: Command) -> ExitCode {
         Command::User(c) => users::run(config, c),
         Command::Session(c) => sessions::run(config, c),
         Command::Db(c) => db::run(config, c),
+        Command::Key(c) => key::run(config, c),
         Command::Mail(c) => mail::run(config, c),
         Command::ImportSeed { path } => import::run(config, &path),
         Command::Audit {

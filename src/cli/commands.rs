@@ -12,9 +12,12 @@ pub enum Command {
     /// List and revoke sessions.
     #[command(subcommand)]
     Session(SessionCommand),
-    /// Check or back up the database.
+    /// Check, back up or copy the database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Replace the site's secret key.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Import the users of the original FastAPI demo's users.database; they keep their
     /// passwords. Shows its progress (a bar on a terminal, a line every few seconds otherwise).
     ImportSeed {
@@ -183,12 +186,34 @@ pub enum MailCommand {
 
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum DbCommand {
-    /// Integrity check and schema version.
+    /// Integrity check and schema version (SQLite or PostgreSQL).
     Check,
     /// A consistent copy of the live database (SQLite online backup), with its progress.
+    /// PostgreSQL: use pg_dump.
     Backup {
         /// Where to write the copy: a new file (an existing one is refused).
         path: PathBuf,
+    },
+    /// Copy the SQLite database (--database) into an empty PostgreSQL database: every user,
+    /// session, group, audit event, link and queued mail, ids kept. Stop the server first.
+    Copy {
+        /// The PostgreSQL database to fill: postgres://USER@HOST:PORT/DB (its password in
+        /// PGPASSWORD). Must be empty; its schema is created.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum KeyCommand {
+    /// Replace the secret key: re-encrypts what the database holds under the old key (queued
+    /// mail) for the current one (GATEHOUSE_SECRET_KEY or --secret-key-file, created when
+    /// missing) and records its fingerprint. Stop every server first; start them with the
+    /// new key.
+    Rotate {
+        /// The old key's file, when GATEHOUSE_OLD_SECRET_KEY (hex) is not set.
+        #[arg(long)]
+        old_secret_key_file: Option<PathBuf>,
     },
 }
 

@@ -8,7 +8,8 @@ mod commands;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use self::commands::{
-    BenchDataArgs, Command, DbCommand, GroupCommand, MailCommand, SessionCommand, UserCommand,
+    BenchDataArgs, Command, DbCommand, GroupCommand, KeyCommand, MailCommand, SessionCommand,
+    UserCommand,
 };
 pub use crate::config::{Config, SignUp};
 
@@ -59,8 +60,10 @@ fn settings_read_by(path: &[&str]) -> &'static [&'static str] {
         ["import-seed" | "bench-data"] => BULK,
         ["bench-kdf"] => &["argon2_m", "argon2_t", "argon2_p"],
         ["mail", "test"] => MAIL,
+        ["key", "rotate"] => &["database", "secret_key_file"],
+        ["db", "copy"] => &["database", "db_connect_timeout"],
         // Groups: their subcommands say what they read.
-        ["user" | "session" | "db" | "mail"] => &[],
+        ["user" | "session" | "db" | "mail" | "key"] => &[],
         _ => &["database"],
     }
 }

@@ -293,6 +293,7 @@ impl Store {
 
 mod admin;
 mod groups;
+pub mod keys;
 pub mod profile;
 pub mod tokens;
 

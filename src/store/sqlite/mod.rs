@@ -22,6 +22,7 @@ mod audit;
 mod calls;
 mod files;
 mod groups;
+mod keys;
 pub mod outbox;
 mod profile;
 pub mod seed;
