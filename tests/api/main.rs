@@ -30,6 +30,7 @@ mod outbox;
 mod pages;
 mod password_reset;
 mod password_reset_mail;
+mod pg_admin;
 mod profile;
 mod races;
 mod redirects;
