@@ -6,6 +6,8 @@
 //! per test.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -16,9 +18,88 @@ fn key_file(dir: &Path, name: &str, byte: u8) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// A server on the PostgreSQL database `url` with the key in `key`.
-fn serve_pg(url: &str, key: &str) -> TestApp {
-    TestApp::spawn(&["--database", url, "--secret-key-file", key])
+/// The mail settings for a server or command sending through the SMTP server on `port`.
+fn mail_flags(port: u16) -> Vec<String> {
+    let url = smtp_url(port);
+    [
+        "--smtp-url",
+        url.as_str(),
+        "--public-url",
+        "http://127.0.0.1:9",
+        "--mail-from",
+        "Site <site@example.org>",
+        "--mail-retry-base",
+        "100ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Queues a test mail to `address` in the outbox of `database` (`mail test --queue`), sealed
+/// under the key the environment or the key file beside the database gives.
+fn queue_mail(database: &Path, port: u16, address: &str, env: &[(&str, &str)]) {
+    let flags = mail_flags(port);
+    let mut args = vec!["mail", "test", address, "--queue"];
+    args.extend(flags.iter().map(String::as_str));
+    ok(admin_with_env(database, &args, env), "mail test --queue");
+}
+
+/// The first value of `sql` on the database at `url`, a number.
+fn pg_number(url: &str, sql: &str) -> i64 {
+    pg_query_text(url, sql)
+        .expect("a value")
+        .parse()
+        .expect("a number")
+}
+
+/// Like [`admin_at`], with environment variables set for the command.
+fn admin_with_env(database: &Path, args: &[&str], env: &[(&str, &str)]) -> AdminRun {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .arg("--database")
+        .arg(database)
+        .args(FAST_KDF)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gatehouse");
+    AdminRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `gatehouse serve ARGS` (a free port, fast KDF costs) for a server that must refuse to
+/// start: how it exited, or `None` if it still ran after 30 s (it is killed).
+fn serve_refusal(args: &[&str]) -> Option<AdminRun> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env_clear()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(FAST_KDF)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gatehouse serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait for gatehouse").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("gatehouse output");
+    Some(AdminRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 fn ok(run: AdminRun, what: &str) -> AdminRun {
@@ -33,10 +114,8 @@ fn refused_with(run: AdminRun, what: &str, message: &str) {
 
 #[tokio::test]
 async fn every_admin_command_works_on_postgresql() {
-    let url = fresh_database();
+    let url = fresh_pg_database();
     let db = Path::new(&url);
-    let dir = tempfile::tempdir().unwrap();
-    let key = key_file(dir.path(), "site.key", 7);
     let run = ok(
         admin_at(
             db,
@@ -68,7 +147,7 @@ async fn every_admin_command_works_on_postgresql() {
         .collect();
     assert_eq!(names, ["alice", "bob"], "{list:?}");
 
-    let app = serve_pg(&url, &key);
+    let app = TestApp::spawn_pg(&url, &random_key_hex(), &[]);
     let c = app.client();
     assert_eq!(
         sign_in(&app, &c, "alice", "alice-password").await.status(),
@@ -238,7 +317,7 @@ async fn db_copy_moves_a_sqlite_site_to_postgresql_whole() {
     let mut site = sqlite_site().await;
     let source = site.app.database();
     // The server must be stopped: its lock is taken for the copy.
-    let url = fresh_database();
+    let url = fresh_pg_database();
     refused_with(
         admin_at(&source, &["db", "copy", "--to", &url], ""),
         "while the server runs",
@@ -271,8 +350,8 @@ async fn db_copy_moves_a_sqlite_site_to_postgresql_whole() {
     );
 
     // The same key as the SQLite server (its key file beside the database).
-    let key = site.app.dir.path().join("gatehouse.key");
-    let pg = serve_pg(&url, key.to_str().unwrap());
+    let key = std::fs::read(site.app.dir.path().join("gatehouse.key")).unwrap();
+    let pg = TestApp::spawn_pg(&url, &hex::encode(key), &[]);
     assert!(
         cookie_works(&pg, &site.bob_cookie).await,
         "a session from SQLite"
@@ -337,7 +416,7 @@ async fn db_copy_refuses_a_target_that_holds_rows() {
     let mut site = sqlite_site().await;
     site.app.stop();
     let source = site.app.database();
-    let url = fresh_database();
+    let url = fresh_pg_database();
     ok(
         admin_at(&source, &["db", "copy", "--to", &url], ""),
         "first copy",
@@ -352,7 +431,7 @@ async fn db_copy_refuses_a_target_that_holds_rows() {
     assert_eq!(pg_number(&url, "SELECT count(*) FROM users"), users);
     assert_eq!(pg_number(&url, "SELECT count(*) FROM audit_events"), audit);
     // Not even a single row of a table elsewhere: a fresh database with one meta row.
-    let other = fresh_database();
+    let other = fresh_pg_database();
     ok(admin_at(Path::new(&other), &["db", "check"], ""), "check");
     ok(
         admin_at(Path::new(&other), &["user", "list"], ""),
@@ -387,7 +466,7 @@ async fn db_copy_refuses_a_source_with_a_table_it_does_not_know() {
         .unwrap()
         .execute_batch("CREATE TABLE passkeys (id INTEGER PRIMARY KEY, credential BLOB)")
         .unwrap();
-    let url = fresh_database();
+    let url = fresh_pg_database();
     let run = admin_at(&source, &["db", "copy", "--to", &url], "");
     refused_with(run, "unknown table", "passkeys");
     // Nothing written: not a row, not even the schema.
@@ -417,7 +496,7 @@ async fn db_check_reports_on_both_backends() {
     assert!(run.stdout.contains("key fingerprint: "), "{run:?}");
 
     // PostgreSQL: a database nothing has used yet is reported, not created.
-    let url = fresh_database();
+    let url = fresh_pg_database();
     let db = Path::new(&url);
     let run = ok(admin_at(db, &["db", "check"], ""), "fresh");
     assert!(run.stdout.contains("schema version: 0 (older"), "{run:?}");
@@ -461,7 +540,7 @@ async fn db_check_reports_on_both_backends() {
 
 #[tokio::test]
 async fn key_rotate_on_postgresql_moves_the_site_to_the_new_key() {
-    let url = fresh_database();
+    let url = fresh_pg_database();
     let db = Path::new(&url);
     let dir = tempfile::tempdir().unwrap();
     let old = key_file(dir.path(), "old.key", 1);
@@ -471,10 +550,18 @@ async fn key_rotate_on_postgresql_moves_the_site_to_the_new_key() {
         admin_at(db, &["user", "add", "alice"], "alice-password\n"),
         "add",
     );
-    let mut app = serve_pg(&url, &old);
+    let mut app = TestApp::spawn_pg(&url, &hex::encode([1u8; 32]), &[]);
     let r = sign_in(&app, &app.client(), "alice", "alice-password").await;
     let cookie = session_cookie(&r).unwrap();
     app.stop();
+    // Mail waiting in the outbox, sealed under the old key.
+    let sink = SmtpSink::start();
+    queue_mail(
+        db,
+        sink.port,
+        "carol@example.org",
+        &[("GATEHOUSE_SECRET_KEY", &hex::encode([1u8; 32]))],
+    );
 
     refused_with(
         admin_at(
@@ -500,21 +587,29 @@ async fn key_rotate_on_postgresql_moves_the_site_to_the_new_key() {
     let run = ok(
         admin_with_env(
             db,
-            &["key", "rotate", "--secret-key-file", &new],
-            "",
-            &[("GATEHOUSE_OLD_SECRET_KEY", &hex::encode([1u8; 32]))],
+            &["key", "rotate"],
+            &[
+                ("GATEHOUSE_OLD_SECRET_KEY", &hex::encode([1u8; 32])),
+                ("GATEHOUSE_SECRET_KEY", &hex::encode([2u8; 32])),
+            ],
         ),
         "key rotate",
     );
-    assert!(run.stderr.contains("rotated the secret key"), "{run:?}");
+    assert!(run.stderr.contains("1 queued mail re-sealed"), "{run:?}");
 
     // The old key is refused now, the new one serves, and sessions survive the change.
     let refusal = serve_refusal(&["--database", &url, "--secret-key-file", &old])
         .expect("a server with the old key exits");
     assert_ne!(refusal.code, 0);
     assert!(refusal.stderr.contains("key rotate"), "{refusal:?}");
-    let app = serve_pg(&url, &new);
+    let flags = mail_flags(sink.port);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let app = TestApp::spawn_pg(&url, &hex::encode([2u8; 32]), &flags);
     assert!(cookie_works(&app, &cookie).await);
+    // The queued mail opens under the new key: it is sent, not discarded.
+    let mail = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mail.len(), 1, "{mail:?}; log:\n{}", app.log());
+    assert_eq!(mail[0].to, "carol@example.org");
     assert_eq!(
         sign_in(&app, &app.client(), "alice", "alice-password")
             .await
@@ -546,10 +641,13 @@ async fn key_rotate_on_sqlite_makes_a_new_key_and_refuses_a_running_server() {
     refused_with(app.admin(&rotate, ""), "server running", "stop it first");
     app.stop();
     refused_with(app.admin(&rotate, ""), "same key", "are the same");
+    let sink = SmtpSink::start();
+    queue_mail(&app.database(), sink.port, "carol@example.org", &[]);
     // The usual way: the old key moved aside, a new one made where the server looks.
     std::fs::remove_file(&key).unwrap();
     let run = app.admin_ok(&rotate, "");
     assert!(run.stderr.contains("created a new secret key"), "{run:?}");
+    assert!(run.stderr.contains("1 queued mail re-sealed"), "{run:?}");
     assert!(key.exists());
     assert_ne!(std::fs::read(&key).unwrap(), std::fs::read(&old).unwrap());
     let run = app.admin_ok(&rotate, "");
@@ -563,6 +661,11 @@ async fn key_rotate_on_sqlite_makes_a_new_key_and_refuses_a_running_server() {
     ])
     .expect("a server with the old key exits");
     assert_ne!(refusal.code, 0);
-    app.restart();
+    let flags = mail_flags(sink.port);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    app.restart_with(&flags);
     assert!(cookie_works(&app, &cookie).await);
+    let mail = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mail.len(), 1, "{mail:?}; log:\n{}", app.log());
+    assert_eq!(mail[0].to, "carol@example.org");
 }
