@@ -301,6 +301,7 @@ impl PgStore {
                  SELECT t.hash, u.id, $3, $3, $4
                  FROM unnest($1::text[], $2::bytea[]) AS t(name, hash)
                  JOIN users u ON u.username = t.name
+                 ORDER BY t.hash
                  ON CONFLICT (token_hash) DO NOTHING",
                 &[&names, &hashes, &now_ms, &expires_ms],
             )
