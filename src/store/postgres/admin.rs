@@ -31,11 +31,13 @@ fn user_row(r: &tokio_postgres::Row) -> UserDetails {
 }
 
 impl PgStore {
+    /// Users in byte order of their names, as on SQLite (a database's locale collation would
+    /// sort `ab_c` after `abb`).
     pub async fn list_users(&self) -> Result<Vec<UserDetails>> {
         let client = self.client().await?;
         let rows = client
             .query(
-                &format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username"),
+                &format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username COLLATE \"C\""),
                 &[],
             )
             .await?;
