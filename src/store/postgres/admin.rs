@@ -87,9 +87,9 @@ impl PgStore {
     ) -> Result<Option<i64>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // The UPDATE locks the user's row: a sign-in that reads it with a conflicting lock
-        // (FOR SHARE) either commits first, and its session is deleted here, or waits and
-        // then finds the user disabled.
+        // The UPDATE locks the user's row, which a sign-in opening a session locks too
+        // (`sessions.rs`): that session either committed first, and is deleted here, or
+        // waits and then finds the user disabled.
         let id: Option<i64> = tx
             .query_opt(
                 "UPDATE users SET active = $2, updated_at = $3 WHERE username = $1 RETURNING id",
