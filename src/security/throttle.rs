@@ -117,6 +117,7 @@ impl AddressGuard {
         }
     }
 
+    /// The limits this guard applies, for building the shared implementation alike.
     pub fn settings(&self) -> GuardSettings {
         GuardSettings {
             max_failures: self.max_failures,
