@@ -35,6 +35,9 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)  # the import-seed tes
 # A real SMTP server for the mail tests (tests/common/smtp.rs): Debian's aiosmtpd, which
 # lives in Debian's own python3 (/usr/bin/python3), whatever python3 comes first on PATH.
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
+# PostgreSQL for the second storage backend (docs/behaviour.md §12): the server binaries and psql.
+. scripts/throwaway-postgres.sh  # pg_bin, start_postgres, stop_postgres
+{ [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ]; } || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} from Debian"
   sudo=""
@@ -47,6 +50,14 @@ chromedriver --version
 "$(command -v nginx || echo /usr/sbin/nginx)" -v
 echo "caddy $(caddy version)"
 echo "aiosmtpd $(/usr/bin/python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
+"$(pg_bin)/postgres" --version
+
+# A throwaway PostgreSQL for the tests (scripts/throwaway-postgres.sh), stopped and deleted on
+# exit, even when a test fails. Tests create a database each.
+trap stop_postgres EXIT
+start_postgres 400
+export GATEHOUSE_TEST_PG="$PG_ADMIN_URL"
+echo "== PostgreSQL for the tests at $PG_ADMIN_URL"
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "== cargo fmt --check"

@@ -15,9 +15,20 @@ pub struct AdminRun {
 /// Runs `gatehouse ARGS` against `database` with fast KDF costs, feeding `stdin` (not a
 /// terminal, so passwords are read from its first line).
 pub fn admin_at(database: &std::path::Path, args: &[&str], stdin: &str) -> AdminRun {
+    admin_with_key(database, None, args, stdin)
+}
+
+/// [`admin_at`] with GATEHOUSE_SECRET_KEY set (a PostgreSQL database has no key file beside it).
+pub fn admin_with_key(
+    database: &std::path::Path,
+    key_hex: Option<&str>,
+    args: &[&str],
+    stdin: &str,
+) -> AdminRun {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .env_clear()
+        .envs(key_hex.iter().map(|k| ("GATEHOUSE_SECRET_KEY", k)))
         .args(args)
         .arg("--database")
         .arg(database)
@@ -44,7 +55,7 @@ pub fn admin_at(database: &std::path::Path, args: &[&str], stdin: &str) -> Admin
 impl TestApp {
     /// Runs an admin command on this server's database while it runs.
     pub fn admin(&self, args: &[&str], stdin: &str) -> AdminRun {
-        admin_at(&self.database(), args, stdin)
+        admin_with_key(&self.database(), self.key_hex(), args, stdin)
     }
 
     /// Like [`TestApp::admin`], asserting exit code 0.

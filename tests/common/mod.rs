@@ -2,7 +2,8 @@
 //! real `gatehouse` binary on a free loopback port with a temporary database, [`http`] drives
 //! its pages, [`admin`] runs its commands, [`audit`] and [`metrics`] read what it recorded,
 //! [`files`] checks what it left on disk, and [`proxy`] puts deploy/'s real nginx or Caddy in
-//! front of it and of an [`upstream`] app, on [`ports`] of their own; [`smtp`] is a real SMTP server (aiosmtpd) whose mail they read. Everything is
+//! front of it and of an [`upstream`] app, on [`ports`] of their own; [`smtp`] is a real SMTP server (aiosmtpd) whose mail they read; [`postgres`] gives each test a
+//! PostgreSQL database of its own, or a private server it may stop and start. Everything is
 //! re-exported here, so a suite writes `common::TestApp` or `common::sign_in` whichever module
 //! holds it.
 // Each suite uses a different part of this support code.
@@ -14,6 +15,7 @@ pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod ports;
+pub mod postgres;
 pub mod proxy;
 pub mod server;
 pub mod smtp;
@@ -25,6 +27,7 @@ pub use files::*;
 pub use http::*;
 pub use metrics::*;
 pub use ports::*;
+pub use postgres::*;
 pub use proxy::*;
 pub use server::*;
 pub use smtp::*;

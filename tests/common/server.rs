@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::admin::AdminRun;
+use super::postgres::{Backend, fresh_pg_database, random_key_hex};
 
 /// Tiny Argon2 costs keep the suites fast; the KDF itself is tested with real costs in units.
 pub const FAST_KDF: &[&str] = &["--argon2-m", "64", "--argon2-t", "1", "--argon2-p", "1"];
@@ -24,6 +25,10 @@ pub struct TestApp {
     log: Arc<Mutex<String>>,
     /// The program: the `gatehouse` binary, or an example built on the library.
     program: PathBuf,
+    /// A PostgreSQL database (`postgres://…`) instead of the SQLite file in `dir`.
+    db_url: Option<String>,
+    /// GATEHOUSE_SECRET_KEY (hex), which instances sharing a PostgreSQL database must share.
+    key_hex: Option<String>,
 }
 
 impl TestApp {
@@ -46,13 +51,71 @@ impl TestApp {
             child: None,
             log: Arc::default(),
             program: PathBuf::from(env!("CARGO_BIN_EXE_gatehouse")),
+            db_url: None,
+            key_hex: None,
         };
         app.start(0);
         app
     }
 
+    /// What `--database` says: the SQLite file in `dir`, or the PostgreSQL URL.
     pub fn database(&self) -> PathBuf {
-        self.dir.path().join("users.database")
+        match &self.db_url {
+            Some(url) => PathBuf::from(url),
+            None => self.dir.path().join("users.database"),
+        }
+    }
+
+    /// Starts the server on a fresh database of `backend` (PostgreSQL: from
+    /// `GATEHOUSE_TEST_PG`, with a random secret key in the environment).
+    pub fn spawn_on(backend: Backend, extra: &[&str]) -> Self {
+        match backend {
+            Backend::Sqlite => Self::spawn(extra),
+            Backend::Postgres => Self::spawn_pg(&fresh_pg_database(), &random_key_hex(), extra),
+        }
+    }
+
+    /// Starts the server on the PostgreSQL database `url` with secret key `key_hex`.
+    pub fn spawn_pg(url: &str, key_hex: &str, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = FAST_KDF.iter().map(|s| s.to_string()).collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut app = Self {
+            address: String::new(),
+            port: 0,
+            dir: tempfile::tempdir().expect("temp dir"),
+            args,
+            explicit_database: true,
+            child: None,
+            log: Arc::default(),
+            program: PathBuf::from(env!("CARGO_BIN_EXE_gatehouse")),
+            db_url: Some(url.to_owned()),
+            key_hex: Some(key_hex.to_owned()),
+        };
+        app.start(0);
+        app
+    }
+
+    /// Another instance on this one's PostgreSQL database, with the same key (and `extra`).
+    pub fn spawn_beside(&self, extra: &[&str]) -> Self {
+        let url = self
+            .db_url
+            .as_deref()
+            .expect("instances share a PostgreSQL database");
+        Self::spawn_pg(url, self.key_hex.as_deref().expect("a key"), extra)
+    }
+
+    /// Which backend this server stores in.
+    pub fn backend(&self) -> Backend {
+        if self.db_url.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// GATEHOUSE_SECRET_KEY given to the server, if any (admin commands get it too).
+    pub fn key_hex(&self) -> Option<&str> {
+        self.key_hex.as_deref()
     }
 
     fn start(&mut self, port: u16) {
@@ -61,6 +124,7 @@ impl TestApp {
         cmd.env_clear()
             .env("GATEHOUSE_LOG", "info,gatehouse=debug")
             .current_dir(self.dir.path())
+            .envs(self.key_hex.iter().map(|k| ("GATEHOUSE_SECRET_KEY", k)))
             .arg("--bind")
             .arg(&bind)
             .args(if self.explicit_database {
@@ -203,6 +267,8 @@ impl TestApp {
             child: None,
             log: Arc::default(),
             program,
+            db_url: None,
+            key_hex: None,
         };
         app.start(0);
         app
@@ -221,6 +287,8 @@ impl TestApp {
             child: None,
             log: Arc::default(),
             program: PathBuf::from(env!("CARGO_BIN_EXE_gatehouse")),
+            db_url: None,
+            key_hex: None,
         };
         app.start(0);
         app

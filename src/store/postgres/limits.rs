@@ -22,9 +22,12 @@ use crate::clock::Timestamp;
 use crate::security::faillock::Reservation;
 use crate::security::limits::LimitsError;
 use crate::security::throttle::{AddressKey, GuardSettings, Refusal, Reserved};
+use crate::store::StoreError;
 
-fn unavailable(e: impl std::fmt::Display) -> LimitsError {
-    LimitsError::Unavailable(e.to_string())
+/// Any database error: the decision cannot be made (through [`StoreError`], for the server's
+/// own message).
+fn unavailable(e: impl Into<StoreError>) -> LimitsError {
+    LimitsError::Unavailable(e.into().to_string())
 }
 
 fn millis(d: Duration) -> i64 {
