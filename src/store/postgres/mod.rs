@@ -273,6 +273,8 @@ impl PgStore {
 }
 
 #[cfg(test)]
+mod contract_a;
+#[cfg(test)]
 mod tests;
 
 /// Placeholder while the backend is being built.
