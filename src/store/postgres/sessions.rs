@@ -2,12 +2,14 @@
 //! its sign-in event), the cached per-page lookup, revocation, the batched "last seen" writes
 //! and expiry (mirrors the SQLite store's `sessions.rs`).
 //!
-//! SQLite serialises writers; here instances write at once, so opening a session locks the
-//! user's row (`FOR NO KEY UPDATE`) while it checks the guard: a password change or a disable
-//! (which update that row) either commits first, and the guard sees it, or waits for the
-//! session to commit, and its own `DELETE FROM sessions` (a later statement, so a later
-//! snapshot) ends it. Two sign-ins of one user queue on the same lock, so the per-user cap,
-//! applied by a statement after the insert, always counts the other's session.
+//! SQLite serialises writers; here instances write at once, so opening a session first locks
+//! the user's row (`FOR NO KEY UPDATE`) and checks the guard in a later statement: a password
+//! change or a disable (which update that row) either commits first, and the guard sees it, or
+//! waits for the session to commit, and its own `DELETE FROM sessions` (a later statement, so
+//! a later snapshot) ends it. Two sign-ins of one user queue on the same lock, so the per-user
+//! cap, applied after the insert, always counts the other's session. Every writer here takes
+//! the user's row before that user's sessions, as a user's deletion does, so they cannot
+//! deadlock on each other.
 //!
 //! Every write that removes a session forgets its user in this instance's cache at once
 //! ([`super::cache`]); the database's triggers tell the other instances.
@@ -19,20 +21,19 @@ use super::PgStore;
 use crate::security::session::SessionPolicy;
 use crate::store::{AuditEvent, NewSession, Result, SessionRecord, SessionSummary, User};
 
-/// Deletes the session being replaced, then inserts the new one if the user is active and their
-/// password unchanged since it was verified, holding the user's row until commit. Answers the
-/// new id (NULL: refused) and the replaced session's user (NULL: none).
-const OPEN: &str = "WITH replaced AS (
-         DELETE FROM sessions WHERE token_hash = $8 RETURNING user_id
-     ), opened AS (
-         INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at,
-                               user_agent, ip)
-         SELECT $1, id, $3, $3, $4, $5, $6 FROM users
-         WHERE id = $2 AND password_changed_at = $7 AND active
-         FOR NO KEY UPDATE
-         RETURNING id
-     )
-     SELECT (SELECT id FROM opened), (SELECT user_id FROM replaced LIMIT 1)";
+/// Holds the user's row until commit (see the module's note): taken before anything else.
+const LOCK_USER: &str = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
+
+/// Ends the session being replaced (rotation); answers its user.
+const REPLACE: &str = "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id";
+
+/// Inserts the session if the user is active and their password unchanged since it was
+/// verified. Answers the new id (no row: refused).
+const OPEN: &str = "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at,
+                                          expires_at, user_agent, ip)
+     SELECT $1, id, $3, $3, $4, $5, $6 FROM users
+     WHERE id = $2 AND password_changed_at = $7 AND active
+     RETURNING id";
 
 /// Keeps the user's newest sessions only, once the session `$1` was opened (it is visible to
 /// this later statement of the same transaction, so it is counted like any other).
@@ -84,10 +85,9 @@ impl PgStore {
             tx.prepare_cached(CAP)
         )?;
         let hash: &[u8] = &session.token_hash;
-        let no_replaced: Option<&[u8]> = None;
         let (end_all_args, open_args, cap_args) = (
             [&session.user_id as &(dyn ToSql + Sync)],
-            open_params(&session, &hash, &no_replaced),
+            open_params(&session, &hash),
             cap_params(&session, &hash),
         );
         // Sent together, in this order (`biased`: polled first to last, and each sends its
@@ -95,12 +95,12 @@ impl PgStore {
         let (_, opened, _) = try_join!(
             biased;
             tx.execute(&end_all, &end_all_args),
-            tx.query_one(&open, &open_args),
+            tx.query_opt(&open, &open_args),
             tx.execute(&cap, &cap_args),
         )?;
         tx.commit().await?;
         self.inner.cache.forget_user(session.user_id);
-        Ok(opened.get(0))
+        Ok(opened.map(|r| r.get(0)))
     }
 
     /// Opens a session for a user whose password has not changed since it was verified and who
@@ -113,7 +113,9 @@ impl PgStore {
     ) -> Result<Option<i64>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let (open, cap, audit) = try_join!(
+        let (lock, replace, open, cap, audit) = try_join!(
+            tx.prepare_cached(LOCK_USER),
+            tx.prepare_cached(REPLACE),
             tx.prepare_cached(OPEN),
             tx.prepare_cached(CAP),
             tx.prepare_cached(SIGNED_IN)
@@ -123,7 +125,9 @@ impl PgStore {
         let e = &signed_in;
         let agent = e.user_agent.as_deref().map(super::audit::truncate_agent);
         let (last, count) = (e.last_ms.max(e.at_ms), e.count.max(1));
-        let open_args = open_params(&session, &hash, &replaced);
+        let lock_args: [&(dyn ToSql + Sync); 1] = [&session.user_id];
+        let replace_args: [&(dyn ToSql + Sync); 1] = [&replaced];
+        let open_args = open_params(&session, &hash);
         let cap_args = cap_params(&session, &hash);
         let audit_args: [&(dyn ToSql + Sync); 11] = [
             &hash,
@@ -138,14 +142,18 @@ impl PgStore {
             &agent,
             &e.detail,
         ];
-        let (row, _, _) = try_join!(
+        // Sent together, in this order, as in `change_password`.
+        let (_, replaced, opened, _, _) = try_join!(
             biased;
-            tx.query_one(&open, &open_args),
+            tx.query_opt(&lock, &lock_args),
+            tx.query_opt(&replace, &replace_args),
+            tx.query_opt(&open, &open_args),
             tx.execute(&cap, &cap_args),
             tx.execute(&audit, &audit_args),
         )?;
         tx.commit().await?;
-        let (opened, replaced_user): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+        let opened: Option<i64> = opened.map(|r| r.get(0));
+        let replaced_user: Option<i64> = replaced.map(|r| r.get(0));
         if opened.is_some() {
             self.inner.cache.forget_user(session.user_id);
         }
@@ -342,11 +350,7 @@ impl PgStore {
     }
 }
 
-fn open_params<'a>(
-    s: &'a NewSession,
-    hash: &'a &'a [u8],
-    replaced: &'a Option<&'a [u8]>,
-) -> [&'a (dyn ToSql + Sync); 8] {
+fn open_params<'a>(s: &'a NewSession, hash: &'a &'a [u8]) -> [&'a (dyn ToSql + Sync); 7] {
     [
         hash,
         &s.user_id,
@@ -355,7 +359,6 @@ fn open_params<'a>(
         &s.user_agent,
         &s.ip,
         &s.password_changed_ms,
-        replaced,
     ]
 }
 
