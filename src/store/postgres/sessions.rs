@@ -7,9 +7,9 @@
 //! change or a disable (which update that row) either commits first, and the guard sees it, or
 //! waits for the session to commit, and its own `DELETE FROM sessions` (a later statement, so
 //! a later snapshot) ends it. Two sign-ins of one user queue on the same lock, so the per-user
-//! cap, applied after the insert, always counts the other's session. Every writer here takes
-//! the user's row before that user's sessions, as a user's deletion does, so they cannot
-//! deadlock on each other.
+//! cap, applied after the insert, always counts the other's session. A writer that takes a
+//! user's row takes it before any session row, as a user's deletion does, so two such writers
+//! cannot deadlock.
 //!
 //! Every write that removes a session forgets its user in this instance's cache at once
 //! ([`super::cache`]); the database's triggers tell the other instances.
@@ -142,14 +142,15 @@ impl PgStore {
             &agent,
             &e.detail,
         ];
-        // Sent together, in this order, as in `change_password`.
+        // Sent together, in this order, as in `change_password` (the event before the cap,
+        // which could end a session opened with a clock behind the others').
         let (_, replaced, opened, _, _) = try_join!(
             biased;
             tx.query_opt(&lock, &lock_args),
             tx.query_opt(&replace, &replace_args),
             tx.query_opt(&open, &open_args),
-            tx.execute(&cap, &cap_args),
             tx.execute(&audit, &audit_args),
+            tx.execute(&cap, &cap_args),
         )?;
         tx.commit().await?;
         let opened: Option<i64> = opened.map(|r| r.get(0));
