@@ -276,6 +276,8 @@ impl PgStore {
 }
 
 #[cfg(test)]
+mod contract_a;
+#[cfg(test)]
 mod contract_b;
 #[cfg(test)]
 mod tests;
