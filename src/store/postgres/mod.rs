@@ -279,11 +279,8 @@ impl PgStore {
 }
 
 #[cfg(test)]
+mod contract_a;
+#[cfg(test)]
 mod contract_b;
 #[cfg(test)]
 mod tests;
-
-/// Placeholder while the backend is being built.
-pub(super) fn not_yet(what: &str) -> StoreError {
-    StoreError::Backend(format!("{what}: not built yet on PostgreSQL"))
-}
