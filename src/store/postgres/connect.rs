@@ -136,6 +136,10 @@ impl Spawning {
 }
 
 impl Connect for Spawning {
+    /// Connects on the store's runtime, not the caller's: a socket belongs to the reactor of
+    /// the runtime that opened it, and the caller may be a runtime that stops polling once its
+    /// call returns (the audit writer's `block_on`, an admin command's), which would leave the
+    /// connection's replies unread for good.
     fn connect(
         &self,
         pg_config: &Config,
@@ -144,7 +148,21 @@ impl Connect for Spawning {
         std::result::Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
     > {
         let config = pg_config.clone();
-        Box::pin(async move { Self::open(&config, &self.tls, &self.handle).await })
+        let (tls, handle) = (self.tls.clone(), self.handle.clone());
+        Box::pin(async move {
+            let opening = self
+                .handle
+                .spawn(async move { Self::open(&config, &tls, &handle).await });
+            match opening.await {
+                Ok(opened) => opened,
+                // The store's runtime is shutting down: say so as a connection error (the
+                // only way to make one is to fail a connection that has no host).
+                Err(_) => match Config::new().connect(NoTls).await {
+                    Err(e) => Err(e),
+                    Ok(_) => unreachable!("a configuration without a host cannot connect"),
+                },
+            }
+        })
     }
 }
 
