@@ -5,7 +5,10 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(a_valid_session_gets_the_identity_headers_and_groups_decide,);
 
 const PUBLIC: &str = "http://auth.gatehouse.test";
 
@@ -166,9 +169,8 @@ async fn the_original_url_is_believed_only_from_a_trusted_proxy() {
     assert_eq!(header(&r, "remote-user"), Some("tess"));
 }
 
-#[tokio::test]
-async fn a_valid_session_gets_the_identity_headers_and_groups_decide() {
-    let app = TestApp::spawn(&forward_flags());
+async fn a_valid_session_gets_the_identity_headers_and_groups_decide(b: Backend) {
+    let app = TestApp::spawn_on(b, &forward_flags());
     create_user(&app, "uma").await;
     let cookie = session_of(&app, "uma").await;
     let original = "http://app.gatehouse.test/";

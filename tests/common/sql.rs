@@ -109,11 +109,9 @@ fn pg_rows(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
         messages
             .into_iter()
             .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len())
-                        .map(|i| r.get(i).map(str::to_owned))
-                        .collect(),
-                ),
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                }
                 _ => None,
             })
             .collect()
