@@ -4,7 +4,8 @@
 # (2 workers, per-address limits off), measures the raw Argon2id rate K, then runs wrk in
 # interleaved rounds over the cells R0 P A F S L (and P, S on 1 M), and the protecting cells
 # FA (forward-auth), M (a members-folder file), NX0/NXA (a page through nginx without and with
-# auth_request) at 16 and 64 connections,
+# auth_request), and on PostgreSQL PGP/PGS (P and S against a throwaway PostgreSQL) and NU1/NU2
+# (a page through nginx with one or two instances as its upstream), at 16 and 64 connections,
 # each first checked for its status. Prints medians and per-round ratios, records RSS, and
 # rewrites the measured part of docs/performance.md and docs/performance.svg.
 #
@@ -90,6 +91,21 @@ RSS[idle_1k]=$(rss "$SMALL_PID")
 RSS[idle_1m]=$(rss "$LARGE_PID")
 echo "   RSS after start-up: 1 k $((RSS[idle_1k] / 1024)) MiB, 1 M $((RSS[idle_1m] / 1024)) MiB"
 
+# PostgreSQL (cells PGP, PGS, NU1, NU2): a throwaway cluster, a 1 k bench database made the same
+# way, and two instances sharing it and one key.
+. scripts/throwaway-postgres.sh
+trap 'cleanup; stop_postgres' EXIT
+start_postgres 200
+psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE bench" >/dev/null
+PG_DB="${PG_ADMIN_URL%/postgres}/bench"
+"$BIN" bench-data --database "$PG_DB" --users 1000 --sessions 1000 \
+  --sample-cookies "$OUT/pg.cookies" >"$OUT/pg.env"
+export GATEHOUSE_SECRET_KEY
+GATEHOUSE_SECRET_KEY=$(python3 -c 'import os; print(os.urandom(32).hex())')
+start_server PG1 "$PG_DB"
+start_server PG2 "$PG_DB"
+FIRST_PG=$(sed -n 's/^session_first=//p' "$OUT/pg.env")
+
 # nginx in front of the 1 k server: /open/ proxies a static file, /app/ the same file behind
 # auth_request (cells NX0, NXA). Keep-alive to Gatehouse, as a production set-up would.
 NGINX_DIR="$OUT/nginx"
@@ -106,12 +122,16 @@ http {
   client_body_temp_path $NGINX_DIR/body; proxy_temp_path $NGINX_DIR/proxy;
   fastcgi_temp_path $NGINX_DIR/fastcgi; uwsgi_temp_path $NGINX_DIR/uwsgi; scgi_temp_path $NGINX_DIR/scgi;
   upstream gatehouse { server ${SMALL_URL#http://}; keepalive 32; }
+  upstream pg_one { server ${PG1_URL#http://}; keepalive 32; }
+  upstream pg_two { server ${PG1_URL#http://}; server ${PG2_URL#http://}; keepalive 32; }
   proxy_http_version 1.1;
   proxy_set_header Connection "";
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location /open/ { proxy_pass http://gatehouse/static/; }
     location /app/ { auth_request /_auth; proxy_pass http://gatehouse/static/; }
+    location /one/ { proxy_pass http://pg_one/; }
+    location /two/ { proxy_pass http://pg_two/; }
     location = /_auth {
       internal;
       proxy_pass http://gatehouse/auth/request;
@@ -148,6 +168,8 @@ csrf_for() { # csrf_for URL → "COOKIE TOKEN"
 }
 read -r CSRF_SMALL_COOKIE CSRF_SMALL_TOKEN < <(csrf_for "$SMALL_URL")
 read -r CSRF_LARGE_COOKIE CSRF_LARGE_TOKEN < <(csrf_for "$LARGE_URL")
+read -r CSRF_PG_COOKIE CSRF_PG_TOKEN < <(csrf_for "$PG1_URL")
+SIGN_IN_PG="username=bench0&password_digest=$DIGEST_ENC&csrf_token=$CSRF_PG_TOKEN"
 SIGN_IN_SMALL="username=bench0&password_digest=$DIGEST_ENC&csrf_token=$CSRF_SMALL_TOKEN"
 SIGN_IN_LARGE="username=bench0&password_digest=$DIGEST_ENC&csrf_token=$CSRF_LARGE_TOKEN"
 # A wrong digest (valid form) locks bench999 (not one of the sign-in users) after three tries.
@@ -170,6 +192,11 @@ expect 200 NXA -H "Cookie: session=$FIRST_SMALL" "$NGINX_URL/app${CSS#/static}"
 expect 401 "NXA (anonymous)" "$NGINX_URL/app${CSS#/static}"
 for _ in 1 2 3; do expect 401 "L (locking)" -H "Cookie: $CSRF_SMALL_COOKIE" -d "$LOCKED_BODY" "$SMALL_URL/sign-in"; done
 expect 429 L -H "Cookie: $CSRF_SMALL_COOKIE" -d "$LOCKED_BODY" "$SMALL_URL/sign-in"
+expect 200 PGP -H "Cookie: session=$FIRST_PG" "$PG1_URL/welcome"
+expect 200 "PGP (second instance)" -H "Cookie: session=$FIRST_PG" "$PG2_URL/welcome"
+expect 303 PGS -H "Cookie: $CSRF_PG_COOKIE" -d "$SIGN_IN_PG" "$PG1_URL/sign-in"
+expect 200 NU1 -H "Cookie: session=$FIRST_PG" "$NGINX_URL/one/welcome"
+expect 200 NU2 -H "Cookie: session=$FIRST_PG" "$NGINX_URL/two/welcome"
 
 RSS[after_checks_1m]=$(rss "$LARGE_PID")
 
@@ -218,6 +245,11 @@ for round in $(seq 1 "$ROUNDS"); do
     BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" M "$conns" "$SMALL_URL/members/page.html" -s "$LUA/cookies.lua"
     run_cell "$round" NX0 "$conns" "$NGINX_URL/open${CSS#/static}"
     BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" NXA "$conns" "$NGINX_URL/app${CSS#/static}" -s "$LUA/cookies.lua"
+    BENCH_COOKIES="$OUT/pg.cookies" run_cell "$round" PGP "$conns" "$PG1_URL/welcome" -s "$LUA/cookies.lua"
+    BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_PG_TOKEN" BENCH_COOKIE="$CSRF_PG_COOKIE" \
+      run_cell "$round" PGS "$conns" "$PG1_URL/sign-in" -s "$LUA/signin.lua"
+    BENCH_COOKIES="$OUT/pg.cookies" run_cell "$round" NU1 "$conns" "$NGINX_URL/one/welcome" -s "$LUA/cookies.lua"
+    BENCH_COOKIES="$OUT/pg.cookies" run_cell "$round" NU2 "$conns" "$NGINX_URL/two/welcome" -s "$LUA/cookies.lua"
   done
   [ "$round" = 1 ] && RSS[after_p_1m]=$(rss "$LARGE_PID")
 done

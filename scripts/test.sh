@@ -36,7 +36,7 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)  # the import-seed tes
 # lives in Debian's own python3 (/usr/bin/python3), whatever python3 comes first on PATH.
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
 # PostgreSQL for the second storage backend (docs/behaviour.md §12): the server binaries and psql.
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+. scripts/throwaway-postgres.sh  # pg_bin, start_postgres, stop_postgres
 { [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ]; } || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} from Debian"
@@ -52,33 +52,12 @@ echo "caddy $(caddy version)"
 echo "aiosmtpd $(/usr/bin/python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
 "$(pg_bin)/postgres" --version
 
-# A throwaway PostgreSQL for the tests: a temporary cluster on a free loopback port, fsync off,
-# stopped (and deleted) on exit, even when a test fails. initdb refuses to run as root, so the
-# cluster belongs to the `postgres` user when we are root. Tests create a database each.
-start_postgres() {
-  PG_DIR="$(mktemp -d /tmp/gatehouse-pg.XXXXXX)"
-  chmod 755 "$PG_DIR"
-  PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  as_pg=()
-  if [ "$(id -u)" -eq 0 ]; then
-    chown postgres "$PG_DIR"
-    as_pg=(runuser -u postgres --)
-  fi
-  "${as_pg[@]}" "$(pg_bin)/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-sync >/dev/null
-  "${as_pg[@]}" "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -o \
-    "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB" \
-    start >/dev/null
-  export GATEHOUSE_TEST_PG="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-  echo "== PostgreSQL for the tests at 127.0.0.1:$PG_PORT"
-}
-stop_postgres() {
-  if [ -n "${PG_DIR:-}" ]; then
-    "${as_pg[@]}" "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$PG_DIR"
-  fi
-}
+# A throwaway PostgreSQL for the tests (scripts/throwaway-postgres.sh), stopped and deleted on
+# exit, even when a test fails. Tests create a database each.
 trap stop_postgres EXIT
-start_postgres
+start_postgres 400
+export GATEHOUSE_TEST_PG="$PG_ADMIN_URL"
+echo "== PostgreSQL for the tests at $PG_ADMIN_URL"
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "== cargo fmt --check"

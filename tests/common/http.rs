@@ -76,8 +76,19 @@ pub async fn post_in_parallel(
     path: &str,
     forms: impl IntoIterator<Item = Vec<(&'static str, String)>>,
 ) -> Vec<u16> {
+    post_in_parallel_across(&[app], path, forms).await
+}
+
+/// [`post_in_parallel`] spread over several instances in turn (the first form to `apps[0]`,
+/// the second to `apps[1]`, …).
+pub async fn post_in_parallel_across(
+    apps: &[&TestApp],
+    path: &str,
+    forms: impl IntoIterator<Item = Vec<(&'static str, String)>>,
+) -> Vec<u16> {
     let mut tasks = Vec::new();
-    for mut form in forms {
+    for (i, mut form) in forms.into_iter().enumerate() {
+        let app = apps[i % apps.len()];
         let c = app.client();
         form.push(("csrf_token", csrf_token(app, &c, path).await));
         let url = app.url(path);
