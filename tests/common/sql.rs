@@ -3,8 +3,12 @@
 //! `active = false` rather than `active = 0`. Values come back as text, as PostgreSQL's simple
 //! protocol gives them (a PostgreSQL boolean reads `t`/`f`, SQLite's 1/0: compare numbers and
 //! text only). [`BareDatabase`] is a database with no server on it, for admin commands alone.
+//! [`honoured`] waits, as §12 allows, for a server to honour a change made to its database from
+//! outside it (SQL here, or an admin command).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::admin::{AdminRun, admin_with_key};
 use super::postgres::{Backend, fresh_pg_database, random_key_hex};
@@ -184,5 +188,29 @@ impl BareDatabase {
 
     pub fn query_i64(&self, sql: &str) -> i64 {
         query_i64(&self.path, sql)
+    }
+}
+
+/// What docs/behaviour.md §12 allows a PostgreSQL server before it honours a change made by
+/// another process (its session cache learns of it by notification).
+pub const PROPAGATION: Duration = Duration::from_millis(100);
+
+/// Whether `check` holds after a change made outside `app` (an admin command, SQL): asked once
+/// on SQLite, where the very next request sees the change; on PostgreSQL asked again until it
+/// holds or [`PROPAGATION`] has passed.
+pub async fn honoured<F, Fut>(app: &TestApp, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + PROPAGATION;
+    loop {
+        if check().await {
+            return true;
+        }
+        if app.backend() == Backend::Sqlite || Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
