@@ -23,7 +23,9 @@ const LEASE: Duration = Duration::from_secs(300);
 
 /// Runs until the server stops.
 pub async fn run(store: Store, mailer: Arc<Mailer>, audit: Arc<AuditLog>, clock: Arc<dyn Clock>) {
-    // One server per database: a claim found now belonged to a process that is gone.
+    // On SQLite (one server per database) a claim found now belonged to a process that is gone,
+    // so the store forgets them all. On PostgreSQL other instances may be sending what they
+    // claimed: the store releases nothing, and a dead instance's claims lapse with their lease.
     match store.release_mail_claims().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(messages = n, "mail claimed before a restart is due again"),

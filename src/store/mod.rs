@@ -254,7 +254,9 @@ impl Store {
         backend!(self, s => s.claim_mail_async(now_ms, lease_ms, limit).await, p => p.claim_mail(now_ms, lease_ms, limit).await)
     }
 
-    /// Forgets every claim (at the sender's start: the one server per database).
+    /// At the sender's start: on SQLite (one server per database) forgets every claim, which
+    /// belonged to a process that is gone; on PostgreSQL releases nothing, since other
+    /// instances hold live claims (a lapsed lease makes a message claimable by itself).
     pub async fn release_mail_claims(&self) -> Result<usize> {
         backend!(self, s => s.release_mail_claims_async().await, p => p.release_mail_claims().await)
     }

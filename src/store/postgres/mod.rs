@@ -65,8 +65,10 @@ impl Default for PgOptions {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(code) = e.code() {
-            return from_sqlstate(code, e.to_string());
+        if let Some(db) = e.as_db_error() {
+            // The server's own words ("duplicate key value violates …"), not just "db error".
+            let message = format!("{} ({})", db.message(), db.code().code());
+            return from_sqlstate(db.code(), message);
         }
         // No SQLSTATE: the connection failed or closed.
         StoreError::Unavailable(e.to_string())
@@ -272,6 +274,8 @@ impl PgStore {
     }
 }
 
+#[cfg(test)]
+mod contract_b;
 #[cfg(test)]
 mod tests;
 
