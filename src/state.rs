@@ -17,6 +17,7 @@ use crate::security::secret::SecretKey;
 use crate::security::session::SessionPolicy;
 use crate::security::throttle::AddressGuard;
 use crate::store::Store;
+use crate::store::postgres::limits::{LockKind, PgAddressGuard, PgFailLock};
 
 /// Everything a request handler needs, shared by all workers.
 pub struct AppState {
@@ -76,8 +77,8 @@ pub struct Parts {
 }
 
 impl AppState {
-    /// The state over `parts`: the in-memory locks and limits, and the account use cases
-    /// sharing them with the handlers.
+    /// The state over `parts`: the locks and limits (in memory on SQLite, in the database on
+    /// PostgreSQL), and the account use cases sharing them with the handlers.
     pub fn build(parts: Parts) -> State {
         let Parts {
             store,
@@ -100,18 +101,34 @@ impl AppState {
             email_verification,
             reset,
         } = parts;
-        // Usernames and devices lock by the same rule, each in its own table.
-        let lock = Arc::new(AttemptLock::Memory(FailLock::new(
-            lock_attempts,
-            lock_window,
-            lock_capacity,
-        )));
-        let device_lock = Arc::new(AttemptLock::Memory(FailLock::new(
-            lock_attempts,
-            lock_window,
-            lock_capacity,
-        )));
-        let guard = Arc::new(AddressLimits::Memory(guard));
+        // Usernames and devices lock by the same rule, each in its own table. On PostgreSQL
+        // the tables are in the database, so every instance decides from the same records.
+        let (lock, device_lock, guard) = match &store {
+            Store::Postgres(pg) => {
+                let shared = |kind| {
+                    PgFailLock::new(pg.clone(), kind, lock_attempts, lock_window, lock_capacity)
+                };
+                (
+                    Arc::new(AttemptLock::Postgres(shared(LockKind::User))),
+                    Arc::new(AttemptLock::Postgres(shared(LockKind::Device))),
+                    AddressLimits::Postgres(PgAddressGuard::new(pg.clone(), guard.settings())),
+                )
+            }
+            Store::Sqlite(_) => (
+                Arc::new(AttemptLock::Memory(FailLock::new(
+                    lock_attempts,
+                    lock_window,
+                    lock_capacity,
+                ))),
+                Arc::new(AttemptLock::Memory(FailLock::new(
+                    lock_attempts,
+                    lock_window,
+                    lock_capacity,
+                ))),
+                AddressLimits::Memory(guard),
+            ),
+        };
+        let guard = Arc::new(guard);
         let accounts = crate::accounts::Accounts::new(
             crate::accounts::Deps {
                 store: store.clone(),

@@ -1,7 +1,9 @@
 //! The fail-lock and the address throttle as the flows see them: async, fallible interfaces
 //! over the rules in [`super::faillock`] and [`super::throttle`], so that a shared
 //! implementation (one database for several servers) can be added as another variant without
-//! touching the flows. See `docs/design.md`, "Lock and throttle interfaces".
+//! touching the flows. See `docs/design.md`, "Lock and throttle interfaces". Two variants
+//! exist: `Memory` (this process's tables, for SQLite) and `Postgres` (tables in the site's
+//! database, shared by every instance: [`crate::store::postgres::limits`]).
 //!
 //! Enums rather than traits: the state holds one of each without generics, dispatch is static,
 //! and no crate is needed to put `async fn`s behind `dyn`. Each call takes the wall-clock `now`
@@ -20,6 +22,7 @@ use std::time::Duration;
 use super::faillock::{FailLock, Reservation};
 use super::throttle::{AddressGuard, Refusal, Reserved};
 use crate::clock::Timestamp;
+use crate::store::postgres::limits::{PgAddressGuard, PgFailLock};
 
 /// A lock or throttle implementation could not be asked (a shared one unreachable).
 #[derive(Debug, thiserror::Error)]
@@ -35,14 +38,17 @@ pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(2);
 pub enum AttemptLock<K> {
     /// This process's bounded table.
     Memory(FailLock<K>),
+    /// The `fail_lock` table, shared by every instance on the database.
+    Postgres(PgFailLock),
 }
 
-impl<K: Eq + Hash + Clone> AttemptLock<K> {
+impl<K: Eq + Hash + Clone + AsRef<str>> AttemptLock<K> {
     /// Checks the lock and reserves one failure for this attempt, atomically: N parallel
     /// guesses count as N. `Full` reserves nothing.
     pub async fn reserve(&self, key: &K, now: Timestamp) -> Result<Reservation, LimitsError> {
         match self {
             AttemptLock::Memory(l) => Ok(l.reserve(key, now)),
+            AttemptLock::Postgres(l) => l.reserve(key.as_ref(), now).await,
         }
     }
 
@@ -50,6 +56,7 @@ impl<K: Eq + Hash + Clone> AttemptLock<K> {
     pub async fn is_locked(&self, key: &K, now: Timestamp) -> Result<bool, LimitsError> {
         match self {
             AttemptLock::Memory(l) => Ok(l.is_locked(key, now)),
+            AttemptLock::Postgres(l) => l.is_locked(key.as_ref(), now).await,
         }
     }
 
@@ -57,6 +64,7 @@ impl<K: Eq + Hash + Clone> AttemptLock<K> {
     pub async fn forgive(&self, key: &K, unlocked_ms: i64) {
         match self {
             AttemptLock::Memory(l) => l.forgive(key, unlocked_ms),
+            AttemptLock::Postgres(l) => l.forgive(key.as_ref(), unlocked_ms).await,
         }
     }
 
@@ -64,6 +72,7 @@ impl<K: Eq + Hash + Clone> AttemptLock<K> {
     pub async fn succeeded(&self, key: &K) {
         match self {
             AttemptLock::Memory(l) => l.succeeded(key),
+            AttemptLock::Postgres(l) => l.succeeded(key.as_ref()).await,
         }
     }
 
@@ -71,6 +80,7 @@ impl<K: Eq + Hash + Clone> AttemptLock<K> {
     pub async fn release(&self, key: &K) {
         match self {
             AttemptLock::Memory(l) => l.release(key),
+            AttemptLock::Postgres(l) => l.release(key.as_ref()).await,
         }
     }
 
@@ -78,6 +88,7 @@ impl<K: Eq + Hash + Clone> AttemptLock<K> {
     pub async fn sweep(&self, now: Timestamp) {
         match self {
             AttemptLock::Memory(l) => l.sweep(now),
+            AttemptLock::Postgres(l) => l.sweep(now).await,
         }
     }
 
@@ -85,12 +96,14 @@ impl<K: Eq + Hash + Clone> AttemptLock<K> {
     pub async fn records(&self) -> usize {
         match self {
             AttemptLock::Memory(l) => l.len(),
+            AttemptLock::Postgres(l) => l.records().await,
         }
     }
 
     pub fn window(&self) -> Duration {
         match self {
             AttemptLock::Memory(l) => l.window(),
+            AttemptLock::Postgres(l) => l.window(),
         }
     }
 }
@@ -99,6 +112,8 @@ impl<K: Eq + Hash + Clone> AttemptLock<K> {
 pub enum AddressLimits {
     /// This process's bounded tables.
     Memory(AddressGuard),
+    /// The `address_failures` and `kdf_budget` tables, shared by every instance.
+    Postgres(PgAddressGuard),
 }
 
 impl AddressLimits {
@@ -111,6 +126,7 @@ impl AddressLimits {
     ) -> Result<Result<(), Refusal>, LimitsError> {
         match self {
             AddressLimits::Memory(g) => Ok(g.admit(ip, now, contended)),
+            AddressLimits::Postgres(g) => g.admit(ip, now, contended).await,
         }
     }
 
@@ -123,6 +139,7 @@ impl AddressLimits {
     ) -> Result<Result<Reserved, Refusal>, LimitsError> {
         match self {
             AddressLimits::Memory(g) => Ok(g.reserve(ip, now, contended)),
+            AddressLimits::Postgres(g) => g.reserve(ip, now, contended).await,
         }
     }
 
@@ -130,6 +147,7 @@ impl AddressLimits {
     pub async fn release(&self, reserved: Reserved) {
         match self {
             AddressLimits::Memory(g) => g.release(reserved),
+            AddressLimits::Postgres(g) => g.release(reserved).await,
         }
     }
 
@@ -137,6 +155,7 @@ impl AddressLimits {
     pub async fn failed(&self, ip: IpAddr, now: Timestamp) {
         match self {
             AddressLimits::Memory(g) => g.failed(ip, now),
+            AddressLimits::Postgres(g) => g.failed(ip, now).await,
         }
     }
 
@@ -149,6 +168,7 @@ impl AddressLimits {
     ) -> Result<Result<(), Refusal>, LimitsError> {
         match self {
             AddressLimits::Memory(g) => Ok(g.spend_kdf(ip, now, contended)),
+            AddressLimits::Postgres(g) => g.spend_kdf(ip, now, contended).await,
         }
     }
 
@@ -156,6 +176,7 @@ impl AddressLimits {
     pub async fn sweep(&self, now: Timestamp) {
         match self {
             AddressLimits::Memory(g) => g.sweep(now),
+            AddressLimits::Postgres(g) => g.sweep(now).await,
         }
     }
 
@@ -163,96 +184,10 @@ impl AddressLimits {
     pub async fn sizes(&self) -> (usize, usize) {
         match self {
             AddressLimits::Memory(g) => g.sizes(),
+            AddressLimits::Postgres(g) => g.sizes().await,
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::{Clock, ManualClock};
-
-    const W: Duration = Duration::from_secs(600);
-
-    fn clock() -> ManualClock {
-        ManualClock::new(Timestamp::from_ms(1_795_000_000_000))
-    }
-
-    #[tokio::test]
-    async fn the_lock_follows_the_injected_clock() {
-        let clock = clock();
-        let lock = AttemptLock::Memory(FailLock::new(3, W, 100));
-        let k = "device".to_owned();
-        for _ in 0..3 {
-            assert_eq!(
-                lock.reserve(&k, clock.now()).await.unwrap(),
-                Reservation::Proceed
-            );
-        }
-        clock.advance(W - Duration::from_millis(1));
-        assert!(lock.is_locked(&k, clock.now()).await.unwrap());
-        clock.advance(Duration::from_millis(1));
-        assert!(!lock.is_locked(&k, clock.now()).await.unwrap());
-        // Stale failures restart the count.
-        assert_eq!(
-            lock.reserve(&k, clock.now()).await.unwrap(),
-            Reservation::Proceed
-        );
-        lock.release(&k).await;
-        assert_eq!(lock.records().await, 0);
-        // Backwards by an hour and forwards again: nothing is freed early.
-        for _ in 0..3 {
-            lock.reserve(&k, clock.now()).await.unwrap();
-        }
-        let locked_at = clock.now();
-        clock.rewind(Duration::from_secs(3600));
-        assert!(lock.is_locked(&k, clock.now()).await.unwrap());
-        clock.set(locked_at + W);
-        lock.sweep(clock.now()).await;
-        assert_eq!(lock.records().await, 0);
-    }
-
-    #[tokio::test]
-    async fn the_throttle_follows_the_injected_clock() {
-        let clock = clock();
-        let limits = AddressLimits::Memory(AddressGuard::new(2, W, 6, 100));
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let kept = limits.reserve(a, clock.now(), false).await.unwrap();
-        assert!(kept.is_ok());
-        let given_back = limits
-            .reserve(a, clock.now(), false)
-            .await
-            .unwrap()
-            .unwrap();
-        limits.release(given_back).await;
-        limits.failed(a, clock.now()).await;
-        assert!(matches!(
-            limits.admit(a, clock.now(), false).await.unwrap(),
-            Err(Refusal::Throttled(_))
-        ));
-        clock.advance(W);
-        assert_eq!(limits.admit(a, clock.now(), false).await.unwrap(), Ok(()));
-        // The budget: six runs, then one every ten seconds under contention.
-        for _ in 0..6 {
-            assert_eq!(
-                limits.spend_kdf(a, clock.now(), true).await.unwrap(),
-                Ok(())
-            );
-        }
-        assert!(
-            limits
-                .spend_kdf(a, clock.now(), true)
-                .await
-                .unwrap()
-                .is_err()
-        );
-        clock.advance(Duration::from_secs(10));
-        assert_eq!(
-            limits.spend_kdf(a, clock.now(), true).await.unwrap(),
-            Ok(())
-        );
-        clock.advance(W + Duration::from_secs(60));
-        limits.sweep(clock.now()).await;
-        assert_eq!(limits.sizes().await, (0, 0));
-    }
-}
+mod tests;

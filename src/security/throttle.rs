@@ -71,6 +71,29 @@ struct Bucket {
 #[must_use = "a reservation is either kept (a failure) or released"]
 pub struct Reserved(Option<AddressKey>);
 
+impl Reserved {
+    /// A reservation made by another implementation of these rules
+    /// ([`crate::security::limits::AddressLimits`]): `None` when nothing was stored.
+    pub(crate) fn new(key: Option<AddressKey>) -> Self {
+        Self(key)
+    }
+
+    /// The address group whose failure to give back, if one was stored.
+    pub(crate) fn into_key(self) -> Option<AddressKey> {
+        self.0
+    }
+}
+
+/// What an [`AddressGuard`] was built with, so a shared implementation of the same rules can
+/// be built from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuardSettings {
+    pub max_failures: u32,
+    pub window: Duration,
+    pub kdf_per_minute: u32,
+    pub capacity: usize,
+}
+
 pub struct AddressGuard {
     max_failures: u32,
     window: Duration,
@@ -91,6 +114,16 @@ impl AddressGuard {
             capacity: capacity.max(1),
             failures: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The limits this guard applies, for building the shared implementation alike.
+    pub fn settings(&self) -> GuardSettings {
+        GuardSettings {
+            max_failures: self.max_failures,
+            window: self.window,
+            kdf_per_minute: self.kdf_per_minute,
+            capacity: self.capacity,
         }
     }
 

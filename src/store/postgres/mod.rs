@@ -24,6 +24,7 @@ pub mod cache;
 mod connect;
 pub use connect::{has_password, redact};
 mod groups;
+pub mod limits;
 mod outbox;
 mod profile;
 mod sessions;
@@ -274,6 +275,8 @@ impl PgStore {
     }
 }
 
+#[cfg(test)]
+mod contract_a;
 #[cfg(test)]
 mod contract_b;
 #[cfg(test)]

@@ -128,9 +128,10 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 );
 
--- What decides a sign-in is shared by every instance (docs/behaviour.md §12). Lock records
--- are logged tables (a crash must not forget a lock); the address throttle and KDF budget
--- may be lost in a crash, so they are UNLOGGED (cheaper writes).
+-- What decides a sign-in is shared by every instance (docs/behaviour.md §12; docs/design.md,
+-- "Shared lock and throttle"). Lock records are a logged table (a crash must not forget a
+-- lock); the address throttle and KDF budget may be lost in a crash, so they are UNLOGGED
+-- (cheaper writes, emptied by crash recovery). Times are wall-clock ms from the instances.
 CREATE TABLE fail_lock (
     kind         TEXT    NOT NULL,  -- 'user' or 'device'
     key          TEXT    NOT NULL,
@@ -140,6 +141,98 @@ CREATE TABLE fail_lock (
     PRIMARY KEY (kind, key)
 );
 CREATE INDEX fail_lock_by_age ON fail_lock(kind, last_failure);
+
+-- Rows per kind in fail_lock, kept by triggers, so the bound (refuse a new name when the
+-- table is full) is read in O(1) inside the reserving statement instead of counted.
+CREATE TABLE fail_lock_rows (
+    kind TEXT   PRIMARY KEY,
+    n    BIGINT NOT NULL
+);
+
+CREATE FUNCTION fail_lock_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fail_lock_rows (kind, n) VALUES (NEW.kind, 1)
+        ON CONFLICT (kind) DO UPDATE SET n = fail_lock_rows.n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER fail_lock_added AFTER INSERT ON fail_lock
+    FOR EACH ROW EXECUTE FUNCTION fail_lock_added();
+
+CREATE FUNCTION fail_lock_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE fail_lock_rows r SET n = r.n - g.n
+        FROM (SELECT kind, count(*) AS n FROM gone GROUP BY kind) g
+        WHERE r.kind = g.kind;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER fail_lock_gone AFTER DELETE ON fail_lock
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION fail_lock_gone();
+
+CREATE FUNCTION fail_lock_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM fail_lock_rows;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER fail_lock_emptied AFTER TRUNCATE ON fail_lock
+    FOR EACH STATEMENT EXECUTE FUNCTION fail_lock_emptied();
+
+-- Failures per address group ('192.0.2.1', '2001:db8::/64'): --ip-failures within --ip-window.
+CREATE UNLOGGED TABLE address_failures (
+    address  TEXT    PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last     BIGINT  NOT NULL
+);
+CREATE INDEX address_failures_by_age ON address_failures(last);
+
+-- The KDF budget per address group: a token bucket (--ip-kdf-rate per minute, same burst).
+CREATE UNLOGGED TABLE kdf_budget (
+    address TEXT             PRIMARY KEY,
+    tokens  DOUBLE PRECISION NOT NULL,
+    last    BIGINT           NOT NULL
+);
+
+-- Rows in the two address tables ('address_failures', 'kdf_budget'), kept by triggers as for
+-- fail_lock. UNLOGGED like them: crash recovery empties the counts with the tables.
+CREATE UNLOGGED TABLE address_rows (
+    name TEXT   PRIMARY KEY,
+    n    BIGINT NOT NULL
+);
+
+CREATE FUNCTION address_row_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO address_rows (name, n) VALUES (TG_TABLE_NAME, 1)
+        ON CONFLICT (name) DO UPDATE SET n = address_rows.n + 1;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION address_rows_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    k BIGINT := (SELECT count(*) FROM gone);
+BEGIN
+    IF k > 0 THEN
+        UPDATE address_rows SET n = n - k WHERE name = TG_TABLE_NAME;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION address_rows_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM address_rows WHERE name = TG_TABLE_NAME;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER address_failures_added AFTER INSERT ON address_failures
+    FOR EACH ROW EXECUTE FUNCTION address_row_added();
+CREATE TRIGGER address_failures_gone AFTER DELETE ON address_failures
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION address_rows_gone();
+CREATE TRIGGER address_failures_emptied AFTER TRUNCATE ON address_failures
+    FOR EACH STATEMENT EXECUTE FUNCTION address_rows_emptied();
+CREATE TRIGGER kdf_budget_added AFTER INSERT ON kdf_budget
+    FOR EACH ROW EXECUTE FUNCTION address_row_added();
+CREATE TRIGGER kdf_budget_gone AFTER DELETE ON kdf_budget
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION address_rows_gone();
+CREATE TRIGGER kdf_budget_emptied AFTER TRUNCATE ON kdf_budget
+    FOR EACH STATEMENT EXECUTE FUNCTION address_rows_emptied();
 
 -- Session cache invalidation (docs/design.md, "Session cache"): the database itself announces
 -- every change that can make a cached session lookup wrong, so no write path can forget to.

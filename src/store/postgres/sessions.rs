@@ -1,31 +1,167 @@
-#![allow(unused_variables, unused_imports)]
-//! STUB
+//! Sessions on PostgreSQL: opening one (with the per-user cap, the password-change guard and
+//! its sign-in event), the cached per-page lookup, revocation, the batched "last seen" writes
+//! and expiry (mirrors the SQLite store's `sessions.rs`).
+//!
+//! SQLite serialises writers; here instances write at once, so opening a session first locks
+//! the user's row (`FOR NO KEY UPDATE`) and checks the guard in a later statement: a password
+//! change or a disable (which update that row) either commits first, and the guard sees it, or
+//! waits for the session to commit, and its own `DELETE FROM sessions` (a later statement, so
+//! a later snapshot) ends it. Two sign-ins of one user queue on the same lock, so the per-user
+//! cap, applied after the insert, always counts the other's session. A writer that takes a
+//! user's row takes it before any session row, as a user's deletion does, so two such writers
+//! cannot deadlock.
+//!
+//! Every write that removes a session forgets its user in this instance's cache at once
+//! ([`super::cache`]); the database's triggers tell the other instances.
+
+use tokio::try_join;
+use tokio_postgres::types::ToSql;
 
 use super::PgStore;
-use crate::domain::{Email, FullName, GroupName, Username};
-use crate::security::token::Purpose;
-use crate::store::profile::EmailChange;
-use crate::store::tokens::{
-    Confirmed, LoginMatch, NewToken, TokenIssued, TokenMail, TokenUser, VerifyLink,
-};
-use crate::store::*;
+use crate::security::session::SessionPolicy;
+use crate::store::{AuditEvent, NewSession, Result, SessionRecord, SessionSummary, User};
+
+/// Holds the user's row until commit (see the module's note): taken before anything else.
+const LOCK_USER: &str = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
+
+/// Ends the session being replaced (rotation); answers its user.
+const REPLACE: &str = "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id";
+
+/// Inserts the session if the user is active and their password unchanged since it was
+/// verified. Answers the new id (no row: refused).
+const OPEN: &str = "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at,
+                                          expires_at, user_agent, ip)
+     SELECT $1, id, $3, $3, $4, $5, $6 FROM users
+     WHERE id = $2 AND password_changed_at = $7 AND active
+     RETURNING id";
+
+/// Keeps the user's newest sessions only, once the session `$1` was opened (it is visible to
+/// this later statement of the same transaction, so it is counted like any other).
+const CAP: &str = "DELETE FROM sessions WHERE id IN (
+         SELECT id FROM sessions WHERE user_id = $2
+         ORDER BY created_at DESC, id DESC OFFSET $3)
+     AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = $1)";
+
+/// The sign-in event, once the session `$1` was opened.
+const SIGNED_IN: &str = "INSERT INTO audit_events
+         (at, last_at, count, event, outcome, username, user_id, ip, user_agent, detail)
+     SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+     WHERE EXISTS (SELECT 1 FROM sessions WHERE token_hash = $1)";
 
 impl PgStore {
+    /// Changes the password if it has not changed since `old_changed_ms` (when the current one
+    /// was verified), ends every session of the user and opens `session` in its place, all in
+    /// one transaction. `session.password_changed_ms` becomes the new change time. Returns the
+    /// new session's id, or `None` when the password was changed meanwhile (or the user was
+    /// disabled).
     pub async fn change_password(
         &self,
         old_changed_ms: i64,
         new_hash: String,
         session: NewSession,
     ) -> Result<Option<i64>> {
-        Err(super::not_yet("change_password"))
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let changed = tx
+            .execute(
+                "UPDATE users SET password_hash = $3, updated_at = $4, password_changed_at = $4
+                 WHERE id = $1 AND password_changed_at = $2 AND active",
+                &[
+                    &session.user_id,
+                    &old_changed_ms,
+                    &new_hash,
+                    &session.password_changed_ms,
+                ],
+            )
+            .await?;
+        if changed != 1 {
+            return Ok(None);
+        }
+        // Prepared first: a statement given as text is parsed in a round trip of its own
+        // before it is sent, which would reorder the pipelined statements below.
+        let (end_all, open, cap) = try_join!(
+            tx.prepare_cached("DELETE FROM sessions WHERE user_id = $1"),
+            tx.prepare_cached(OPEN),
+            tx.prepare_cached(CAP)
+        )?;
+        let hash: &[u8] = &session.token_hash;
+        let (end_all_args, open_args, cap_args) = (
+            [&session.user_id as &(dyn ToSql + Sync)],
+            open_params(&session, &hash),
+            cap_params(&session, &hash),
+        );
+        // Sent together, in this order (`biased`: polled first to last, and each sends its
+        // request on its first poll); the server runs them in turn.
+        let (_, opened, _) = try_join!(
+            biased;
+            tx.execute(&end_all, &end_all_args),
+            tx.query_opt(&open, &open_args),
+            tx.execute(&cap, &cap_args),
+        )?;
+        tx.commit().await?;
+        self.inner.cache.forget_user(session.user_id);
+        Ok(opened.map(|r| r.get(0)))
     }
 
+    /// Opens a session for a user whose password has not changed since it was verified and who
+    /// is active, drops the replaced session and the user's oldest beyond the per-user cap, and
+    /// records `signed_in`: one transaction, its statements sent together.
     pub async fn open_session(
         &self,
         session: NewSession,
         signed_in: AuditEvent,
     ) -> Result<Option<i64>> {
-        Err(super::not_yet("open_session"))
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let (lock, replace, open, cap, audit) = try_join!(
+            tx.prepare_cached(LOCK_USER),
+            tx.prepare_cached(REPLACE),
+            tx.prepare_cached(OPEN),
+            tx.prepare_cached(CAP),
+            tx.prepare_cached(SIGNED_IN)
+        )?;
+        let hash: &[u8] = &session.token_hash;
+        let replaced = session.replaces.as_ref().map(|h| &h[..]);
+        let e = &signed_in;
+        let agent = e.user_agent.as_deref().map(super::audit::truncate_agent);
+        let (last, count) = (e.last_ms.max(e.at_ms), e.count.max(1));
+        let lock_args: [&(dyn ToSql + Sync); 1] = [&session.user_id];
+        let replace_args: [&(dyn ToSql + Sync); 1] = [&replaced];
+        let open_args = open_params(&session, &hash);
+        let cap_args = cap_params(&session, &hash);
+        let audit_args: [&(dyn ToSql + Sync); 11] = [
+            &hash,
+            &e.at_ms,
+            &last,
+            &count,
+            &e.event,
+            &e.outcome,
+            &e.username,
+            &e.user_id,
+            &e.ip,
+            &agent,
+            &e.detail,
+        ];
+        // Sent together, in this order, as in `change_password` (the event before the cap,
+        // which could end a session opened with a clock behind the others').
+        let (_, replaced, opened, _, _) = try_join!(
+            biased;
+            tx.query_opt(&lock, &lock_args),
+            tx.query_opt(&replace, &replace_args),
+            tx.query_opt(&open, &open_args),
+            tx.execute(&audit, &audit_args),
+            tx.execute(&cap, &cap_args),
+        )?;
+        tx.commit().await?;
+        let opened: Option<i64> = opened.map(|r| r.get(0));
+        let replaced_user: Option<i64> = replaced.map(|r| r.get(0));
+        if opened.is_some() {
+            self.inner.cache.forget_user(session.user_id);
+        }
+        if let Some(user_id) = replaced_user {
+            self.inner.cache.forget_user(user_id);
+        }
+        Ok(opened)
     }
 
     /// The session with this token hash, joined with its user: from this instance's cache
@@ -47,7 +183,7 @@ impl PgStore {
                 "SELECT s.id, s.created_at, s.last_seen_at, s.expires_at,
                         u.id, u.username, u.email, u.full_name, u.created_at, u.active,
                         u.password_changed_at,
-                        (SELECT string_agg(name, ',' ORDER BY name)
+                        (SELECT string_agg(name, ',' ORDER BY name COLLATE \"C\")
                            FROM user_groups WHERE user_id = u.id),
                         u.email_verified_at IS NOT NULL
                  FROM sessions s JOIN users u ON u.id = s.user_id
@@ -85,36 +221,151 @@ impl PgStore {
         *t = (*t).max(now_ms);
     }
 
+    /// Writes the pending "last seen" times in one statement. Returns how many. On failure
+    /// they stay pending for the next flush (the database was away, say).
     pub async fn flush_touches(&self) -> Result<usize> {
-        Err(super::not_yet("flush_touches"))
+        let pending =
+            std::mem::take(&mut *self.inner.touches.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        // In id order, so two instances flushing at once lock rows in the same order.
+        let mut sorted: Vec<(i64, i64)> = pending.iter().map(|(id, at)| (*id, *at)).collect();
+        sorted.sort_unstable();
+        let (ids, ats): (Vec<i64>, Vec<i64>) = sorted.into_iter().unzip();
+        let written = async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE sessions s SET last_seen_at = t.at
+                     FROM unnest($1::bigint[], $2::bigint[]) AS t(id, at)
+                     WHERE s.id = t.id AND s.last_seen_at < t.at",
+                )
+                .await?;
+            client.execute(&stmt, &[&ids, &ats]).await?;
+            Ok(pending.len())
+        }
+        .await;
+        if written.is_err() {
+            for (id, at) in pending {
+                self.touch_later(id, at);
+            }
+        }
+        written
     }
 
     pub async fn delete_session_by_hash(&self, token_hash: [u8; 32]) -> Result<()> {
-        Err(super::not_yet("delete_session_by_hash"))
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id")
+            .await?;
+        if let Some(row) = client.query_opt(&stmt, &[&&token_hash[..]]).await? {
+            self.inner.cache.forget_user(row.get(0));
+        }
+        Ok(())
     }
 
+    /// Deletes one session, only if it belongs to `user_id`. Returns whether it did.
     pub async fn delete_user_session(&self, user_id: i64, session_id: i64) -> Result<bool> {
-        Err(super::not_yet("delete_user_session"))
+        let client = self.client().await?;
+        let deleted = client
+            .execute(
+                "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
+                &[&session_id, &user_id],
+            )
+            .await?
+            == 1;
+        if deleted {
+            self.inner.cache.forget_user(user_id);
+        }
+        Ok(deleted)
     }
 
     pub async fn delete_other_sessions(&self, user_id: i64, keep_id: i64) -> Result<usize> {
-        Err(super::not_yet("delete_other_sessions"))
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM sessions WHERE user_id = $1 AND id <> $2",
+                &[&user_id, &keep_id],
+            )
+            .await?;
+        if n > 0 {
+            self.inner.cache.forget_user(user_id);
+        }
+        Ok(n as usize)
     }
 
+    /// The user's sessions, newest first, live ones only.
     pub async fn sessions_of(
         &self,
         user_id: i64,
         now_ms: i64,
         idle_ms: i64,
     ) -> Result<Vec<SessionSummary>> {
-        Err(super::not_yet("sessions_of"))
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, created_at, last_seen_at, user_agent, ip FROM sessions
+                 WHERE user_id = $1 AND expires_at > $2 AND last_seen_at > $2 - $3
+                 ORDER BY created_at DESC, id DESC",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&user_id, &now_ms, &idle_ms]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| SessionSummary {
+                id: r.get(0),
+                created_ms: r.get(1),
+                last_seen_ms: r.get(2),
+                user_agent: r.get(3),
+                ip: r.get(4),
+            })
+            .collect())
     }
 
+    /// Deletes sessions past their absolute or idle limit. Returns how many.
     pub async fn purge_expired_sessions(&self, now_ms: i64, idle_ms: i64) -> Result<usize> {
-        Err(super::not_yet("purge_expired_sessions"))
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $1 - $2",
+                &[&now_ms, &idle_ms],
+            )
+            .await?;
+        if n > 0 {
+            // Cached copies of these were already invalid by their times; forgetting them
+            // keeps the rule simple (which users is not worth a list here).
+            self.inner.cache.forget_all();
+        }
+        Ok(n as usize)
     }
 
+    /// Sessions whose absolute lifetime has not ended (a count over `sessions_by_expiry`);
+    /// sessions past their idle limit count until the next purge, at most a minute later.
     pub async fn count_live_sessions(&self, now_ms: i64) -> Result<i64> {
-        Err(super::not_yet("count_live_sessions"))
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT count(*) FROM sessions WHERE expires_at > $1")
+            .await?;
+        Ok(client.query_one(&stmt, &[&now_ms]).await?.get(0))
     }
 }
+
+fn open_params<'a>(s: &'a NewSession, hash: &'a &'a [u8]) -> [&'a (dyn ToSql + Sync); 7] {
+    [
+        hash,
+        &s.user_id,
+        &s.now_ms,
+        &s.expires_ms,
+        &s.user_agent,
+        &s.ip,
+        &s.password_changed_ms,
+    ]
+}
+
+fn cap_params<'a>(s: &'a NewSession, hash: &'a &'a [u8]) -> [&'a (dyn ToSql + Sync); 3] {
+    [hash, &s.user_id, &KEEP]
+}
+
+/// Sessions a user keeps at most.
+const KEEP: i64 = SessionPolicy::MAX_PER_USER as i64;
