@@ -2,7 +2,15 @@
 //! `DELETE /api/me` need the current password under the §4 lock, end every session, keep the
 //! audit trail, and retire the username for good (whoever deletes it).
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    the_account_page_deletes_with_the_password_and_retires_the_name,
+    wrong_passwords_count_toward_the_lock,
+    the_api_deletes_me_with_204_401_and_a_never_repeated_id,
+    an_admin_deletion_retires_the_name_too,
+);
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -18,9 +26,8 @@ async fn delete_form(app: &TestApp, client: &reqwest::Client, password: &str) ->
     .await
 }
 
-#[tokio::test]
-async fn the_account_page_deletes_with_the_password_and_retires_the_name() {
-    let app = TestApp::spawn(&[]);
+async fn the_account_page_deletes_with_the_password_and_retires_the_name(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let client = app.client();
     sign_up(&app, &client, "vera", PASSWORD).await;
     let other = app.client();
@@ -98,9 +105,8 @@ async fn the_account_page_deletes_with_the_password_and_retires_the_name() {
     assert!(rows.iter().any(|r| r.is("account_delete", "ok", "vera")));
 }
 
-#[tokio::test]
-async fn wrong_passwords_count_toward_the_lock() {
-    let app = TestApp::spawn(&[]);
+async fn wrong_passwords_count_toward_the_lock(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let client = app.client();
     sign_up(&app, &client, "walt", PASSWORD).await;
     for _ in 0..3 {
@@ -123,9 +129,8 @@ async fn wrong_passwords_count_toward_the_lock() {
     );
 }
 
-#[tokio::test]
-async fn the_api_deletes_me_with_204_401_and_a_never_repeated_id() {
-    let app = TestApp::spawn(&[]);
+async fn the_api_deletes_me_with_204_401_and_a_never_repeated_id(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let client = app.client();
     let r = client
         .post(app.url("/api/users"))
@@ -141,12 +146,7 @@ async fn the_api_deletes_me_with_204_401_and_a_never_repeated_id() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let id_before = app
-        .db()
-        .query_row("SELECT id FROM users WHERE username = 'xavi'", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap();
+    let id_before = app.query_i64("SELECT id FROM users WHERE username = 'xavi'");
 
     let delete = |body: serde_json::Value| {
         let req = client.delete(app.url("/api/me")).json(&body);
@@ -189,18 +189,12 @@ async fn the_api_deletes_me_with_204_401_and_a_never_repeated_id() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let id_after = app
-        .db()
-        .query_row("SELECT id FROM users WHERE username = 'yoko'", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap();
+    let id_after = app.query_i64("SELECT id FROM users WHERE username = 'yoko'");
     assert!(id_after > id_before);
 }
 
-#[tokio::test]
-async fn an_admin_deletion_retires_the_name_too() {
-    let app = TestApp::spawn(&[]);
+async fn an_admin_deletion_retires_the_name_too(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     app.admin_ok(&["user", "add", "zora"], "some-long-password\n");
     app.admin_ok(&["user", "delete", "zora"], "");
     let run = app.admin(&["user", "add", "zora"], "some-long-password\n");

@@ -1,7 +1,15 @@
 //! Device cookies: a browser that signed in as a user is exempt from that username's lock,
 //! with its own failure limit; a password change invalidates old device cookies.
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    the_owners_browser_signs_in_while_the_username_is_locked,
+    a_device_has_its_own_failure_limit,
+    a_password_change_invalidates_device_cookies,
+    the_owner_can_change_the_password_while_the_username_is_locked,
+);
 
 async fn lock_out(app: &TestApp, user: &str) {
     let attacker = app.client();
@@ -21,9 +29,8 @@ async fn lock_out(app: &TestApp, user: &str) {
     );
 }
 
-#[tokio::test]
-async fn the_owners_browser_signs_in_while_the_username_is_locked() {
-    let app = TestApp::spawn(&[]);
+async fn the_owners_browser_signs_in_while_the_username_is_locked(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let owner = app.client();
     sign_up(&app, &owner, "owner", "owner-password").await;
     let r = sign_in(&app, &owner, "owner", "owner-password").await;
@@ -71,9 +78,8 @@ async fn the_owners_browser_signs_in_while_the_username_is_locked() {
     );
 }
 
-#[tokio::test]
-async fn a_device_has_its_own_failure_limit() {
-    let app = TestApp::spawn(&[]);
+async fn a_device_has_its_own_failure_limit(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let owner = app.client();
     sign_up(&app, &owner, "fumbler", "fumbler-password").await;
     assert_eq!(
@@ -100,9 +106,8 @@ async fn a_device_has_its_own_failure_limit() {
     );
 }
 
-#[tokio::test]
-async fn a_password_change_invalidates_device_cookies() {
-    let app = TestApp::spawn(&[]);
+async fn a_password_change_invalidates_device_cookies(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let a = app.client();
     sign_up(&app, &a, "rotating", "first-password").await;
     let b = app.client();
@@ -131,9 +136,8 @@ async fn a_password_change_invalidates_device_cookies() {
     );
 }
 
-#[tokio::test]
-async fn the_owner_can_change_the_password_while_the_username_is_locked() {
-    let app = TestApp::spawn(&[]);
+async fn the_owner_can_change_the_password_while_the_username_is_locked(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let owner = app.client();
     sign_up(&app, &owner, "besieged", "besieged-password").await;
     lock_out(&app, "besieged").await;

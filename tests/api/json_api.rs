@@ -2,7 +2,15 @@
 
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    create_user_returns_201_without_a_hash_or_session,
+    create_user_reports_fields_conflicts_and_ambiguity,
+    session_lifecycle_over_the_api,
+    api_sign_in_with_a_digest_and_the_lock,
+);
 
 async fn post_json(
     c: &reqwest::Client,
@@ -21,9 +29,8 @@ async fn post_json(
     (status, v, headers)
 }
 
-#[tokio::test]
-async fn create_user_returns_201_without_a_hash_or_session() {
-    let app = TestApp::spawn(&[]);
+async fn create_user_returns_201_without_a_hash_or_session(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     let (status, v, headers) = post_json(
         &c,
@@ -39,16 +46,11 @@ async fn create_user_returns_201_without_a_hash_or_session() {
     let text = v.to_string();
     assert!(!text.contains("argon2") && !text.contains("hash"), "{text}");
     assert!(!headers.contains_key("set-cookie"), "no session created");
-    let n: i64 = app
-        .db()
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 0);
+    assert_eq!(app.query_i64("SELECT count(*) FROM sessions"), 0);
 }
 
-#[tokio::test]
-async fn create_user_reports_fields_conflicts_and_ambiguity() {
-    let app = TestApp::spawn(&[]);
+async fn create_user_reports_fields_conflicts_and_ambiguity(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     let (status, v, _) = post_json(
         &c,
@@ -128,9 +130,8 @@ async fn malformed_json_is_400() {
     assert_eq!(r.status(), 400);
 }
 
-#[tokio::test]
-async fn session_lifecycle_over_the_api() {
-    let app = TestApp::spawn(&[]);
+async fn session_lifecycle_over_the_api(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     post_json(
         &c,
@@ -191,9 +192,8 @@ async fn session_lifecycle_over_the_api() {
     );
 }
 
-#[tokio::test]
-async fn api_sign_in_with_a_digest_and_the_lock() {
-    let app = TestApp::spawn(&[]);
+async fn api_sign_in_with_a_digest_and_the_lock(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     let digest =
         "qfHFJMsdCQvQ1SBaXfnadH82UaLiL6vuRP1Pc3S1eotaTmbLir/Tklt5LD8FtCL71N2LTzfdtyr7oZmONwduEQ==";

@@ -2,7 +2,17 @@
 
 use std::time::Duration;
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    a_disabled_user_gets_the_generic_401,
+    three_strikes_lock_even_the_right_password_until_the_window_passes,
+    attempts_while_locked_extend_the_lock,
+    success_before_the_lock_clears_the_count,
+    unknown_usernames_lock_too_and_parallel_guesses_all_count,
+    lock_attempts_are_configurable,
+);
 
 #[tokio::test]
 async fn unknown_user_and_wrong_password_get_the_same_401() {
@@ -28,26 +38,21 @@ async fn unknown_user_and_wrong_password_get_the_same_401() {
     );
 }
 
-#[tokio::test]
-async fn a_disabled_user_gets_the_generic_401() {
-    let app = TestApp::spawn(&[]);
+async fn a_disabled_user_gets_the_generic_401(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     sign_up(&app, &c, "sleeper", "sleeper-password").await;
-    app.db()
-        .execute("UPDATE users SET active = 0 WHERE username = 'sleeper'", [])
-        .unwrap();
+    let changed = app.execute_sql("UPDATE users SET active = false WHERE username = 'sleeper'");
+    assert_eq!(changed, 1);
     let r = sign_in(&app, &app.client(), "sleeper", "sleeper-password").await;
     assert_answer(r, 401, "The username or password is incorrect.").await;
     // And the existing session is no longer valid.
-    assert_eq!(
-        c.get(app.url("/welcome")).send().await.unwrap().status(),
-        303
-    );
+    let signed_out = async || c.get(app.url("/welcome")).send().await.unwrap().status() == 303;
+    assert!(honoured(&app, signed_out).await);
 }
 
-#[tokio::test]
-async fn three_strikes_lock_even_the_right_password_until_the_window_passes() {
-    let app = TestApp::spawn(&["--lock-window", "2s"]);
+async fn three_strikes_lock_even_the_right_password_until_the_window_passes(b: Backend) {
+    let app = TestApp::spawn_on(b, &["--lock-window", "2s"]);
     sign_up(&app, &app.client(), "victim", "right-password").await;
     let c = app.client();
     fail_three_times(&app, &c, "victim").await;
@@ -69,9 +74,8 @@ async fn three_strikes_lock_even_the_right_password_until_the_window_passes() {
     );
 }
 
-#[tokio::test]
-async fn attempts_while_locked_extend_the_lock() {
-    let app = TestApp::spawn(&["--lock-window", "2s"]);
+async fn attempts_while_locked_extend_the_lock(b: Backend) {
+    let app = TestApp::spawn_on(b, &["--lock-window", "2s"]);
     sign_up(&app, &app.client(), "persist", "right-password").await;
     let c = app.client();
     for _ in 0..3 {
@@ -91,9 +95,8 @@ async fn attempts_while_locked_extend_the_lock() {
     assert_eq!(right().await, 303);
 }
 
-#[tokio::test]
-async fn success_before_the_lock_clears_the_count() {
-    let app = TestApp::spawn(&[]);
+async fn success_before_the_lock_clears_the_count(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     sign_up(&app, &app.client(), "careful", "right-password").await;
     let c = app.client();
     // Twice: two failures, then the right password resets the count.
@@ -115,9 +118,8 @@ async fn success_before_the_lock_clears_the_count() {
     }
 }
 
-#[tokio::test]
-async fn unknown_usernames_lock_too_and_parallel_guesses_all_count() {
-    let app = TestApp::spawn(&[]);
+async fn unknown_usernames_lock_too_and_parallel_guesses_all_count(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let guess = || {
         vec![
             ("username", "ghost".into()),
@@ -129,9 +131,8 @@ async fn unknown_usernames_lock_too_and_parallel_guesses_all_count() {
     assert_eq!(count_of(&statuses, 429), 5, "{statuses:?}");
 }
 
-#[tokio::test]
-async fn lock_attempts_are_configurable() {
-    let app = TestApp::spawn(&["--lock-attempts", "5"]);
+async fn lock_attempts_are_configurable(b: Backend) {
+    let app = TestApp::spawn_on(b, &["--lock-attempts", "5"]);
     let c = app.client();
     for _ in 0..5 {
         assert_eq!(sign_in(&app, &c, "five", "guess-guess").await.status(), 401);

@@ -3,7 +3,15 @@
 //! session and the fail-lock, and never signs in; used, superseded, expired and killed links
 //! are 410; the JSON route answers the same way.
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    a_link_sets_the_password_once_ends_sessions_and_never_signs_in,
+    superseded_killed_expired_and_malformed_links_are_410,
+    a_reset_clears_the_fail_lock_and_needs_a_csrf_token,
+    the_json_route_answers_204_400_and_410,
+);
 
 const OLD: &str = "correct horse battery";
 const NEW: &str = "a brand new passphrase";
@@ -46,9 +54,8 @@ async fn post_reset(
     .await
 }
 
-#[tokio::test]
-async fn a_link_sets_the_password_once_ends_sessions_and_never_signs_in() {
-    let app = TestApp::spawn(&[]);
+async fn a_link_sets_the_password_once_ends_sessions_and_never_signs_in(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let owner = app.client();
     sign_up(&app, &owner, "rosa", OLD).await;
     let path = reset_link(&app, "rosa", &[]);
@@ -134,9 +141,8 @@ async fn a_link_sets_the_password_once_ends_sessions_and_never_signs_in() {
     assert!(rows.iter().any(|r| r.is("password_reset", "ok", "rosa")));
 }
 
-#[tokio::test]
-async fn superseded_killed_expired_and_malformed_links_are_410() {
-    let app = TestApp::spawn(&[]);
+async fn superseded_killed_expired_and_malformed_links_are_410(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let client = app.client();
     sign_up(&app, &client, "sami", OLD).await;
 
@@ -187,9 +193,8 @@ async fn superseded_killed_expired_and_malformed_links_are_410() {
     assert_eq!(run.code, 1, "{run:?}");
 }
 
-#[tokio::test]
-async fn a_reset_clears_the_fail_lock_and_needs_a_csrf_token() {
-    let app = TestApp::spawn(&[]);
+async fn a_reset_clears_the_fail_lock_and_needs_a_csrf_token(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let client = app.client();
     sign_up(&app, &client, "tomas", OLD).await;
     fail_three_times(&app, &app.client(), "tomas").await;
@@ -219,9 +224,8 @@ async fn a_reset_clears_the_fail_lock_and_needs_a_csrf_token() {
     );
 }
 
-#[tokio::test]
-async fn the_json_route_answers_204_400_and_410() {
-    let app = TestApp::spawn(&[]);
+async fn the_json_route_answers_204_400_and_410(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let client = app.client();
     sign_up(&app, &client, "ugo", OLD).await;
     let path = reset_link(&app, "ugo", &[]);

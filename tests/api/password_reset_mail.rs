@@ -6,15 +6,24 @@
 
 use std::time::{Duration, Instant};
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    a_verified_username_gets_one_mail_whose_link_sets_the_password,
+    unknown_unverified_and_mail_less_logins_get_the_same_page_and_no_mail,
+    the_fourth_request_within_the_hour_sends_no_mail_and_the_third_link_still_works,
+    the_address_throttle_answers_429_after_ip_failures_requests,
+    the_json_route_answers_202_for_known_and_unknown_alike,
+);
 
 const PUBLIC_URL: &str = "http://login.test";
 const OLD: &str = "correct horse battery";
 const NEW: &str = "a brand new passphrase";
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
-/// A server mailing through the SMTP server on `port`, retrying every 100 ms.
-fn spawn_mailing(port: u16, extra: &[&str]) -> TestApp {
+/// A server on backend `b` mailing through the SMTP server on `port`, retrying every 100 ms.
+fn spawn_mailing(b: Backend, port: u16, extra: &[&str]) -> TestApp {
     let url = smtp_url(port);
     let mut args = vec![
         "--smtp-url",
@@ -28,11 +37,11 @@ fn spawn_mailing(port: u16, extra: &[&str]) -> TestApp {
         "off",
     ];
     args.extend_from_slice(extra);
-    TestApp::spawn(&args)
+    TestApp::spawn_on(b, &args)
 }
 
 /// Signs `name` up with `email` (if any) through the no-JS form, then marks the address
-/// verified when asked (directly in SQLite: the verification flow is tested on its own).
+/// verified when asked (directly in the database: the verification flow is tested on its own).
 async fn account(app: &TestApp, name: &str, email: Option<&str>, verified: bool) {
     let r = submit_form(
         app,
@@ -54,13 +63,9 @@ async fn account(app: &TestApp, name: &str, email: Option<&str>, verified: bool)
         r.text().await.unwrap()
     );
     if verified {
-        let n = app
-            .db()
-            .execute(
-                "UPDATE users SET email_verified_at = 1 WHERE username = ?1",
-                [name],
-            )
-            .unwrap();
+        let n = app.execute_sql(&format!(
+            "UPDATE users SET email_verified_at = 1 WHERE username = '{name}'"
+        ));
         assert_eq!(n, 1);
     }
 }
@@ -111,10 +116,7 @@ fn outcomes(rows: &[(String, Option<String>, i64)], outcome: &str) -> i64 {
 async fn outbox_drained(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let left: i64 = app
-            .db()
-            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
-            .unwrap();
+        let left = app.query_i64("SELECT count(*) FROM outbox");
         if left == 0 {
             return;
         }
@@ -176,10 +178,9 @@ fn database_bytes(app: &TestApp) -> String {
     String::from_utf8_lossy(&all).into_owned()
 }
 
-#[tokio::test]
-async fn a_verified_username_gets_one_mail_whose_link_sets_the_password() {
+async fn a_verified_username_gets_one_mail_whose_link_sets_the_password(b: Backend) {
     let sink = SmtpSink::start();
-    let app = spawn_mailing(sink.port, &[]);
+    let app = spawn_mailing(b, sink.port, &[]);
     account(&app, "rosa", Some("rosa@example.org"), true).await;
 
     // The sign-in page leads here; the form asks for a username or an email.
@@ -254,7 +255,7 @@ async fn a_verified_username_gets_one_mail_whose_link_sets_the_password() {
 async fn an_email_in_another_case_gets_the_link_and_no_link_is_ever_stored_or_logged() {
     // The SMTP server is down at first: the mail waits in the outbox, where its bytes are read.
     let port = free_port();
-    let app = spawn_mailing(port, &[]);
+    let app = spawn_mailing(Backend::Sqlite, port, &[]);
     account(&app, "sami", Some("sami@example.org"), true).await;
     let (status, _) = ask(&app, &app.client(), "Sami@EXAMPLE.org").await;
     assert_eq!(status, 200);
@@ -292,10 +293,9 @@ async fn an_email_in_another_case_gets_the_link_and_no_link_is_ever_stored_or_lo
     );
 }
 
-#[tokio::test]
-async fn unknown_unverified_and_mail_less_logins_get_the_same_page_and_no_mail() {
+async fn unknown_unverified_and_mail_less_logins_get_the_same_page_and_no_mail(b: Backend) {
     let sink = SmtpSink::start();
-    let app = spawn_mailing(sink.port, &[]);
+    let app = spawn_mailing(b, sink.port, &[]);
     account(&app, "vera", Some("vera@example.org"), true).await;
     account(&app, "ursula", Some("ursula@example.org"), false).await;
     account(&app, "nomail", None, false).await;
@@ -331,22 +331,18 @@ async fn unknown_unverified_and_mail_less_logins_get_the_same_page_and_no_mail()
     assert_eq!(mail.len(), 1, "{mail:?}");
     assert_eq!(mail[0].to, "vera@example.org");
     // No token was made for the accounts that got no mail.
-    let tokens: i64 = app
-        .db()
-        .query_row(
-            "SELECT count(*) FROM tokens t JOIN users u ON u.id = t.user_id
-              WHERE u.username != 'vera'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let tokens = app.query_i64(
+        "SELECT count(*) FROM tokens t JOIN users u ON u.id = t.user_id
+          WHERE u.username != 'vera'",
+    );
     assert_eq!(tokens, 0);
 }
 
-#[tokio::test]
-async fn the_fourth_request_within_the_hour_sends_no_mail_and_the_third_link_still_works() {
+async fn the_fourth_request_within_the_hour_sends_no_mail_and_the_third_link_still_works(
+    b: Backend,
+) {
     let sink = SmtpSink::start();
-    let app = spawn_mailing(sink.port, &[]);
+    let app = spawn_mailing(b, sink.port, &[]);
     account(&app, "tomas", Some("tomas@example.org"), true).await;
     let client = app.client();
     let mut pages = Vec::new();
@@ -380,10 +376,9 @@ async fn the_fourth_request_within_the_hour_sends_no_mail_and_the_third_link_sti
     );
 }
 
-#[tokio::test]
-async fn the_address_throttle_answers_429_after_ip_failures_requests() {
+async fn the_address_throttle_answers_429_after_ip_failures_requests(b: Backend) {
     let sink = SmtpSink::start();
-    let app = spawn_mailing(sink.port, &["--ip-failures", "3"]);
+    let app = spawn_mailing(b, sink.port, &["--ip-failures", "3"]);
     let client = app.client();
     for _ in 0..3 {
         assert_eq!(ask(&app, &client, "nobody").await.0, 200);
@@ -413,10 +408,9 @@ async fn the_address_throttle_answers_429_after_ip_failures_requests() {
     );
 }
 
-#[tokio::test]
-async fn the_json_route_answers_202_for_known_and_unknown_alike() {
+async fn the_json_route_answers_202_for_known_and_unknown_alike(b: Backend) {
     let sink = SmtpSink::start();
-    let app = spawn_mailing(sink.port, &[]);
+    let app = spawn_mailing(b, sink.port, &[]);
     account(&app, "wanda", Some("wanda@example.org"), true).await;
     let client = app.client();
     let post = |login: &'static str| {

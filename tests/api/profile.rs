@@ -5,19 +5,29 @@
 
 use std::time::Duration;
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    a_new_email_needs_the_password_and_stays_pending_until_confirmed,
+    the_full_name_changes_alone_and_bad_names_are_400,
+    patch_me_answers_200_400_401_and_409,
+);
 
 const PASSWORD: &str = "correct horse battery";
 
-fn spawn_mailing(port: u16) -> TestApp {
-    TestApp::spawn(&[
-        "--smtp-url",
-        &smtp_url(port),
-        "--public-url",
-        "http://login.test",
-        "--mail-retry-base",
-        "100ms",
-    ])
+fn spawn_mailing(b: Backend, port: u16) -> TestApp {
+    TestApp::spawn_on(
+        b,
+        &[
+            "--smtp-url",
+            &smtp_url(port),
+            "--public-url",
+            "http://login.test",
+            "--mail-retry-base",
+            "100ms",
+        ],
+    )
 }
 
 async fn create(app: &TestApp, name: &str, email: &str) {
@@ -50,10 +60,9 @@ fn verify_path(mail: &Mail) -> String {
     url.strip_prefix("http://login.test").unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn a_new_email_needs_the_password_and_stays_pending_until_confirmed() {
+async fn a_new_email_needs_the_password_and_stays_pending_until_confirmed(b: Backend) {
     let sink = SmtpSink::start();
-    let app = spawn_mailing(sink.port);
+    let app = spawn_mailing(b, sink.port);
     create(&app, "other", "taken@example.org").await;
     let client = app.client();
     sign_up(&app, &client, "dora", PASSWORD).await;
@@ -158,9 +167,8 @@ async fn a_new_email_needs_the_password_and_stays_pending_until_confirmed() {
     assert_eq!(r.headers()["remote-email"], "new@example.org");
 }
 
-#[tokio::test]
-async fn the_full_name_changes_alone_and_bad_names_are_400() {
-    let app = TestApp::spawn(&[]);
+async fn the_full_name_changes_alone_and_bad_names_are_400(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let client = app.client();
     sign_up(&app, &client, "emil", PASSWORD).await;
     let r = profile(&app, &client, &[("full_name", "Émil Ñ. <b>")]).await;
@@ -189,10 +197,9 @@ async fn the_full_name_changes_alone_and_bad_names_are_400() {
     );
 }
 
-#[tokio::test]
-async fn patch_me_answers_200_400_401_and_409() {
+async fn patch_me_answers_200_400_401_and_409(b: Backend) {
     let sink = SmtpSink::start();
-    let app = spawn_mailing(sink.port);
+    let app = spawn_mailing(b, sink.port);
     create(&app, "fritz", "fritz@example.org").await;
     create(&app, "gert", "gert@example.org").await;
     let client = app.client();

@@ -3,7 +3,20 @@
 
 use std::time::Duration;
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    sign_out_deletes_the_session_server_side,
+    sign_in_rotates_the_session,
+    a_password_change_ends_other_sessions_and_rotates_this_one,
+    a_wrong_current_password_is_401_and_counts_toward_the_lock,
+    the_account_page_lists_sessions_and_revokes_them,
+    idle_sessions_expire,
+    sessions_end_at_the_absolute_limit_even_when_active,
+    a_restart_keeps_sessions,
+    a_fifty_first_session_ends_the_oldest,
+);
 
 /// Signs `user` in on a fresh client; returns the client and its session cookie value.
 async fn signed_in(app: &TestApp, user: &str, password: &str) -> (reqwest::Client, String) {
@@ -14,9 +27,8 @@ async fn signed_in(app: &TestApp, user: &str, password: &str) -> (reqwest::Clien
     (c, cookie)
 }
 
-#[tokio::test]
-async fn sign_out_deletes_the_session_server_side() {
-    let app = TestApp::spawn(&[]);
+async fn sign_out_deletes_the_session_server_side(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     sign_up(&app, &app.client(), "leaver", "leaver-password").await;
     let (c, cookie) = signed_in(&app, "leaver", "leaver-password").await;
     assert!(cookie_works(&app, &cookie).await);
@@ -29,17 +41,13 @@ async fn sign_out_deletes_the_session_server_side() {
     });
     assert!(expired, "cookie expired");
     assert!(!cookie_works(&app, &cookie).await, "old cookie is dead");
-    let n: i64 = app
-        .db()
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let n = app.query_i64("SELECT count(*) FROM sessions");
     assert_eq!(n, 1, "only the sign-up session remains");
     assert!(app.log_contains("signed out").await);
 }
 
-#[tokio::test]
-async fn sign_in_rotates_the_session() {
-    let app = TestApp::spawn(&[]);
+async fn sign_in_rotates_the_session(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     sign_up(&app, &c, "rotor", "rotor-password").await;
     let first = {
@@ -56,9 +64,8 @@ async fn sign_in_rotates_the_session() {
     assert!(cookie_works(&app, &second).await);
 }
 
-#[tokio::test]
-async fn a_password_change_ends_other_sessions_and_rotates_this_one() {
-    let app = TestApp::spawn(&[]);
+async fn a_password_change_ends_other_sessions_and_rotates_this_one(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     sign_up(&app, &app.client(), "changer", "old-password-1").await;
     let (_a, cookie_a) = signed_in(&app, "changer", "old-password-1").await;
     let (b, cookie_b) = signed_in(&app, "changer", "old-password-1").await;
@@ -92,9 +99,8 @@ async fn a_password_change_ends_other_sessions_and_rotates_this_one() {
     );
 }
 
-#[tokio::test]
-async fn a_wrong_current_password_is_401_and_counts_toward_the_lock() {
-    let app = TestApp::spawn(&[]);
+async fn a_wrong_current_password_is_401_and_counts_toward_the_lock(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     sign_up(&app, &c, "forgetful", "real-password").await;
     let token = csrf_token(&app, &c, "/account").await;
@@ -152,9 +158,8 @@ async fn a_bad_new_password_is_400_and_changes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn the_account_page_lists_sessions_and_revokes_them() {
-    let app = TestApp::spawn(&[]);
+async fn the_account_page_lists_sessions_and_revokes_them(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     sign_up(&app, &app.client(), "multi", "multi-password").await;
     let (a, cookie_a) = signed_in(&app, "multi", "multi-password").await;
     let (_b, cookie_b) = signed_in(&app, "multi", "multi-password").await;
@@ -165,10 +170,7 @@ async fn the_account_page_lists_sessions_and_revokes_them() {
     assert!(html.contains("127.0.0.1"));
     assert!(!html.contains(&cookie_a), "the page never shows a cookie");
     // Revoke the newest other session (c): its public id is in the form action.
-    let id_c: i64 = app
-        .db()
-        .query_row("SELECT max(id) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let id_c = app.query_i64("SELECT max(id) FROM sessions");
     assert!(html.contains(&format!("/account/sessions/{id_c}/revoke")));
     let token = hidden_value(&html, "csrf_token").unwrap();
     let r = post_form(
@@ -188,10 +190,7 @@ async fn the_account_page_lists_sessions_and_revokes_them() {
         sign_up(&app, &app.client(), "other", "other-password").await;
         signed_in(&app, "other", "other-password").await
     };
-    let other_id: i64 = app
-        .db()
-        .query_row("SELECT max(id) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let other_id = app.query_i64("SELECT max(id) FROM sessions");
     let r = post_form(
         &app,
         &a,
@@ -208,10 +207,10 @@ async fn the_account_page_lists_sessions_and_revokes_them() {
     assert_eq!(r.status(), 303);
     assert!(!cookie_works(&app, &cookie_b).await);
     assert!(cookie_works(&app, &cookie_a).await);
-    let n: i64 = app
-        .db()
-        .query_row("SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.username = 'multi'", [], |r| r.get(0))
-        .unwrap();
+    let n = app.query_i64(
+        "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE u.username = 'multi'",
+    );
     assert_eq!(n, 1);
 }
 
@@ -263,9 +262,8 @@ async fn garbage_cookies_mean_anonymous_never_500() {
     }
 }
 
-#[tokio::test]
-async fn idle_sessions_expire() {
-    let app = TestApp::spawn(&["--session-idle", "2s"]);
+async fn idle_sessions_expire(b: Backend) {
+    let app = TestApp::spawn_on(b, &["--session-idle", "2s"]);
     sign_up(&app, &app.client(), "idler", "idler-password").await;
     let (_c, cookie) = signed_in(&app, "idler", "idler-password").await;
     // Activity keeps it alive past the idle limit ...
@@ -279,10 +277,7 @@ async fn idle_sessions_expire() {
     // And the server purges expired rows by itself.
     let mut left = i64::MAX;
     for _ in 0..50 {
-        left = app
-            .db()
-            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-            .unwrap();
+        left = app.query_i64("SELECT count(*) FROM sessions");
         if left == 0 {
             break;
         }
@@ -291,9 +286,8 @@ async fn idle_sessions_expire() {
     assert_eq!(left, 0, "expired sessions purged");
 }
 
-#[tokio::test]
-async fn sessions_end_at_the_absolute_limit_even_when_active() {
-    let app = TestApp::spawn(&["--session-max", "3s"]);
+async fn sessions_end_at_the_absolute_limit_even_when_active(b: Backend) {
+    let app = TestApp::spawn_on(b, &["--session-max", "3s"]);
     sign_up(&app, &app.client(), "marathon", "marathon-password").await;
     let c = app.client();
     let r = sign_in(&app, &c, "marathon", "marathon-password").await;
@@ -314,11 +308,55 @@ async fn sessions_end_at_the_absolute_limit_even_when_active() {
     assert!(!cookie_works(&app, &cookie).await);
 }
 
-#[tokio::test]
-async fn a_restart_keeps_sessions() {
-    let mut app = TestApp::spawn(&[]);
+async fn a_restart_keeps_sessions(b: Backend) {
+    let mut app = TestApp::spawn_on(b, &[]);
     sign_up(&app, &app.client(), "durable", "durable-password").await;
     let (_c, cookie) = signed_in(&app, "durable", "durable-password").await;
     app.restart();
     assert!(cookie_works(&app, &cookie).await);
+}
+
+async fn a_fifty_first_session_ends_the_oldest(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
+    let first = app.client();
+    sign_up(&app, &first, "hoarder", "hoarder-password").await;
+    assert_eq!(
+        first
+            .get(app.url("/welcome"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The sign-up's session and 49 more: all 50 allowed are kept.
+    let mut cookies = Vec::new();
+    for _ in 0..49 {
+        cookies.push(signed_in(&app, "hoarder", "hoarder-password").await.1);
+    }
+    assert_eq!(
+        first
+            .get(app.url("/welcome"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The 51st ends the oldest, on the very next request, and only that one.
+    cookies.push(signed_in(&app, "hoarder", "hoarder-password").await.1);
+    assert_eq!(
+        first
+            .get(app.url("/welcome"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303,
+        "the sign-up's session was the oldest"
+    );
+    for cookie in [&cookies[0], &cookies[49]] {
+        assert!(cookie_works(&app, cookie).await);
+    }
+    assert_eq!(app.query_i64("SELECT count(*) FROM sessions"), 50);
 }

@@ -1,6 +1,15 @@
 //! `POST /sign-up`: validation, uniqueness, both password paths.
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    taken_username_in_another_case_and_taken_email_are_409,
+    digest_and_plain_paths_store_identical_credentials,
+    optional_fields_are_stored_as_null,
+    sixteen_parallel_sign_ups_of_one_name_yield_one_success,
+    parallel_sign_ups_of_one_email_in_any_case_yield_one_success,
+);
 use gatehouse::security::digest::PasswordDigest;
 
 async fn post_sign_up(
@@ -88,9 +97,8 @@ async fn mismatched_repeat_and_missing_password_are_400() {
     assert!(html.contains("88 characters"));
 }
 
-#[tokio::test]
-async fn taken_username_in_another_case_and_taken_email_are_409() {
-    let app = TestApp::spawn(&[]);
+async fn taken_username_in_another_case_and_taken_email_are_409(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     let (status, _) = post_sign_up(
         &app,
@@ -154,9 +162,8 @@ async fn uniqueness_is_checked_only_when_every_field_is_valid() {
     assert!(!html.contains("This username is taken"));
 }
 
-#[tokio::test]
-async fn digest_and_plain_paths_store_identical_credentials() {
-    let app = TestApp::spawn(&[]);
+async fn digest_and_plain_paths_store_identical_credentials(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     // Signed up with a digest (as the page's JS sends it) ...
     let c = app.client();
     let d = PasswordDigest::compute("Zoe", "pa\u{0308}ssw\u{00f6}rd \u{fb01} \u{1f511}").to_wire();
@@ -214,9 +221,8 @@ async fn a_non_empty_digest_wins_over_a_plain_password() {
     );
 }
 
-#[tokio::test]
-async fn optional_fields_are_stored_as_null() {
-    let app = TestApp::spawn(&[]);
+async fn optional_fields_are_stored_as_null(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let c = app.client();
     let (status, _) = post_sign_up(
         &app,
@@ -231,15 +237,8 @@ async fn optional_fields_are_stored_as_null() {
     )
     .await;
     assert_eq!(status, 303);
-    let (email, name): (Option<String>, Option<String>) = app
-        .db()
-        .query_row(
-            "SELECT email, full_name FROM users WHERE username = 'nulls'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((email, name), (None, None));
+    let rows = app.query_rows("SELECT email, full_name FROM users WHERE username = 'nulls'");
+    assert_eq!(rows, vec![vec![None, None]]);
 }
 
 #[tokio::test]
@@ -279,9 +278,8 @@ async fn sign_up_signs_in_and_sets_a_proper_cookie() {
     assert_eq!(id.get_version_num(), 4);
 }
 
-#[tokio::test]
-async fn sixteen_parallel_sign_ups_of_one_name_yield_one_success() {
-    let app = TestApp::spawn(&[]);
+async fn sixteen_parallel_sign_ups_of_one_name_yield_one_success(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
     let forms = (0..16).map(|i| {
         let pw = format!("parallel-password-{i}");
         vec![
@@ -293,9 +291,28 @@ async fn sixteen_parallel_sign_ups_of_one_name_yield_one_success() {
     let statuses = post_in_parallel(&app, "/sign-up", forms).await;
     assert_eq!(count_of(&statuses, 303), 1, "{statuses:?}");
     assert_eq!(count_of(&statuses, 409), 15, "{statuses:?}");
-    let n: i64 = app
-        .db()
-        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(app.query_i64("SELECT count(*) FROM users"), 1);
+}
+
+async fn parallel_sign_ups_of_one_email_in_any_case_yield_one_success(b: Backend) {
+    let app = TestApp::spawn_on(b, &[]);
+    let forms = (0..12).map(|i| {
+        let pw = format!("parallel-password-{i}");
+        // Twelve names, one address in as many spellings of its case.
+        let email = if i % 2 == 0 {
+            "Shared@Example.org"
+        } else {
+            "shared@EXAMPLE.ORG"
+        };
+        vec![
+            ("username", format!("sharer_{i}")),
+            ("email", email.into()),
+            ("password", pw.clone()),
+            ("password_repeat", pw),
+        ]
+    });
+    let statuses = post_in_parallel(&app, "/sign-up", forms).await;
+    assert_eq!(count_of(&statuses, 303), 1, "{statuses:?}");
+    assert_eq!(count_of(&statuses, 409), 11, "{statuses:?}");
+    assert_eq!(app.query_i64("SELECT count(*) FROM users"), 1);
 }

@@ -2,7 +2,18 @@
 
 use serde_json::json;
 
+use crate::both_backends;
 use crate::common::*;
+
+both_backends!(
+    an_address_past_its_failures_gets_429_for_every_username,
+    taken_usernames_and_locked_attempts_count_too,
+    behind_a_trusted_proxy_each_client_has_its_own_count,
+    the_kdf_budget_limits_valid_sign_ins_and_sign_ups_under_contention,
+    a_parallel_burst_of_wrong_sign_ins_gets_no_more_guesses_than_the_address_limit,
+    right_passwords_give_their_reservation_back,
+    a_parallel_burst_of_wrong_current_passwords_is_held_to_the_address_limit,
+);
 
 async fn api_sign_in(
     app: &TestApp,
@@ -20,9 +31,8 @@ async fn api_sign_in(
     req.send().await.unwrap()
 }
 
-#[tokio::test]
-async fn an_address_past_its_failures_gets_429_for_every_username() {
-    let app = TestApp::spawn(&["--ip-failures", "4", "--ip-window", "2s"]);
+async fn an_address_past_its_failures_gets_429_for_every_username(b: Backend) {
+    let app = TestApp::spawn_on(b, &["--ip-failures", "4", "--ip-window", "2s"]);
     sign_up(&app, &app.client(), "owner", "owner-password").await;
     for user in ["a_one", "a_two", "a_three", "a_four"] {
         assert_eq!(
@@ -63,9 +73,8 @@ async fn an_address_past_its_failures_gets_429_for_every_username() {
     );
 }
 
-#[tokio::test]
-async fn taken_usernames_and_locked_attempts_count_too() {
-    let app = TestApp::spawn(&["--ip-failures", "5"]);
+async fn taken_usernames_and_locked_attempts_count_too(b: Backend) {
+    let app = TestApp::spawn_on(b, &["--ip-failures", "5"]);
     let c = app.client();
     sign_up(&app, &c, "popular", "popular-password").await;
     for _ in 0..2 {
@@ -116,9 +125,11 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     assert_eq!(app.log().matches("not in --trusted-proxies").count(), 1);
 }
 
-#[tokio::test]
-async fn behind_a_trusted_proxy_each_client_has_its_own_count() {
-    let app = TestApp::spawn(&["--ip-failures", "3", "--trusted-proxies", "127.0.0.1/32"]);
+async fn behind_a_trusted_proxy_each_client_has_its_own_count(b: Backend) {
+    let app = TestApp::spawn_on(
+        b,
+        &["--ip-failures", "3", "--trusted-proxies", "127.0.0.1/32"],
+    );
     for user in ["t_one", "t_two", "t_three"] {
         // The right-most untrusted entry is the client; a forged left part is ignored.
         assert_eq!(
@@ -152,32 +163,27 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_count() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let ip: String = app
-        .db()
-        .query_row(
-            "SELECT ip FROM sessions ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(ip, "192.0.2.44");
+    let ip = app.query_text("SELECT ip FROM sessions ORDER BY id DESC LIMIT 1");
+    assert_eq!(ip.as_deref(), Some("192.0.2.44"));
 }
 
-#[tokio::test]
-async fn the_kdf_budget_limits_valid_sign_ins_and_sign_ups_under_contention() {
+async fn the_kdf_budget_limits_valid_sign_ins_and_sign_ups_under_contention(b: Backend) {
     // Real costs and one KDF thread, so concurrent requests queue up (contention).
-    let app = TestApp::spawn(&[
-        "--ip-kdf-rate",
-        "4",
-        "--ip-failures",
-        "0",
-        "--argon2-m",
-        "19456",
-        "--argon2-t",
-        "2",
-        "--kdf-threads",
-        "1",
-    ]);
+    let app = TestApp::spawn_on(
+        b,
+        &[
+            "--ip-kdf-rate",
+            "4",
+            "--ip-failures",
+            "0",
+            "--argon2-m",
+            "19456",
+            "--argon2-t",
+            "2",
+            "--kdf-threads",
+            "1",
+        ],
+    );
     // Sequential use on an idle pool is never refused, however much.
     sign_up(&app, &app.client(), "budget", "budget-password").await;
     for _ in 0..6 {
@@ -268,9 +274,10 @@ const TEN_PER_ADDRESS: &[&str] = &[
     "127.0.0.1:0",
 ];
 
-#[tokio::test]
-async fn a_parallel_burst_of_wrong_sign_ins_gets_no_more_guesses_than_the_address_limit() {
-    let app = TestApp::spawn(TEN_PER_ADDRESS);
+async fn a_parallel_burst_of_wrong_sign_ins_gets_no_more_guesses_than_the_address_limit(
+    b: Backend,
+) {
+    let app = TestApp::spawn_on(b, TEN_PER_ADDRESS);
     let before = kdf_runs(&app).await;
     // 80 at once: distinct usernames, so only the address limit can stop them.
     let statuses: Vec<u16> = futures_util::future::join_all((0..80).map(|i| {
@@ -302,9 +309,8 @@ async fn a_parallel_burst_of_wrong_sign_ins_gets_no_more_guesses_than_the_addres
     assert_eq!(r.status(), 429);
 }
 
-#[tokio::test]
-async fn right_passwords_give_their_reservation_back() {
-    let app = TestApp::spawn(&["--ip-failures", "3", "--ip-kdf-rate", "0"]);
+async fn right_passwords_give_their_reservation_back(b: Backend) {
+    let app = TestApp::spawn_on(b, &["--ip-failures", "3", "--ip-kdf-rate", "0"]);
     sign_up(&app, &app.client(), "regular", "regular-password").await;
     // Each check reserves a failure first; the right ones give it back.
     for password in ["wrong-password", "regular-password", "wrong-password"]
@@ -329,9 +335,8 @@ async fn right_passwords_give_their_reservation_back() {
     );
 }
 
-#[tokio::test]
-async fn a_parallel_burst_of_wrong_current_passwords_is_held_to_the_address_limit() {
-    let app = TestApp::spawn(TEN_PER_ADDRESS);
+async fn a_parallel_burst_of_wrong_current_passwords_is_held_to_the_address_limit(b: Backend) {
+    let app = TestApp::spawn_on(b, TEN_PER_ADDRESS);
     let owner = app.client();
     sign_up(&app, &owner, "changer", "changer-password").await;
     let token = csrf_token(&app, &owner, "/account").await;

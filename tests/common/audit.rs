@@ -1,4 +1,5 @@
-//! The audit trail as the database holds it, read directly from the SQLite file.
+//! The audit trail as the database holds it, read directly from the SQLite file (or the
+//! PostgreSQL database).
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,9 @@ impl TestApp {
     }
 
     fn read_audit(&self) -> Vec<AuditRow> {
+        if self.backend() == super::postgres::Backend::Postgres {
+            return self.read_audit_anywhere();
+        }
         let db = self.db();
         let mut stmt = db
             .prepare(
@@ -59,6 +63,31 @@ pub struct AuditRow {
     pub at: i64,
     pub last_at: i64,
     pub detail: Option<String>,
+}
+
+impl TestApp {
+    /// The audit rows through backend-neutral SQL (PostgreSQL hands every value over as text).
+    fn read_audit_anywhere(&self) -> Vec<AuditRow> {
+        let int = |v: &Option<String>| v.as_deref().map(|s| s.parse::<i64>().unwrap());
+        self.query_rows(
+            "SELECT event, outcome, username, user_id, ip, user_agent, count, at, last_at, detail
+             FROM audit_events ORDER BY id",
+        )
+        .into_iter()
+        .map(|r| AuditRow {
+            event: r[0].clone().unwrap(),
+            outcome: r[1].clone().unwrap(),
+            username: r[2].clone(),
+            user_id: int(&r[3]),
+            ip: r[4].clone(),
+            user_agent: r[5].clone(),
+            count: int(&r[6]).unwrap(),
+            at: int(&r[7]).unwrap(),
+            last_at: int(&r[8]).unwrap(),
+            detail: r[9].clone(),
+        })
+        .collect()
+    }
 }
 
 impl AuditRow {

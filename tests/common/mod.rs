@@ -3,7 +3,8 @@
 //! its pages, [`admin`] runs its commands, [`audit`] and [`metrics`] read what it recorded,
 //! [`files`] checks what it left on disk, and [`proxy`] puts deploy/'s real nginx or Caddy in
 //! front of it and of an [`upstream`] app, on [`ports`] of their own; [`smtp`] is a real SMTP server (aiosmtpd) whose mail they read; [`postgres`] gives each test a
-//! PostgreSQL database of its own, or a private server it may stop and start. Everything is
+//! PostgreSQL database of its own, or a private server it may stop and start; [`sql`] reads and
+//! writes a test's database on either backend. Everything is
 //! re-exported here, so a suite writes `common::TestApp` or `common::sign_in` whichever module
 //! holds it.
 // Each suite uses a different part of this support code.
@@ -19,6 +20,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod server;
 pub mod smtp;
+pub mod sql;
 pub mod upstream;
 
 pub use admin::*;
@@ -31,4 +33,5 @@ pub use postgres::*;
 pub use proxy::*;
 pub use server::*;
 pub use smtp::*;
+pub use sql::*;
 pub use upstream::*;
