@@ -372,7 +372,16 @@ async fn a_server_on_postgresql_without_a_key_refuses_to_start() {
 
 #[tokio::test]
 async fn sign_ins_spread_over_two_instances_keep_working() {
-    let (a, b) = pair(&["--ip-failures", "0", "--ip-kdf-rate", "0"]);
+    // Each attempt reserves a failure before its password is checked (§4), so ten at once
+    // need a lock that allows ten.
+    let (a, b) = pair(&[
+        "--ip-failures",
+        "0",
+        "--ip-kdf-rate",
+        "0",
+        "--lock-attempts",
+        "100",
+    ]);
     sign_up(&a, &a.client(), "busy", "busy-password").await;
     let results = join_all((0..10).map(|i| {
         let app = if i % 2 == 0 { &a } else { &b };

@@ -48,6 +48,11 @@ struct State {
     generation: u64,
     /// Until when the listener's last heartbeat vouches for the cache.
     trusted_until: Option<Instant>,
+    /// The latest use of each session this instance saw (session id → ms): a cached record's
+    /// "last seen" is at least this, so a session kept alive here never looks idle here for
+    /// want of a re-read. Not announced, so other instances see it once it is flushed and
+    /// their entry is re-read (within [`ENTRY_TTL`]).
+    seen: HashMap<i64, i64>,
 }
 
 struct Entry {
@@ -75,6 +80,7 @@ impl SessionCache {
                 entries: HashMap::new(),
                 generation: 0,
                 trusted_until: None,
+                seen: HashMap::new(),
             }),
         }
     }
@@ -93,9 +99,26 @@ impl SessionCache {
             return Lookup::Miss(None);
         }
         match s.entries.get(token_hash) {
-            Some(e) if now.duration_since(e.at) < ENTRY_TTL => Lookup::Hit(e.record.clone()),
+            Some(e) if now.duration_since(e.at) < ENTRY_TTL => {
+                Lookup::Hit(e.record.clone().map(|r| s.freshen(r)))
+            }
             _ => Lookup::Miss(Some(s.generation)),
         }
+    }
+
+    /// Notes that session `id` was used at `at_ms` on this instance.
+    pub fn touch(&self, id: i64, at_ms: i64) {
+        let mut s = self.state();
+        if s.seen.len() >= 4 * CAPACITY {
+            s.seen.clear();
+        }
+        let t = s.seen.entry(id).or_insert(at_ms);
+        *t = (*t).max(at_ms);
+    }
+
+    /// `record` with the latest use this instance saw.
+    pub fn freshen(&self, record: SessionRecord) -> SessionRecord {
+        self.state().freshen(record)
     }
 
     /// Keeps what a miss read, unless something was invalidated since (or the cache is not
@@ -172,6 +195,13 @@ impl SessionCache {
 impl State {
     fn trusted(&self, now: Instant) -> bool {
         self.trusted_until.is_some_and(|t| now < t)
+    }
+
+    fn freshen(&self, mut record: SessionRecord) -> SessionRecord {
+        if let Some(&at) = self.seen.get(&record.id) {
+            record.state.last_seen_ms = record.state.last_seen_ms.max(at);
+        }
+        record
     }
 }
 
@@ -360,6 +390,29 @@ mod tests {
         c.apply("99");
         c.put(h, Some(record(7)), t);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_use_seen_here_keeps_a_cached_session_fresh() {
+        let c = SessionCache::new();
+        c.heard(Instant::now());
+        let h = [3; 32];
+        let t = ticket(&c, &h);
+        c.put(h, Some(record(3)), t);
+        c.touch(30, 5_000);
+        c.touch(30, 4_000);
+        let Lookup::Hit(Some(r)) = c.get(&h, Instant::now()) else {
+            panic!("expected a hit")
+        };
+        assert_eq!(
+            r.state.last_seen_ms, 5_000,
+            "the latest use, never an earlier one"
+        );
+        assert_eq!(
+            c.freshen(record(4)).state.last_seen_ms,
+            0,
+            "other sessions untouched"
+        );
     }
 
     #[test]

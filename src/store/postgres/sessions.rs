@@ -173,7 +173,8 @@ impl PgStore {
         };
         let found = self.session_row(token_hash).await?;
         self.inner.cache.put(*token_hash, found.clone(), ticket);
-        Ok(found)
+        // This instance's unflushed uses are newer than the row.
+        Ok(found.map(|r| self.inner.cache.freshen(r)))
     }
 
     async fn session_row(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>> {
@@ -216,6 +217,7 @@ impl PgStore {
     }
 
     pub fn touch_later(&self, id: i64, now_ms: i64) {
+        self.inner.cache.touch(id, now_ms);
         let mut touches = self.inner.touches.lock().unwrap_or_else(|e| e.into_inner());
         let t = touches.entry(id).or_insert(now_ms);
         *t = (*t).max(now_ms);
