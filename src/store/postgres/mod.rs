@@ -282,5 +282,3 @@ impl PgStore {
 mod contract_a;
 #[cfg(test)]
 mod contract_b;
-#[cfg(test)]
-mod tests;
