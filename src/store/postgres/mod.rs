@@ -23,7 +23,7 @@ mod audit;
 pub mod cache;
 pub mod check;
 mod connect;
-pub use connect::{has_password, redact};
+pub use connect::{describe, has_password, parse as parse_url, redact};
 pub mod copy;
 mod groups;
 mod keys;
