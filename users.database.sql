@@ -156,3 +156,80 @@ CREATE TABLE meta (
 );
 
 PRAGMA user_version = 6;
+
+-- @version 7
+-- Second factors and passkeys (docs/behaviour.md §13). Everything goes with the user.
+-- `secret` is the TOTP secret sealed with an AEAD keyed from the site key (its own label);
+-- `enabled_at` is NULL while set-up waits for its confirming code. `last_step` is the highest
+-- RFC 6238 time step accepted for this user: one `UPDATE … WHERE last_step < ?` both checks and
+-- records it, so a code is never accepted twice (replay), on any instance.
+CREATE TABLE totp (
+    user_id    INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    secret     BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    enabled_at INTEGER,
+    last_step  INTEGER NOT NULL DEFAULT -1
+);
+
+-- Single-use recovery codes: SHA-256 of the normalised code; `used_at` set by one update.
+CREATE TABLE recovery_codes (
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    hash       BLOB    NOT NULL CHECK (length(hash) = 32),
+    created_at INTEGER NOT NULL,
+    used_at    INTEGER,
+    PRIMARY KEY (user_id, hash)
+);
+
+-- A sign-in whose password step passed and whose code step is pending: the cookie holds a
+-- random id, only its SHA-256 is kept. Five minutes; deleted on success, on expiry and by a
+-- password change (the trigger below). `next_url` is the signed return address, kept as sent.
+CREATE TABLE pending_sign_ins (
+    hash                BLOB    PRIMARY KEY CHECK (length(hash) = 32),
+    user_id             INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    password_changed_at INTEGER NOT NULL,
+    next_url            TEXT,
+    created_at          INTEGER NOT NULL,
+    expires_at          INTEGER NOT NULL
+);
+CREATE INDEX pending_sign_ins_by_user ON pending_sign_ins(user_id);
+CREATE INDEX pending_sign_ins_by_expiry ON pending_sign_ins(expires_at);
+CREATE TRIGGER password_change_kills_pending_sign_ins AFTER UPDATE OF password_changed_at ON users
+WHEN NEW.password_changed_at <> OLD.password_changed_at
+BEGIN
+    DELETE FROM pending_sign_ins WHERE user_id = NEW.id;
+END;
+
+-- Passkeys (WebAuthn discoverable credentials). `passkey` is webauthn-rs's serialised
+-- credential (public key, counter, flags); `counter` mirrors its signature counter for
+-- display and checks. `user_handle` is the random WebAuthn user id, the same for all of a
+-- user's passkeys; discoverable sign-in finds the user from it and the credential id.
+CREATE TABLE passkeys (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    credential_id BLOB    NOT NULL UNIQUE,
+    user_handle   BLOB    NOT NULL,
+    name          TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    passkey       TEXT    NOT NULL,
+    counter       INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER
+);
+CREATE INDEX passkeys_by_user ON passkeys(user_id);
+CREATE INDEX passkeys_by_handle ON passkeys(user_handle);
+
+-- WebAuthn ceremonies in progress (registration or sign-in): the challenge state webauthn-rs
+-- needs to finish it, keyed by SHA-256 of a random id the browser holds. Single use (deleted
+-- when taken), five minutes, a bounded number live per address group.
+CREATE TABLE webauthn_ceremonies (
+    hash       BLOB    PRIMARY KEY CHECK (length(hash) = 32),
+    kind       TEXT    NOT NULL CHECK (kind IN ('register', 'authenticate')),
+    user_id    INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    address    TEXT    NOT NULL,
+    state      TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX webauthn_ceremonies_by_address ON webauthn_ceremonies(address, expires_at);
+CREATE INDEX webauthn_ceremonies_by_expiry ON webauthn_ceremonies(expires_at);
+
+PRAGMA user_version = 7;

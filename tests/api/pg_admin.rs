@@ -467,11 +467,11 @@ async fn db_copy_refuses_a_source_with_a_table_it_does_not_know() {
     let source = site.app.database();
     rusqlite::Connection::open(&source)
         .unwrap()
-        .execute_batch("CREATE TABLE passkeys (id INTEGER PRIMARY KEY, credential BLOB)")
+        .execute_batch("CREATE TABLE passkey_notes (id INTEGER PRIMARY KEY, credential BLOB)")
         .unwrap();
     let url = fresh_pg_database();
     let run = admin_at(&source, &["db", "copy", "--to", &url], "");
-    refused_with(run, "unknown table", "passkeys");
+    refused_with(run, "unknown table", "passkey_notes");
     // Nothing written: not a row, not even the schema.
     assert_eq!(
         pg_number(
@@ -490,7 +490,7 @@ async fn db_check_reports_on_both_backends() {
     let run = app.admin_ok(&["db", "check"], "");
     for line in [
         "integrity: ok",
-        "schema version: 6 (current",
+        "schema version: 7 (current",
         "users: 1",
         "sessions: 0",
     ] {
@@ -518,7 +518,7 @@ async fn db_check_reports_on_both_backends() {
     let run = ok(admin_at(db, &["db", "check"], ""), "check");
     for line in [
         "integrity: ok",
-        "schema version: 6 (current",
+        "schema version: 7 (current",
         "users: 1",
         "key fingerprint: none yet",
     ] {

@@ -22,6 +22,11 @@ pub const TABLES: &[&str] = &[
     "mail_rate",
     "meta",
     "fail_lock",
+    "totp",
+    "recovery_codes",
+    "pending_sign_ins",
+    "passkeys",
+    "webauthn_ceremonies",
 ];
 
 /// Rows that point at a user who is not there (the foreign keys forbid them; a restore with
@@ -211,7 +216,7 @@ mod tests {
         let url = fresh_pg_database();
         let report = check(&url, &PgOptions::default()).await.unwrap();
         assert_eq!(report.schema_version, 0);
-        assert_eq!(report.latest_version, 6);
+        assert_eq!(report.latest_version, 7);
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
@@ -247,7 +252,7 @@ mod tests {
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         assert_eq!(
             (report.schema_version, report.users, report.sessions),
-            (6, 1, 1)
+            (7, 1, 1)
         );
 
         // What a careless restore or hand edit leaves.

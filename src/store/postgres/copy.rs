@@ -151,6 +151,67 @@ const TABLES: &[Table] = &[
         columns: &[("name", Text), ("value", Text)],
         identity: false,
     },
+    Table {
+        name: "totp",
+        columns: &[
+            ("user_id", Int),
+            ("secret", Bytes),
+            ("created_at", Int),
+            ("enabled_at", Int),
+            ("last_step", Int),
+        ],
+        identity: false,
+    },
+    Table {
+        name: "recovery_codes",
+        columns: &[
+            ("user_id", Int),
+            ("hash", Bytes),
+            ("created_at", Int),
+            ("used_at", Int),
+        ],
+        identity: false,
+    },
+    Table {
+        name: "pending_sign_ins",
+        columns: &[
+            ("hash", Bytes),
+            ("user_id", Int),
+            ("password_changed_at", Int),
+            ("next_url", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+        identity: false,
+    },
+    Table {
+        name: "passkeys",
+        columns: &[
+            ("id", Int),
+            ("user_id", Int),
+            ("credential_id", Bytes),
+            ("user_handle", Bytes),
+            ("name", Text),
+            ("passkey", Text),
+            ("counter", Int),
+            ("created_at", Int),
+            ("last_used_at", Int),
+        ],
+        identity: true,
+    },
+    Table {
+        name: "webauthn_ceremonies",
+        columns: &[
+            ("hash", Bytes),
+            ("kind", Text),
+            ("user_id", Int),
+            ("address", Text),
+            ("state", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+        identity: false,
+    },
 ];
 
 /// Why a copy did not happen.
@@ -522,6 +583,18 @@ mod tests {
              VALUES (4, '<m1@x>', 'Ann.Lee@Example.ORG', 'password_reset', x'00ff10', 1, 2, 3, 4, 5);
              INSERT INTO mail_rate VALUES ('ann.lee@example.org', 6);
              INSERT INTO meta VALUES ('key_fingerprint', '0123456789abcdef');
+             INSERT INTO totp VALUES (1, x'0102', 16, 17, 58000000);
+             INSERT INTO recovery_codes VALUES (1, randomblob(32), 16, NULL),
+                                               (1, randomblob(32), 16, 18);
+             INSERT INTO pending_sign_ins VALUES (randomblob(32), 1, 12, '/members/?x=1', 19, 20);
+             INSERT INTO passkeys (id, user_id, credential_id, user_handle, name, passkey,
+                                   counter, created_at, last_used_at)
+             VALUES (3, 1, x'c0ffee', x'0a0b', 'laptop', '{\"cred\":1}', 7, 21, 22),
+                    (6, 2, x'beef', x'0c0d', 'phone', '{}', 0, 23, NULL);
+             INSERT INTO webauthn_ceremonies VALUES (randomblob(32), 'authenticate', NULL,
+                                                     '192.0.2.1', '{}', 24, 25),
+                                                    (randomblob(32), 'register', 1,
+                                                     '192.0.2.1', '{}', 26, 27);
              DELETE FROM users WHERE id = 3;",
         )
         .unwrap();
@@ -617,6 +690,11 @@ mod tests {
                 ("outbox", 1),
                 ("mail_rate", 1),
                 ("meta", 1),
+                ("totp", 1),
+                ("recovery_codes", 2),
+                ("pending_sign_ins", 1),
+                ("passkeys", 2),
+                ("webauthn_ceremonies", 2),
             ]
         );
         let client = pg_client(target_db.url()).await;
@@ -695,15 +773,15 @@ mod tests {
         let client = pg_client(target_db.url()).await;
         for (change, expected) in [
             (
-                "CREATE TABLE passkeys (id INTEGER PRIMARY KEY)",
-                "table(s) this gatehouse does not know: passkeys",
+                "CREATE TABLE passkey_notes (id INTEGER PRIMARY KEY)",
+                "table(s) this gatehouse does not know: passkey_notes",
             ),
             (
                 "ALTER TABLE sessions ADD COLUMN device TEXT",
                 "table sessions does not have the columns this gatehouse knows (unknown: device",
             ),
             ("PRAGMA user_version = 5", "schema version 5"),
-            ("PRAGMA user_version = 7", "newer than this gatehouse"),
+            ("PRAGMA user_version = 8", "newer than this gatehouse"),
         ] {
             let source = sqlite_source();
             Connection::open(&source.location)
