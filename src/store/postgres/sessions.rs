@@ -2,14 +2,15 @@
 //! its sign-in event), the cached per-page lookup, revocation, the batched "last seen" writes
 //! and expiry (mirrors the SQLite store's `sessions.rs`).
 //!
-//! SQLite serialises writers; here instances write at once, so opening a session first locks
-//! the user's row (`FOR NO KEY UPDATE`) and checks the guard in a later statement: a password
-//! change or a disable (which update that row) either commits first, and the guard sees it, or
-//! waits for the session to commit, and its own `DELETE FROM sessions` (a later statement, so
-//! a later snapshot) ends it. Two sign-ins of one user queue on the same lock, so the per-user
-//! cap, applied after the insert, always counts the other's session. A writer that takes a
-//! user's row takes it before any session row, as a user's deletion does, so two such writers
-//! cannot deadlock.
+//! SQLite serialises writers; here instances write at once, so opening a session locks the
+//! user's row (`FOR NO KEY UPDATE`, in the insert's own `SELECT`) and checks the guard on it: a
+//! password change or a disable (which update that row) either commits first, and the guard,
+//! re-checked on the row's newest version after the wait (PostgreSQL's rule for locking reads),
+//! sees it; or it waits for the session to commit, and its own `DELETE FROM sessions` (a later
+//! statement, so a later snapshot) ends it. Two sign-ins of one user queue on the same lock, so
+//! the per-user cap, applied after the insert, always counts the other's session. A writer that
+//! takes a user's row takes it before any session row, as a user's deletion does, so two such
+//! writers cannot deadlock.
 //!
 //! Every write that removes a session forgets its user in this instance's cache at once
 //! ([`super::cache`]); the database's triggers tell the other instances.
@@ -21,18 +22,17 @@ use super::PgStore;
 use crate::security::session::SessionPolicy;
 use crate::store::{AuditEvent, NewSession, Result, SessionRecord, SessionSummary, User};
 
-/// Holds the user's row until commit (see the module's note): taken before anything else.
-const LOCK_USER: &str = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
-
 /// Ends the session being replaced (rotation); answers its user.
 const REPLACE: &str = "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id";
 
 /// Inserts the session if the user is active and their password unchanged since it was
-/// verified. Answers the new id (no row: refused).
+/// verified, holding the user's row until commit (see the module's note). Answers the new id
+/// (no row: refused).
 const OPEN: &str = "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at,
                                           expires_at, user_agent, ip)
      SELECT $1, id, $3, $3, $4, $5, $6 FROM users
      WHERE id = $2 AND password_changed_at = $7 AND active
+     FOR NO KEY UPDATE
      RETURNING id";
 
 /// Keeps the user's newest sessions only, once the session `$1` was opened (it is visible to
@@ -113,20 +113,19 @@ impl PgStore {
     ) -> Result<Option<i64>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let (lock, replace, open, cap, audit) = try_join!(
-            tx.prepare_cached(LOCK_USER),
+        let (replace, open, cap, audit) = try_join!(
             tx.prepare_cached(REPLACE),
             tx.prepare_cached(OPEN),
             tx.prepare_cached(CAP),
             tx.prepare_cached(SIGNED_IN)
         )?;
         let hash: &[u8] = &session.token_hash;
-        let replaced = session.replaces.as_ref().map(|h| &h[..]);
         let e = &signed_in;
         let agent = e.user_agent.as_deref().map(super::audit::truncate_agent);
         let (last, count) = (e.last_ms.max(e.at_ms), e.count.max(1));
-        let lock_args: [&(dyn ToSql + Sync); 1] = [&session.user_id];
-        let replace_args: [&(dyn ToSql + Sync); 1] = [&replaced];
+        let replaced: Option<&[u8]> = session.replaces.as_ref().map(|h| &h[..]);
+        let replace_args: Option<[&(dyn ToSql + Sync); 1]> =
+            replaced.as_ref().map(|h| [h as &(dyn ToSql + Sync)]);
         let open_args = open_params(&session, &hash);
         let cap_args = cap_params(&session, &hash);
         let audit_args: [&(dyn ToSql + Sync); 11] = [
@@ -142,13 +141,18 @@ impl PgStore {
             &agent,
             &e.detail,
         ];
-        // Sent together, in this order, as in `change_password` (the event before the cap,
-        // which could end a session opened with a clock behind the others').
-        let (_, replaced, opened, _, _) = try_join!(
+        // Sent together, in this order, as in `change_password` (the insert first: it takes
+        // the user's row; the event before the cap, which could end a session opened with a
+        // clock behind the others'). Without a session to replace, no statement is sent.
+        let (opened, replaced, _, _) = try_join!(
             biased;
-            tx.query_opt(&lock, &lock_args),
-            tx.query_opt(&replace, &replace_args),
             tx.query_opt(&open, &open_args),
+            async {
+                match &replace_args {
+                    Some(args) => tx.query_opt(&replace, args).await,
+                    None => Ok(None),
+                }
+            },
             tx.execute(&audit, &audit_args),
             tx.execute(&cap, &cap_args),
         )?;
