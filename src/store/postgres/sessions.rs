@@ -36,10 +36,12 @@ const OPEN: &str = "INSERT INTO sessions (token_hash, user_id, created_at, last_
      RETURNING id";
 
 /// Keeps the user's newest sessions only, once the session `$1` was opened (it is visible to
-/// this later statement of the same transaction, so it is counted like any other).
-const CAP: &str = "DELETE FROM sessions WHERE id IN (
+/// this later statement of the same transaction, so it is counted like any other). The ids
+/// go through an array: written `id IN (SELECT …)`, the planner joined the subquery with a scan
+/// of the whole table, one pass over every session per sign-in.
+const CAP: &str = "DELETE FROM sessions WHERE id = ANY (ARRAY(
          SELECT id FROM sessions WHERE user_id = $2
-         ORDER BY created_at DESC, id DESC OFFSET $3)
+         ORDER BY created_at DESC, id DESC OFFSET $3))
      AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = $1)";
 
 /// The sign-in event, once the session `$1` was opened.
