@@ -252,7 +252,13 @@ impl Accounts {
     ) -> Result<bool, TwoStepError> {
         match factor {
             SecondFactor::Totp(code) => {
-                let Some((secret, true)) = self.stored_secret(user_id).await? else {
+                // A secret the site key cannot open (a replaced key without `gatehouse key
+                // rotate`, already logged) matches no code: recovery codes still work.
+                let stored = match self.stored_secret(user_id).await {
+                    Err(TwoStepError::Unsealable) => None,
+                    other => other?,
+                };
+                let Some((secret, true)) = stored else {
                     return Ok(false);
                 };
                 match secret.verify(code, self.totp_now()) {

@@ -124,14 +124,13 @@ pub(super) async fn section(
     let setup = if st.enabled() {
         None
     } else {
-        state
-            .accounts
-            .pending_totp(user)
-            .await
-            .map_err(messages::two_step)
-            .or_else(|e| e.map(|_| None))?
-            .as_ref()
-            .map(set_up_view)
+        // A set-up whose secret does not open (the site key changed) is shown as none: the
+        // user starts again.
+        match state.accounts.pending_totp(user).await {
+            Ok(s) => s.as_ref().map(set_up_view),
+            Err(crate::accounts::TwoStepError::Store(e)) => return Err(e.into()),
+            Err(_) => None,
+        }
     };
     Ok(TwoStepSection {
         on: st.enabled(),
