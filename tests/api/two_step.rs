@@ -12,6 +12,7 @@ both_backends!(
     a_known_password_buys_no_more_code_guesses_than_the_lock_allows,
     a_pending_sign_in_expires_is_bound_to_its_user_and_dies_with_a_password_change,
     turning_off_needs_the_password_and_a_code_and_reset_2fa_removes_codes,
+    a_right_password_alone_clears_nothing_and_a_device_is_exempt_from_the_name_lock_only,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -426,4 +427,52 @@ async fn forward_auth_refuses_a_pending_sign_in() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("remote-user").is_none());
+}
+
+async fn a_right_password_alone_clears_nothing_and_a_device_is_exempt_from_the_name_lock_only(
+    b: Backend,
+) {
+    let app = TestApp::spawn_on(b, &[]);
+    let (_, recovery) = with_codes(&app, "ann").await;
+    // Two wrong passwords, then the right one: the count stays, so one wrong code locks.
+    let attacker = app.client();
+    for _ in 0..2 {
+        assert_eq!(
+            sign_in(&app, &attacker, "ann", "wrong password")
+                .await
+                .status(),
+            401
+        );
+    }
+    password_step(&app, &attacker, "ann").await;
+    assert_eq!(send_code(&app, &attacker, "000000").await.status(), 401);
+    assert_eq!(send_code(&app, &attacker, &recovery[0]).await.status(), 429);
+    assert_eq!(
+        sign_in(&app, &attacker, "ann", PASSWORD).await.status(),
+        429
+    );
+
+    // A browser that completed a sign-in before holds a device cookie: the username's lock does
+    // not stop it, but it still needs a code, and its own wrong codes count in its own record.
+    let app = TestApp::spawn_on(b, &[]);
+    let (_, recovery) = with_codes(&app, "bob").await;
+    let owner = app.client();
+    password_step(&app, &owner, "bob").await;
+    assert_eq!(send_code(&app, &owner, &recovery[0]).await.status(), 303);
+    assert_eq!(
+        submit_form(&app, &owner, "/sign-out", "/sign-out", &[])
+            .await
+            .status(),
+        303
+    );
+    fail_three_times(&app, &app.client(), "bob").await;
+    assert_eq!(
+        sign_in(&app, &app.client(), "bob", PASSWORD).await.status(),
+        429
+    );
+    password_step(&app, &owner, "bob").await;
+    assert!(!signed_in(&app, &owner).await, "the device skips no code");
+    assert_eq!(send_code(&app, &owner, "000000").await.status(), 401);
+    assert_eq!(send_code(&app, &owner, &recovery[1]).await.status(), 303);
+    assert!(signed_in(&app, &owner).await);
 }
