@@ -3,8 +3,11 @@
 //! turning codes off (current password and a code). The sign-in's code step is in
 //! `code_step.rs`; both share [`SecondFactor`] and [`Accounts::check_factor`].
 
+use super::attempts::Counted;
 use super::confirm::ConfirmError;
 use super::{Accounts, Client, PasswordInput};
+use crate::domain::Username;
+use crate::security::faillock::Reservation;
 use crate::security::recovery;
 use crate::security::totp::TotpSecret;
 use crate::security::totp_seal::TotpSealer;
@@ -219,22 +222,54 @@ impl Accounts {
         if code.trim().is_empty() {
             return Err(TwoStepError::MissingCode);
         }
-        self.confirm_password(user, current, client, "2fa_off")
+        // The password clears nothing here; the code is counted like a sign-in's code step,
+        // so a known password buys no more than the lock's guesses at the code.
+        self.check_current_password(user, current, client, "2fa_off", false)
             .await?;
-        let factor = SecondFactor::parse(code).ok_or(TwoStepError::WrongCode)?;
-        if !self
-            .check_factor(user.id, &user.username, &factor, client)
-            .await?
-        {
-            self.audit(
-                client,
-                "2fa_off",
-                "wrong_code",
-                Some(&user.username),
-                Some(user.id),
-            );
+        let username = Username::parse(&user.username)
+            .map_err(|_| TwoStepError::Confirm(ConfirmError::BadStoredName))?;
+        let creds = self.store.credentials_by_id(user.id).await?;
+        let device = match (client.device.as_deref(), &creds) {
+            (Some(token), Some(c)) => crate::security::device::verify(
+                &self.key,
+                token,
+                user.id,
+                c.password_changed_ms,
+                self.now_ms(),
+            ),
+            _ => None,
+        };
+        let counted = Counted::new(self, Some(username), device);
+        let name = Some(user.username.as_str());
+        let reserved = counted
+            .reserve(client, "2fa_off", name)
+            .await
+            .map_err(|r| TwoStepError::Confirm(r.into()))?;
+        match reserved {
+            Reservation::Proceed => {}
+            Reservation::Locked { retry_after } => {
+                self.audit(client, "2fa_off", "locked", name, Some(user.id));
+                return Err(TwoStepError::Confirm(ConfirmError::Locked { retry_after }));
+            }
+            Reservation::Full { retry_after } => {
+                counted.release().await;
+                return Err(TwoStepError::Confirm(ConfirmError::Full { retry_after }));
+            }
+        }
+        let right = match SecondFactor::parse(code) {
+            Some(factor) => {
+                let checked = self
+                    .check_factor(user.id, &user.username, &factor, client)
+                    .await;
+                counted.release_on_err(checked).await?
+            }
+            None => false,
+        };
+        if !right {
+            self.audit(client, "2fa_off", "wrong_code", name, Some(user.id));
             return Err(TwoStepError::WrongCode);
         }
+        counted.succeeded().await;
         self.store.turn_off_totp(user.id).await?;
         self.audit(client, "2fa", "off", Some(&user.username), Some(user.id));
         tracing::info!(event = "2fa", username = %user.username, outcome = "off", "two-step sign-in turned off");
