@@ -49,6 +49,21 @@ impl Accounts {
         client: &Client,
         kind: &'static str,
     ) -> Result<(), ConfirmError> {
+        self.check_current_password(user, current, client, kind, true)
+            .await
+    }
+
+    /// [`Self::confirm_password`]; with `clear` false a right password gives its reservation
+    /// back without clearing the lock's record, for a change that still needs a second factor
+    /// (turning codes off): the password alone must not reset the count of wrong codes.
+    pub(super) async fn check_current_password(
+        &self,
+        user: &User,
+        current: PasswordInput<'_>,
+        client: &Client,
+        kind: &'static str,
+        clear: bool,
+    ) -> Result<(), ConfirmError> {
         let username = Username::parse(&user.username).map_err(|_| ConfirmError::BadStoredName)?;
         let name = Some(username.as_str());
         self.admit(client, kind, name).await?;
@@ -114,7 +129,11 @@ impl Accounts {
             tracing::info!(event = kind, username = %username, outcome = "wrong_password", "refused: wrong current password");
             return Err(ConfirmError::WrongPassword);
         }
-        counted.succeeded().await;
+        if clear {
+            counted.succeeded().await;
+        } else {
+            counted.release().await;
+        }
         Ok(())
     }
 

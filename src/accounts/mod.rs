@@ -6,6 +6,7 @@
 
 mod attempts;
 mod change_password;
+mod code_step;
 mod confirm;
 mod profile;
 mod reset;
@@ -15,6 +16,7 @@ mod sign_out;
 mod sign_up;
 #[cfg(test)]
 mod tests;
+mod two_step;
 mod verify;
 
 use std::net::IpAddr;
@@ -22,12 +24,14 @@ use std::sync::Arc;
 
 pub use attempts::Refused;
 pub use change_password::{ChangeError, ResetError};
+pub use code_step::{CodeError, PENDING_TTL, PasswordPassed};
 pub use confirm::ConfirmError;
 pub use profile::{ProfileChanged, ProfileError, ProfileInput};
 pub use reset::LinkResetError;
 pub use reset_request::{ResetAsked, ResetPolicy};
 pub use sign_in::SignInError;
 pub use sign_up::{SignUpError, SignUpInput, SignedUp};
+pub use two_step::{ISSUER, SecondFactor, TotpSetUp, TwoStepError};
 pub use verify::{Resent, VERIFY_TTL};
 
 use crate::clock::{Clock, Timestamp};

@@ -35,6 +35,10 @@ pub enum SignInError {
         username: String,
         email: Option<String>,
     },
+    /// The password is right and the user has authenticator codes on: no session yet, the
+    /// code step decides (`code_step.rs`).
+    #[error("a code is required")]
+    CodeRequired(super::code_step::PasswordPassed),
     #[error(transparent)]
     Refused(#[from] Refused),
     #[error(transparent)]
@@ -206,7 +210,15 @@ impl Accounts {
             }
             return Err(SignInError::Failed);
         };
-        counted.succeeded().await;
+        // A right password alone clears nothing for a user with codes on: the reservation is
+        // given back (neither a failure nor a success) and the code step counts its own.
+        let two_step = self.store.two_step_state(creds.user_id).await;
+        let two_step = counted.release_on_err(two_step).await?.enabled();
+        if two_step {
+            counted.release().await;
+        } else {
+            counted.succeeded().await;
+        }
         if self.verification == crate::config::EmailVerification::Required && !creds.email_verified
         {
             self.audit(client, "sign_in", "unverified", name, user_id);
@@ -215,6 +227,14 @@ impl Accounts {
                 username: u.as_str().to_owned(),
                 email: creds.email,
             });
+        }
+        if two_step {
+            self.audit(client, "sign_in", "code_required", name, user_id);
+            return Err(SignInError::CodeRequired(self.password_passed(
+                creds.user_id,
+                u.clone(),
+                creds.password_changed_ms,
+            )));
         }
         let event = self.sign_in_event(client, u.as_str(), creds.user_id);
         let Some(id) = self

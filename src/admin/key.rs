@@ -85,13 +85,22 @@ fn rotate(config: &Config, old_file: Option<&std::path::Path>) -> Result<()> {
         let plain = opener.open(message_id, body).ok()?;
         Some(sealer.seal(message_id, &plain))
     };
-    match wait(store.rotate_key(&old_print, &new_print, &reseal))? {
+    let (old_totp, new_totp) = (
+        crate::security::totp_seal::TotpSealer::new(&old),
+        crate::security::totp_seal::TotpSealer::new(&new),
+    );
+    let reseal_secret =
+        move |user_id: i64, sealed: &[u8]| old_totp.reseal(&new_totp, user_id, sealed);
+    match wait(store.rotate_key(&old_print, &new_print, &reseal, &reseal_secret))? {
         Rotation::Rotated {
             resealed,
             unreadable,
+            secrets,
         } => {
-            let mut detail =
-                format!("fingerprint {old_print} -> {new_print}; {resealed} queued mail re-sealed");
+            let mut detail = format!(
+                "fingerprint {old_print} -> {new_print}; {resealed} queued mail re-sealed; \
+                 {secrets} authenticator secrets re-sealed"
+            );
             if unreadable > 0 {
                 detail.push_str(&format!(
                     "; {unreadable} unreadable under the old key, left for the sender to discard"

@@ -27,6 +27,7 @@ pub fn run(config: &Config, command: UserCommand) -> Result<()> {
         UserCommand::Enable { username: typed } => set_active(config, &typed, true),
         UserCommand::Delete { username: typed } => delete(config, &typed),
         UserCommand::Unlock { username: typed } => unlock(config, &typed),
+        UserCommand::Reset2fa { username: typed } => reset_2fa(config, &typed),
         UserCommand::SetPassword { username: typed } => set_password(config, &typed),
         UserCommand::ResetLink { username: typed } => reset_link(config, &typed),
         UserCommand::Group(c) => super::groups::run(config, c),
@@ -224,6 +225,15 @@ fn show(config: &Config, typed: &str) -> Result<()> {
     if u.unlocked_ms > 0 {
         println!("last unlocked: {}", format_ms(u.unlocked_ms));
     }
+    let two_step = wait(store.two_step_state(u.id))?;
+    if two_step.enabled() {
+        println!(
+            "two-step: on (authenticator codes; {} recovery codes left)",
+            two_step.recovery_left
+        );
+    } else {
+        println!("two-step: off");
+    }
     let groups = wait(store.groups_of(u.id))?;
     if groups.is_empty() {
         println!("groups: none");
@@ -320,6 +330,24 @@ fn unlock(config: &Config, typed: &str) -> Result<()> {
     let store = existing_store(config)?;
     let changed = wait(store.unlock_user(&user, now_ms()))?;
     reported(&store, "admin.user.unlock", &user, changed, "unlocked")
+}
+
+/// `user reset-2fa`: every second factor of the user goes; signing in takes the password
+/// alone until they set one up again.
+fn reset_2fa(config: &Config, typed: &str) -> Result<()> {
+    let user = username(typed)?;
+    let store = existing_store(config)?;
+    let id = wait(store.user_details(&user))?.map(|u| u.id);
+    if let Some(id) = id {
+        wait(store.reset_second_factors(id))?;
+    }
+    reported(
+        &store,
+        "admin.user.reset-2fa",
+        &user,
+        id,
+        "removed the second factors (authenticator codes, recovery codes, passkeys) of",
+    )
 }
 
 /// Prints a reset link on standard output (the link alone, for scripts), the rest on stderr.

@@ -118,6 +118,13 @@ pub enum UserCommand {
         /// The locked username.
         username: String,
     },
+    /// Remove the user's second factors (authenticator codes, recovery codes and passkeys):
+    /// the recovery path for a user who lost them. Their password stays.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// The user's username.
+        username: String,
+    },
     /// Set a new password (prompt or standard input, like `add`); ends the user's sessions.
     SetPassword {
         /// The user's username.

@@ -19,3 +19,4 @@ pub mod throttle;
 pub mod ticket;
 pub mod token;
 pub mod totp;
+pub mod totp_seal;

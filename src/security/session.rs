@@ -133,6 +133,23 @@ impl SessionPolicy {
         self.base_cookie(self.device_cookie_name(), token, lifetime)
     }
 
+    pub fn pending_cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-pending_sign_in"
+        } else {
+            "pending_sign_in"
+        }
+    }
+
+    /// The pending sign-in cookie of the code step (§13.1): names a server-side record, lives
+    /// as long as it does; `None` expires it.
+    pub fn pending_cookie(&self, id: Option<&SessionId>, lifetime: Duration) -> Cookie<'static> {
+        match id {
+            Some(id) => self.base_cookie(self.pending_cookie_name(), id.cookie_value(), lifetime),
+            None => self.base_cookie(self.pending_cookie_name(), String::new(), Duration::ZERO),
+        }
+    }
+
     /// The anonymous CSRF cookie: a browser-lifetime random value, no data in it.
     pub fn csrf_cookie(&self, value: String) -> Cookie<'static> {
         let mut c = self.base_cookie(self.csrf_cookie_name(), value, Duration::ZERO);

@@ -1,5 +1,5 @@
 //! What storage holds under the site key, for `gatehouse key rotate`: the key's fingerprint
-//! (`meta`) and the sealed outbox bodies. A rotation re-encrypts every body and records the
+//! (`meta`), the sealed outbox bodies and the sealed TOTP secrets (§13.1). A rotation re-encrypts every body and records the
 //! new fingerprint in one transaction, on either backend, so a failure changes nothing and a
 //! success leaves nothing readable only with the old key.
 
@@ -9,6 +9,10 @@ use super::{Result, Store};
 /// `None` when it does not open with the old key.
 pub type Reseal<'a> = &'a (dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Sync);
 
+/// Re-encrypts one user's TOTP secret (user id, sealed secret): `None` when it does not open
+/// with the old key.
+pub type ResealSecret<'a> = &'a (dyn Fn(i64, &[u8]) -> Option<Vec<u8>> + Sync);
+
 /// What a rotation did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
@@ -16,9 +20,11 @@ pub enum Rotation {
     Rotated {
         /// Outbox bodies now sealed under the new key.
         resealed: usize,
-        /// Bodies that did not open with the old key either: left as they were (the sender
-        /// discards such a message when it comes to it).
+        /// Bodies (and TOTP secrets) that did not open with the old key either: left as they
+        /// were (the sender discards such a message when it comes to it).
         unreadable: usize,
+        /// TOTP secrets now sealed under the new key.
+        secrets: usize,
     },
     /// Nothing changed: the stored fingerprint is not the old key's (`None`: none stored).
     NotTheOldKey { stored: Option<String> },
@@ -30,10 +36,16 @@ impl Store {
         backend!(self, s => s.key_fingerprint(), p => p.key_fingerprint().await)
     }
 
-    /// If the stored fingerprint is `old`: every outbox body through `reseal`, and `new`
-    /// stored, in one transaction.
-    pub async fn rotate_key(&self, old: &str, new: &str, reseal: Reseal<'_>) -> Result<Rotation> {
-        backend!(self, s => s.rotate_key(old, new, reseal), p => p.rotate_key(old, new, reseal).await)
+    /// If the stored fingerprint is `old`: every outbox body through `reseal`, every TOTP
+    /// secret through `secret`, and `new` stored, in one transaction.
+    pub async fn rotate_key(
+        &self,
+        old: &str,
+        new: &str,
+        reseal: Reseal<'_>,
+        secret: ResealSecret<'_>,
+    ) -> Result<Rotation> {
+        backend!(self, s => s.rotate_key(old, new, reseal, secret), p => p.rotate_key(old, new, reseal, secret).await)
     }
 }
 
@@ -42,6 +54,9 @@ mod tests {
     use super::*;
     use crate::mail::seal::Sealer;
     use crate::security::secret::SecretKey;
+    use crate::security::totp_seal::TotpSealer;
+
+    const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
     use crate::store::testing::{Backend, TestDb};
 
     fn key(byte: u8) -> SecretKey {
@@ -94,10 +109,15 @@ mod tests {
             move |mid: &str, body: &[u8]| Some(b.seal(mid, &a.open(mid, body).ok()?))
         };
         let reseal = reseal_with(&old, &new);
+        let secret_with = |from: &SecretKey, to: &SecretKey| {
+            let (a, b) = (TotpSealer::new(from), TotpSealer::new(to));
+            move |user_id: i64, sealed: &[u8]| a.reseal(&b, user_id, sealed)
+        };
+        let secret = secret_with(&old, &new);
         // No fingerprint yet: nothing to rotate from.
         assert_eq!(
             store
-                .rotate_key(&old.fingerprint(), &new.fingerprint(), &reseal)
+                .rotate_key(&old.fingerprint(), &new.fingerprint(), &reseal, &secret)
                 .await
                 .unwrap(),
             Rotation::NotTheOldKey { stored: None }
@@ -113,6 +133,24 @@ mod tests {
             ],
         )
         .await;
+        // One user's authenticator secret under the old key, another's under a lost one.
+        let totp = crate::security::totp::TotpSecret::generate();
+        let mut users = Vec::new();
+        for name in ["ann", "bob"] {
+            let u = crate::domain::Username::parse(name).unwrap();
+            users.push(
+                store
+                    .create_user(&u, None, None, HASH, 1)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id,
+            );
+        }
+        let sealed = TotpSealer::new(&old).seal(users[0], &totp);
+        assert!(store.begin_totp(users[0], sealed, 1).await.unwrap());
+        let lost = TotpSealer::new(&key(9)).seal(users[1], &totp);
+        assert!(store.begin_totp(users[1], lost, 1).await.unwrap());
         // A wrong old key changes nothing.
         let wrong = key(3);
         assert_eq!(
@@ -120,7 +158,8 @@ mod tests {
                 .rotate_key(
                     &wrong.fingerprint(),
                     &new.fingerprint(),
-                    &reseal_with(&wrong, &new)
+                    &reseal_with(&wrong, &new),
+                    &secret_with(&wrong, &new)
                 )
                 .await
                 .unwrap(),
@@ -130,12 +169,13 @@ mod tests {
         );
         assert_eq!(
             store
-                .rotate_key(&old.fingerprint(), &new.fingerprint(), &reseal)
+                .rotate_key(&old.fingerprint(), &new.fingerprint(), &reseal, &secret)
                 .await
                 .unwrap(),
             Rotation::Rotated {
                 resealed: 2,
-                unreadable: 1
+                unreadable: 2,
+                secrets: 1
             }
         );
         assert_eq!(
@@ -156,6 +196,11 @@ mod tests {
             assert!(stale.open(mid, body).is_err(), "the old key opens nothing");
         }
         assert!(opener.open(&got[2].1, &got[2].2).is_err());
+        let moved = store.two_step_state(users[0]).await.unwrap().totp.unwrap();
+        let (new_totp, old_totp) = (TotpSealer::new(&new), TotpSealer::new(&old));
+        let opened = new_totp.open(users[0], &moved.sealed_secret).unwrap();
+        assert_eq!(opened.as_bytes(), totp.as_bytes());
+        assert!(old_totp.open(users[0], &moved.sealed_secret).is_err());
     }
 
     crate::both_backends!(rotation_reseals_the_outbox_and_moves_the_fingerprint);

@@ -298,6 +298,7 @@ mod groups;
 pub mod keys;
 pub mod profile;
 pub mod tokens;
+pub mod two_step;
 
 #[cfg(test)]
 pub mod testing;

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::accounts::{
-    ChangeError, ConfirmError, FieldErrors, Problem, Refused, SignInError, SignUpError,
+    ChangeError, CodeError, ConfirmError, FieldErrors, Problem, Refused, SignInError, SignUpError,
+    TwoStepError,
 };
 use crate::security::limits::UNAVAILABLE_RETRY;
 use crate::store::Taken;
@@ -88,6 +89,9 @@ pub enum SignInReply {
     Locked(Duration),
     /// 400 with the digest format's reason.
     BadDigest(String),
+    /// Right password, codes on: 303 to `/sign-in/code` (the page) or 401 `code_required`
+    /// (the API).
+    CodeRequired(crate::accounts::PasswordPassed),
     /// 403: right password, address not confirmed yet (`--email-verification required`).
     Unverified {
         user_id: i64,
@@ -101,6 +105,7 @@ pub fn sign_in(e: SignInError) -> Result<SignInReply, AppError> {
         SignInError::Failed => Ok(SignInReply::Failed),
         SignInError::Locked { retry_after } => Ok(SignInReply::Locked(retry_after)),
         SignInError::BadDigest(msg) => Ok(SignInReply::BadDigest(msg)),
+        SignInError::CodeRequired(passed) => Ok(SignInReply::CodeRequired(passed)),
         SignInError::EmailUnverified {
             user_id,
             username,
@@ -168,6 +173,69 @@ pub fn confirm(e: ConfirmError) -> Result<ChangeReply, AppError> {
         ConfirmError::Store(e) => Err(e.into()),
     }
 }
+
+/// A refused code step the code form (or the API) answers itself; the rest are errors.
+pub enum CodeReply {
+    /// No live pending sign-in: sign in again.
+    Expired,
+    /// 400: no code typed.
+    Missing,
+    /// 401: wrong or used code.
+    Wrong,
+    /// 429 with `Retry-After`.
+    Locked(Duration),
+}
+
+pub fn code(e: CodeError) -> Result<CodeReply, AppError> {
+    match e {
+        CodeError::Expired => Ok(CodeReply::Expired),
+        CodeError::MissingCode => Ok(CodeReply::Missing),
+        CodeError::WrongCode => Ok(CodeReply::Wrong),
+        CodeError::Locked { retry_after } => Ok(CodeReply::Locked(retry_after)),
+        CodeError::Full { retry_after } => Err(AppError::Unavailable {
+            retry_after,
+            message: "Too many failed sign-ins are being tracked right now. Please try again later.",
+        }),
+        CodeError::Unsealable => Err(AppError::Internal(
+            "a stored TOTP secret does not open with the site key".into(),
+        )),
+        CodeError::Refused(r) => Err(r.into()),
+        CodeError::Store(e) => Err(e.into()),
+    }
+}
+
+/// A refused change on the account page's two-step section.
+pub enum TwoStepReply {
+    /// The current password was refused: as for a password change.
+    Password(ChangeReply),
+    /// 400: no code typed.
+    MissingCode,
+    /// 400 (confirming) or 401 (turning off): wrong or used code.
+    WrongCode,
+    /// The state moved on (already on, already off, set-up replaced): 303 to `/account`.
+    Stale,
+}
+
+pub fn two_step(e: TwoStepError) -> Result<TwoStepReply, AppError> {
+    match e {
+        TwoStepError::Confirm(e) => confirm(e).map(TwoStepReply::Password),
+        TwoStepError::MissingCode => Ok(TwoStepReply::MissingCode),
+        TwoStepError::WrongCode => Ok(TwoStepReply::WrongCode),
+        TwoStepError::AlreadyOn | TwoStepError::NotOn | TwoStepError::NoSetUp => {
+            Ok(TwoStepReply::Stale)
+        }
+        TwoStepError::Unsealable => Err(AppError::Internal(
+            "a stored TOTP secret does not open with the site key".into(),
+        )),
+        TwoStepError::Store(e) => Err(e.into()),
+    }
+}
+
+/// The code form's sentences.
+pub const WRONG_CODE: &str =
+    "That code is not right, or it was already used. Try the next code from your app.";
+pub const MISSING_CODE: &str = "Enter the 6-digit code from your app, or a recovery code.";
+pub const SIGN_IN_EXPIRED: &str = "Your sign-in timed out or ended. Please sign in again.";
 
 /// The current password's sentence when it was wrong.
 pub const WRONG_CURRENT_PASSWORD: &str = "Your current password is incorrect.";

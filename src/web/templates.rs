@@ -264,6 +264,33 @@ pub struct AccountPage {
     pub failed_since_previous: i64,
     /// When that previous sign-in was, for people.
     pub previous_sign_in: Option<String>,
+    /// "Two-step sign-in" (§13.1).
+    pub two_step: TwoStepSection,
+}
+
+/// The "Two-step sign-in" section of `/account` (§13.1).
+pub struct TwoStepSection {
+    pub on: bool,
+    /// Unused recovery codes.
+    pub recovery_left: i64,
+    /// A set-up waiting for its confirming code.
+    pub setup: Option<SetUpView>,
+    /// Recovery codes shown once, just after they were made.
+    pub new_codes: Vec<String>,
+    pub notice: String,
+    pub start_form: FormView,
+    pub confirm_form: FormView,
+    pub renew_form: FormView,
+    pub off_form: FormView,
+}
+
+/// What an authenticator app needs: the secret typed or scanned.
+pub struct SetUpView {
+    /// Base32 without padding.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// An inline `<svg>` of the URI's QR code, made here from the URI (no user text in it).
+    pub qr_svg: String,
 }
 
 /// A past sign-in on `/account`.

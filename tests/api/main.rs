@@ -43,3 +43,4 @@ mod slow_clients;
 mod storage;
 mod throttle;
 mod tls;
+mod two_step;

@@ -18,6 +18,7 @@ mod forward;
 mod phone;
 mod recovery;
 mod site;
+mod two_step;
 
 /// One browser at a time, whatever `--test-threads` says.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

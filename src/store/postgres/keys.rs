@@ -4,7 +4,7 @@
 
 use super::PgStore;
 use crate::store::Result;
-use crate::store::keys::{Reseal, Rotation};
+use crate::store::keys::{Reseal, ResealSecret, Rotation};
 
 impl PgStore {
     pub async fn key_fingerprint(&self) -> Result<Option<String>> {
@@ -16,7 +16,13 @@ impl PgStore {
     }
 
     /// See [`crate::store::Store::rotate_key`].
-    pub async fn rotate_key(&self, old: &str, new: &str, reseal: Reseal<'_>) -> Result<Rotation> {
+    pub async fn rotate_key(
+        &self,
+        old: &str,
+        new: &str,
+        reseal: Reseal<'_>,
+        secret: ResealSecret<'_>,
+    ) -> Result<Rotation> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let stored: Option<String> = tx
@@ -51,6 +57,30 @@ impl PgStore {
             &[&ids, &bodies],
         )
         .await?;
+        // Every TOTP secret, its rows locked: a set-up or turn-off meanwhile waits.
+        let rows = tx
+            .query(
+                "SELECT user_id, secret FROM totp ORDER BY user_id FOR UPDATE",
+                &[],
+            )
+            .await?;
+        let (mut users, mut secrets) = (Vec::new(), Vec::new());
+        for row in &rows {
+            match secret(row.get(0), row.get(1)) {
+                Some(sealed) => {
+                    users.push(row.get::<_, i64>(0));
+                    secrets.push(sealed);
+                }
+                None => unreadable += 1,
+            }
+        }
+        tx.execute(
+            "UPDATE totp t SET secret = s.secret
+             FROM unnest($1::bigint[], $2::bytea[]) AS s(user_id, secret)
+             WHERE t.user_id = s.user_id",
+            &[&users, &secrets],
+        )
+        .await?;
         tx.execute(
             "UPDATE meta SET value = $1 WHERE name = 'key_fingerprint'",
             &[&new],
@@ -60,6 +90,7 @@ impl PgStore {
         Ok(Rotation::Rotated {
             resealed: ids.len(),
             unreadable,
+            secrets: users.len(),
         })
     }
 }

@@ -32,6 +32,7 @@ mod outbox;
 mod profile;
 mod sessions;
 mod tokens;
+mod two_step;
 mod users;
 
 /// The schema, compiled in: `-- @version N` sections, as for SQLite.

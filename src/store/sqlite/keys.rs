@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::SqliteStore;
 use crate::store::Result;
-use crate::store::keys::{Reseal, Rotation};
+use crate::store::keys::{Reseal, ResealSecret, Rotation};
 
 const FINGERPRINT: &str = "SELECT value FROM meta WHERE name = 'key_fingerprint'";
 
@@ -15,7 +15,13 @@ impl SqliteStore {
     }
 
     /// See [`crate::store::Store::rotate_key`].
-    pub fn rotate_key(&self, old: &str, new: &str, reseal: Reseal<'_>) -> Result<Rotation> {
+    pub fn rotate_key(
+        &self,
+        old: &str,
+        new: &str,
+        reseal: Reseal<'_>,
+        secret: ResealSecret<'_>,
+    ) -> Result<Rotation> {
         self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let stored: Option<String> = tx.query_row(FINGERPRINT, [], |r| r.get(0)).optional()?;
@@ -40,6 +46,23 @@ impl SqliteStore {
                     }
                 }
             }
+            let mut secrets = 0;
+            {
+                let mut read = tx.prepare("SELECT user_id, secret FROM totp ORDER BY user_id")?;
+                let mut write = tx.prepare("UPDATE totp SET secret = ?2 WHERE user_id = ?1")?;
+                let mut rows = read.query([])?;
+                while let Some(row) = rows.next()? {
+                    let user_id: i64 = row.get(0)?;
+                    let sealed: Vec<u8> = row.get(1)?;
+                    match secret(user_id, &sealed) {
+                        Some(sealed) => {
+                            write.execute(params![user_id, sealed])?;
+                            secrets += 1;
+                        }
+                        None => unreadable += 1,
+                    }
+                }
+            }
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE name = 'key_fingerprint'",
                 [new],
@@ -48,6 +71,7 @@ impl SqliteStore {
             Ok(Rotation::Rotated {
                 resealed,
                 unreadable,
+                secrets,
             })
         })
     }

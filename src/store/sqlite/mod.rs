@@ -28,6 +28,7 @@ mod profile;
 pub mod seed;
 mod sessions;
 mod tokens;
+mod two_step;
 
 pub use admin::check;
 

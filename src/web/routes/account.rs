@@ -11,7 +11,9 @@ use crate::web::error::AppError;
 use crate::web::extract::{SignedIn, SignedInForm};
 use crate::web::messages::{self, ChangeReply, WRONG_CURRENT_PASSWORD};
 use crate::web::respond::{password_locked_message, render_status, see_other, with_retry_after};
-use crate::web::templates::{AccountPage, ActivityRow, Field, FormView, SessionRow};
+use crate::web::templates::{
+    AccountPage, ActivityRow, Field, FormView, SessionRow, TwoStepSection,
+};
 
 fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
     FormView {
@@ -98,7 +100,13 @@ async fn page(
 enum Posted {
     Profile(FormView),
     Delete(FormView),
+    /// The two-step section as a two-step handler left it.
+    TwoStep(Box<TwoStepSection>),
 }
+
+/// The "Two-step sign-in" section (§13.1).
+#[path = "account_two_step.rs"]
+pub mod two_step;
 
 async fn page_with(
     state: &State,
@@ -107,10 +115,11 @@ async fn page_with(
     posted: Option<Posted>,
     notice: &str,
 ) -> Result<AccountPage, AppError> {
-    let (profile, delete) = match posted {
-        Some(Posted::Profile(f)) => (Some(f), None),
-        Some(Posted::Delete(f)) => (None, Some(f)),
-        None => (None, None),
+    let (profile, delete, two_step) = match posted {
+        Some(Posted::Profile(f)) => (Some(f), None, None),
+        Some(Posted::Delete(f)) => (None, Some(f), None),
+        Some(Posted::TwoStep(t)) => (None, None, Some(*t)),
+        None => (None, None, None),
     };
     let current = signed_in.current();
     let csrf_token = signed_in.token(state);
@@ -159,6 +168,10 @@ async fn page_with(
     let (email_verified, pending_email) = details
         .map(|d| (d.email_verified, d.pending_email))
         .unwrap_or_default();
+    let two_step = match two_step {
+        Some(t) => t,
+        None => two_step::section(state, &current.user, &csrf_token).await?,
+    };
     let mut chrome = signed_in.visitor().chrome("Account");
     chrome.wide = true;
     Ok(AccountPage {
@@ -178,6 +191,7 @@ async fn page_with(
         sign_ins,
         failed_since_previous,
         previous_sign_in: previous.map(format_human),
+        two_step,
     })
 }
 
@@ -193,6 +207,7 @@ pub async fn show(
         "verify=sent" => "If an address is waiting for confirmation, a new link is on its way.",
         "verify=off" => "This site does not send mail: ask its operator to confirm your address.",
         "profile=1" => "Your details were saved.",
+        "two-step=off" => "Two-step sign-in is off. Your recovery codes no longer work.",
         "email=pending" => {
             "Check the inbox of your new address for a confirmation link. Until you confirm it, \
              your old address stays in use."

@@ -14,7 +14,7 @@ use crate::state::State;
 use crate::store::User;
 use crate::web::error::{ApiError, AppError, retry_after_secs};
 use crate::web::extract::{Json, Peer, SameOrigin, SignUpOpen, SignedIn, Then, parse_json};
-use crate::web::messages::{self, SignInReply, SignUpReply};
+use crate::web::messages::{self, CodeReply, SignInReply, SignUpReply};
 use crate::web::respond::{GENERIC_FAILURE, locked_message, with_retry_after};
 use crate::web::session;
 use crate::web::visitor::Visitor;
@@ -27,6 +27,8 @@ pub struct Credentials {
     pub password_digest: Option<String>,
     pub email: Option<String>,
     pub full_name: Option<String>,
+    /// The second step's code for a user with authenticator codes on (§13.1).
+    pub code: Option<String>,
 }
 
 impl Credentials {
@@ -125,6 +127,37 @@ pub async fn create_session(
         }
         Err(Ok(SignInReply::BadDigest(msg))) => Ok(HttpResponse::BadRequest()
             .json(json!({ "error": msg, "fields": { "password_digest": msg } }))),
+        Err(Ok(SignInReply::CodeRequired(passed))) => {
+            let Some(code) = body.code.as_deref().filter(|c| !c.trim().is_empty()) else {
+                return Ok(HttpResponse::Unauthorized().json(json!({ "error": "code_required" })));
+            };
+            let outcome = state
+                .accounts
+                .sign_in_with_code(passed, code, client, visitor.presented)
+                .await;
+            match outcome.map_err(messages::code) {
+                Ok(signed_in) => Ok(session::signed_in(
+                    HttpResponse::NoContent().finish(),
+                    &state,
+                    signed_in,
+                )),
+                Err(Err(e)) => Err(e.into()),
+                Err(Ok(CodeReply::Locked(retry))) => {
+                    let secs = retry_after_secs(retry);
+                    let resp = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
+                        "error": locked_message(&format!("{secs} seconds")),
+                        "retry_after": secs,
+                    }));
+                    Ok(with_retry_after(resp, retry))
+                }
+                Err(Ok(CodeReply::Missing)) => {
+                    Ok(HttpResponse::Unauthorized().json(json!({ "error": "code_required" })))
+                }
+                Err(Ok(CodeReply::Wrong | CodeReply::Expired)) => {
+                    Ok(HttpResponse::Unauthorized().json(json!({ "error": "code_invalid" })))
+                }
+            }
+        }
         Err(Ok(SignInReply::Unverified { .. })) => Ok(HttpResponse::Forbidden().json(json!({
             "error": "Confirm your email address first: follow the link we mailed to it, or sign in on the site to have it sent again.",
         }))),

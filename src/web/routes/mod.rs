@@ -63,6 +63,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, HEAD, POST")),
     )
     .service(
+        web::resource("/sign-in/code")
+            .route(web::get().to(sign_in::code::form))
+            .route(web::head().to(sign_in::code::form))
+            .route(web::post().to(sign_in::code::submit))
+            .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
         web::resource("/sign-out")
             .route(web::get().to(sign_out::form))
             .route(web::head().to(sign_out::form))
@@ -108,6 +115,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/account/profile")
             .route(web::post().to(account::profile))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/account/two-step/setup")
+            .route(web::post().to(account::two_step::start))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/account/two-step/confirm")
+            .route(web::post().to(account::two_step::confirm))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/account/two-step/recovery-codes")
+            .route(web::post().to(account::two_step::renew))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/account/two-step/off")
+            .route(web::post().to(account::two_step::off))
             .default_service(not_allowed("POST")),
     )
     .service(

@@ -18,6 +18,10 @@ use crate::web::session::{self, flash_cookie, flash_cookie_name};
 use crate::web::templates::{Field, FormView, SignInPage};
 use crate::web::visitor::Visitor;
 
+/// The second step, `/sign-in/code` (§13.1).
+#[path = "sign_in_code.rs"]
+pub mod code;
+
 fn form_view(csrf_token: String, to: &ReturnTo) -> FormView {
     let mut hidden = vec![
         ("password_digest", String::new()),
@@ -136,6 +140,9 @@ pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppE
             Some(retry),
         ),
         Err(Ok(SignInReply::BadDigest(msg))) => (StatusCode::BAD_REQUEST, msg, None),
+        Err(Ok(SignInReply::CodeRequired(passed))) => {
+            return code::ask_for_code(&state, passed, &to).await;
+        }
         Err(Ok(SignInReply::Unverified {
             user_id,
             username,
