@@ -265,6 +265,10 @@ impl<'a> Counted<'a> {
             let keep = self.by_device() && a.lock.is_locked(u, a.now()).await.unwrap_or(true);
             if !keep {
                 a.lock.succeeded(u).await;
+            } else if self.reserved_user.get() {
+                // Kept, but a right password is no failure: only this attempt's own
+                // reservation goes back, so the owner's sign-in cannot complete a lock either.
+                a.lock.release(u).await;
             }
         }
         if let Some(d) = &self.device {

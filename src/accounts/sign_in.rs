@@ -212,8 +212,7 @@ impl Accounts {
         };
         // A right password alone clears nothing for a user with codes on: the reservation is
         // given back (neither a failure nor a success) and the code step counts its own.
-        let two_step = self.store.two_step_state(creds.user_id).await;
-        let two_step = counted.release_on_err(two_step).await?.enabled();
+        let two_step = creds.two_step;
         if two_step {
             counted.release().await;
         } else {

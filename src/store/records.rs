@@ -26,6 +26,9 @@ pub struct Credentials {
     /// refuses sign-in until it is).
     pub email: Option<String>,
     pub email_verified: bool,
+    /// Whether authenticator codes are on (sign-in then asks for a code, §13.1): read with the
+    /// credentials, so a sign-in costs no extra query.
+    pub two_step: bool,
 }
 
 /// A session joined with the facts that decide its validity.

@@ -20,11 +20,13 @@ const TAKEN: &str = "SELECT EXISTS(SELECT 1 FROM users WHERE username = $1)
 
 const CREDENTIALS_BY_NAME: &str =
     "SELECT id, password_hash, active, password_changed_at, unlocked_at, email,
-            email_verified_at IS NOT NULL
+            email_verified_at IS NOT NULL,
+            EXISTS (SELECT 1 FROM totp WHERE user_id = users.id AND enabled_at IS NOT NULL)
      FROM users WHERE username = $1";
 const CREDENTIALS_BY_ID: &str =
     "SELECT id, password_hash, active, password_changed_at, unlocked_at, email,
-            email_verified_at IS NOT NULL
+            email_verified_at IS NOT NULL,
+            EXISTS (SELECT 1 FROM totp WHERE user_id = users.id AND enabled_at IS NOT NULL)
      FROM users WHERE id = $1";
 
 impl PgStore {
@@ -105,6 +107,7 @@ fn credentials(r: &tokio_postgres::Row) -> Credentials {
         unlocked_ms: r.get(4),
         email: r.get(5),
         email_verified: r.get(6),
+        two_step: r.get(7),
     }
 }
 

@@ -65,11 +65,13 @@ struct Inner {
 // Every sign-in reads one of these: constant text, so the statement cache needs no formatting.
 const CREDENTIALS_BY_NAME: &str =
     "SELECT id, password_hash, active, password_changed_at, unlocked_at, email,
-            email_verified_at IS NOT NULL
+            email_verified_at IS NOT NULL,
+            EXISTS (SELECT 1 FROM totp WHERE user_id = users.id AND enabled_at IS NOT NULL)
      FROM users WHERE username = ?1";
 const CREDENTIALS_BY_ID: &str =
     "SELECT id, password_hash, active, password_changed_at, unlocked_at,
-            email, email_verified_at IS NOT NULL
+            email, email_verified_at IS NOT NULL,
+            EXISTS (SELECT 1 FROM totp WHERE user_id = users.id AND enabled_at IS NOT NULL)
      FROM users WHERE id = ?1";
 
 /// A read-only connection with its cache of session lookups, valid for one `data_version`.
@@ -384,6 +386,7 @@ impl SqliteStore {
                         unlocked_ms: r.get(4)?,
                         email: r.get(5)?,
                         email_verified: r.get(6)?,
+                        two_step: r.get(7)?,
                     })
                 })
                 .optional()?)
