@@ -296,9 +296,12 @@ impl Store {
 mod admin;
 mod groups;
 pub mod keys;
+pub mod passkeys;
 pub mod profile;
 pub mod tokens;
 
+#[cfg(test)]
+mod passkeys_tests;
 #[cfg(test)]
 pub mod testing;
 #[cfg(test)]
