@@ -54,6 +54,11 @@ pub(crate) async fn housekeeping(state: web::Data<AppState>) {
         if let Err(e) = state.store.lapse_pending_emails(now, ttl).await {
             tracing::warn!("lapsing pending email addresses failed: {e}");
         }
+        match state.store.purge_ceremonies(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired passkey ceremonies deleted"),
+            Err(e) => tracing::warn!("passkey ceremony purge failed: {e}"),
+        }
         let before = now.saturating_sub(state.audit_retention.as_millis() as i64);
         match state.store.purge_audit(before).await {
             Ok(0) => {}

@@ -7,6 +7,7 @@
 mod attempts;
 mod change_password;
 mod confirm;
+mod passkeys;
 mod profile;
 mod reset;
 mod reset_request;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub use attempts::Refused;
 pub use change_password::{ChangeError, ResetError};
 pub use confirm::ConfirmError;
+pub use passkeys::{CEREMONIES_PER_ADDRESS, CEREMONY_TTL, CeremonyStarted, PasskeyError};
 pub use profile::{ProfileChanged, ProfileError, ProfileInput};
 pub use reset::LinkResetError;
 pub use reset_request::{ResetAsked, ResetPolicy};

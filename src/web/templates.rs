@@ -264,6 +264,19 @@ pub struct AccountPage {
     pub failed_since_previous: i64,
     /// When that previous sign-in was, for people.
     pub previous_sign_in: Option<String>,
+    /// The user's passkeys, oldest first (docs/behaviour.md §13.2).
+    pub passkeys: Vec<PasskeyRow>,
+}
+
+/// A passkey on `/account`.
+pub struct PasskeyRow {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub created_text: String,
+    /// "never" when unused.
+    pub last_used: String,
+    pub last_used_text: String,
 }
 
 /// A past sign-in on `/account`.

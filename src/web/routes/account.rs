@@ -11,7 +11,7 @@ use crate::web::error::AppError;
 use crate::web::extract::{SignedIn, SignedInForm};
 use crate::web::messages::{self, ChangeReply, WRONG_CURRENT_PASSWORD};
 use crate::web::respond::{password_locked_message, render_status, see_other, with_retry_after};
-use crate::web::templates::{AccountPage, ActivityRow, Field, FormView, SessionRow};
+use crate::web::templates::{AccountPage, ActivityRow, Field, FormView, PasskeyRow, SessionRow};
 
 fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
     FormView {
@@ -159,6 +159,20 @@ async fn page_with(
     let (email_verified, pending_email) = details
         .map(|d| (d.email_verified, d.pending_email))
         .unwrap_or_default();
+    let passkeys = state
+        .accounts
+        .passkeys(user_id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyRow {
+            id: p.id,
+            name: p.name,
+            created: format_ms(p.created_ms),
+            created_text: format_human(p.created_ms),
+            last_used: p.last_used_ms.map(format_ms).unwrap_or_default(),
+            last_used_text: p.last_used_ms.map_or_else(|| "never".into(), format_human),
+        })
+        .collect();
     let mut chrome = signed_in.visitor().chrome("Account");
     chrome.wide = true;
     Ok(AccountPage {
@@ -178,6 +192,7 @@ async fn page_with(
         sign_ins,
         failed_since_previous,
         previous_sign_in: previous.map(format_human),
+        passkeys,
     })
 }
 
@@ -193,6 +208,9 @@ pub async fn show(
         "verify=sent" => "If an address is waiting for confirmation, a new link is on its way.",
         "verify=off" => "This site does not send mail: ask its operator to confirm your address.",
         "profile=1" => "Your details were saved.",
+        "passkey=added" => "Your passkey was added.",
+        "passkey=renamed" => "The passkey was renamed.",
+        "passkey=removed" => "The passkey was removed.",
         "email=pending" => {
             "Check the inbox of your new address for a confirmation link. Until you confirm it, \
              your old address stays in use."
