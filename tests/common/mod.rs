@@ -20,6 +20,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod server;
 pub mod smtp;
+pub mod soft_authenticator;
 pub mod sql;
 pub mod upstream;
 
