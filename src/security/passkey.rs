@@ -250,4 +250,4 @@ pub fn finish_sign_in(
 
 #[cfg(test)]
 #[path = "passkey_tests.rs"]
-mod tests;
+pub(crate) mod tests;

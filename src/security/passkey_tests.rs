@@ -4,8 +4,9 @@
 
 use super::*;
 
+/// The software authenticator (shared with the HTTP suites and the flow tests).
 #[path = "../../tests/common/soft_authenticator.rs"]
-mod soft;
+pub(crate) mod soft;
 use soft::{Lies, SoftKey};
 
 const ORIGIN: &str = "https://id.example.org";
