@@ -21,6 +21,9 @@ const PASSWORD: &str = "correct horse battery";
 /// The site as `http://localhost:PORT`, and clients that reach it so.
 struct Local<'a> {
     app: &'a TestApp,
+    /// Where requests go.
+    base: String,
+    /// The origin the authenticator is told the page has.
     origin: String,
 }
 
@@ -29,12 +32,13 @@ impl<'a> Local<'a> {
         let port = app.address.rsplit(':').next().unwrap().to_owned();
         Self {
             app,
+            base: format!("http://localhost:{port}"),
             origin: format!("http://localhost:{port}"),
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin)
+        format!("{}{path}", self.base)
     }
 
     fn client(&self) -> reqwest::Client {
@@ -564,4 +568,59 @@ async fn account_passkey_routes_need_a_session_csrf_and_ownership() {
         "{}",
         shown.stdout
     );
+}
+
+#[tokio::test]
+async fn the_relying_party_follows_public_url() {
+    let app = TestApp::spawn(&["--public-url", "https://id.example.test/gate/"]);
+    // Reached at 127.0.0.1; the browser would be at --public-url's origin.
+    let site = Local {
+        app: &app,
+        base: app.address.clone(),
+        origin: "https://id.example.test".into(),
+    };
+    let (c, token) = site.member("ann").await;
+    let mut key = site.register(&c, &token, "laptop").await;
+    assert_eq!(key.rp_id, "id.example.test");
+    let (anon, t, started) = site.start_sign_in().await;
+    assert_eq!(started["publicKey"]["rpId"], "id.example.test");
+    // An answer signed for another origin (the address the server was reached at) is refused.
+    let wrong = Lies {
+        origin: Some(app.address.clone()),
+        ..Lies::default()
+    };
+    let answer = key.sign(&started["publicKey"], &site.origin, &wrong);
+    let (status, _) = site
+        .json(
+            &anon,
+            "/sign-in/passkey",
+            json!({"csrf_token": t, "ceremony": started["ceremony"], "credential": answer}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (anon, t, started) = site.start_sign_in().await;
+    let answer = key.sign(&started["publicKey"], &site.origin, &Lies::default());
+    let (status, _) = site
+        .json(
+            &anon,
+            "/sign-in/passkey",
+            json!({"csrf_token": t, "ceremony": started["ceremony"], "credential": answer}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn an_ip_address_public_url_turns_passkeys_off_with_a_warning() {
+    let app = TestApp::spawn(&["--public-url", "http://127.0.0.1:9"]);
+    assert!(app.log_contains("passkeys are off").await, "{}", app.log());
+    let c = app.client();
+    let token = crate::common::csrf_token(&app, &c, "/sign-in").await;
+    let r = c
+        .post(app.url("/sign-in/passkey/options"))
+        .json(&json!({"csrf_token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
