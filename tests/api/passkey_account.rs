@@ -159,3 +159,45 @@ async fn an_ip_address_public_url_turns_passkeys_off_with_a_warning() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// §12: ceremony state lives in the database, so a ceremony begun on one instance finishes on
+/// another, and is still used only once.
+#[tokio::test]
+async fn a_ceremony_begun_on_one_instance_finishes_on_another() {
+    let flags = ["--public-url", "https://id.example.test"];
+    let a = TestApp::spawn_on(crate::common::Backend::Postgres, &flags);
+    let b = a.spawn_beside(&flags);
+    let on = |app| Local {
+        app,
+        base: app.address.clone(),
+        origin: "https://id.example.test".into(),
+    };
+    let (site_a, site_b) = (on(&a), on(&b));
+    let (c, token) = site_a.member("ann").await;
+    let (status, started) = site_a
+        .json(
+            &c,
+            "/account/passkeys/options",
+            json!({"csrf_token": token, "name": "laptop"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (mut key, answer) = crate::common::soft_authenticator::SoftKey::register(
+        &started["publicKey"],
+        &site_a.origin,
+        &Lies::default(),
+    );
+    let body = json!({"csrf_token": token, "ceremony": started["ceremony"], "credential": answer});
+    let (status, _) = site_b.json(&c, "/account/passkeys", body.clone()).await;
+    assert_eq!(status, 201);
+    let (status, _) = site_a.json(&c, "/account/passkeys", body).await;
+    assert_eq!(status, 410, "taken once across instances");
+
+    let (anon, t, started) = site_b.start_sign_in().await;
+    let answer = key.sign(&started["publicKey"], &site_b.origin, &Lies::default());
+    let body = json!({"csrf_token": t, "ceremony": started["ceremony"], "credential": answer});
+    let (status, _) = site_a.json(&anon, "/sign-in/passkey", body.clone()).await;
+    assert_eq!(status, 200);
+    let (status, _) = site_b.json(&anon, "/sign-in/passkey", body).await;
+    assert_eq!(status, 410);
+}
