@@ -164,6 +164,18 @@ fn warn_about_password_in_flag(config: &Config) {
     }
 }
 
+/// Passkeys need a host name in `--public-url` (an IP address cannot be a WebAuthn RP ID).
+fn warn_about_passkeys(config: &Config) {
+    if let Some(url) = config.public_url.as_deref()
+        && crate::security::passkey::RelyingParty::from_url(url).is_none()
+    {
+        tracing::warn!(
+            "--public-url {url} has no host name to serve as the passkeys' relying party ID: \
+             passkeys are off (docs/operations.md, \"Passkeys\")"
+        );
+    }
+}
+
 impl Gatehouse {
     /// Checks the settings, takes the database's one-server lock, opens (and upgrades) the
     /// database, loads or creates the secret key and starts the password hashing pool.
@@ -176,6 +188,7 @@ impl Gatehouse {
         for warning in &forward.warnings {
             tracing::warn!("{warning}");
         }
+        warn_about_passkeys(config);
         let shared = config.database_is_url();
         // Before the store: a second server touches nothing (not even a migration). Servers
         // on PostgreSQL share their database by design (docs/behaviour.md §12).

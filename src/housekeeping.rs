@@ -59,6 +59,11 @@ pub(crate) async fn housekeeping(state: web::Data<AppState>) {
             Ok(n) => tracing::debug!(purged = n, "expired pending sign-ins deleted"),
             Err(e) => tracing::warn!("pending sign-in purge failed: {e}"),
         }
+        match state.store.purge_ceremonies(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired passkey ceremonies deleted"),
+            Err(e) => tracing::warn!("passkey ceremony purge failed: {e}"),
+        }
         let before = now.saturating_sub(state.audit_retention.as_millis() as i64);
         match state.store.purge_audit(before).await {
             Ok(0) => {}

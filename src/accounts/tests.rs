@@ -441,3 +441,6 @@ async fn sign_out_and_revoke_end_sessions() {
         2
     );
 }
+
+#[path = "passkeys_tests.rs"]
+mod passkeys;

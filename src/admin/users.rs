@@ -241,6 +241,17 @@ fn show(config: &Config, typed: &str) -> Result<()> {
         let names: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
         println!("groups: {}", names.join(", "));
     }
+    let passkeys = wait(store.passkeys_of(u.id))?;
+    println!("passkeys: {}", passkeys.len());
+    for p in passkeys {
+        println!(
+            "  passkey {}\t{}\tadded {}\tlast used {}",
+            p.id,
+            clean(&p.name),
+            format_ms(p.created_ms),
+            p.last_used_ms.map_or_else(|| "never".into(), format_ms),
+        );
+    }
     let idle = config.session_idle.as_millis() as i64;
     let sessions = wait(store.list_sessions(Some(&user), now_ms(), idle))?;
     println!("sessions: {}", sessions.len());

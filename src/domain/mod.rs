@@ -4,12 +4,14 @@
 mod email;
 mod full_name;
 mod group_name;
+mod passkey_name;
 mod password;
 mod username;
 
 pub use email::{Email, email_key};
 pub use full_name::FullName;
 pub use group_name::GroupName;
+pub use passkey_name::PasskeyName;
 pub use password::{PlainPassword, canonical_password};
 pub use username::{Username, canonical_username};
 

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod faillock;
 pub mod forward;
 pub mod limits;
+pub mod passkey;
 pub mod password;
 pub mod protected_path;
 pub mod recovery;

@@ -296,10 +296,13 @@ impl Store {
 mod admin;
 mod groups;
 pub mod keys;
+pub mod passkeys;
 pub mod profile;
 pub mod tokens;
 pub mod two_step;
 
+#[cfg(test)]
+mod passkeys_tests;
 #[cfg(test)]
 pub mod testing;
 #[cfg(test)]

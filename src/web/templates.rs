@@ -266,6 +266,8 @@ pub struct AccountPage {
     pub previous_sign_in: Option<String>,
     /// "Two-step sign-in" (§13.1).
     pub two_step: TwoStepSection,
+    /// The user's passkeys, oldest first (docs/behaviour.md §13.2).
+    pub passkeys: Vec<PasskeyRow>,
 }
 
 /// The "Two-step sign-in" section of `/account` (§13.1).
@@ -291,6 +293,17 @@ pub struct SetUpView {
     pub otpauth_uri: String,
     /// An inline `<svg>` of the URI's QR code, made here from the URI (no user text in it).
     pub qr_svg: String,
+}
+
+/// A passkey on `/account`.
+pub struct PasskeyRow {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub created_text: String,
+    /// "never" when unused.
+    pub last_used: String,
+    pub last_used_text: String,
 }
 
 /// A past sign-in on `/account`.

@@ -133,6 +133,16 @@ impl Visitor {
         state: &AppState,
         form: &FormData,
     ) -> Result<(), AppError> {
+        self.check_csrf_token(req, state, form.text("csrf_token"))
+    }
+
+    /// [`Visitor::check_csrf`] for a token that came in another body (a JSON one).
+    pub fn check_csrf_token(
+        &self,
+        req: &HttpRequest,
+        state: &AppState,
+        token: &str,
+    ) -> Result<(), AppError> {
         check_origin(req, state)?;
         let mut bindings = Vec::with_capacity(2);
         if let Some(c) = &self.current {
@@ -141,7 +151,7 @@ impl Visitor {
         if let Some(v) = &self.csrf_cookie {
             bindings.push(Binding::Anonymous(v));
         }
-        if csrf::verify(&state.key, form.text("csrf_token"), &bindings) {
+        if csrf::verify(&state.key, token, &bindings) {
             Ok(())
         } else {
             tracing::debug!("CSRF token missing or invalid");

@@ -29,6 +29,8 @@ mod metrics;
 mod one_server;
 mod outbox;
 mod pages;
+mod passkey_account;
+mod passkeys;
 mod password_reset;
 mod password_reset_mail;
 mod pg_admin;

@@ -15,6 +15,7 @@ mod driver;
 mod flows;
 mod forms;
 mod forward;
+mod passkeys;
 mod phone;
 mod recovery;
 mod site;

@@ -29,6 +29,7 @@ mod groups;
 mod keys;
 pub mod limits;
 mod outbox;
+mod passkeys;
 mod profile;
 mod sessions;
 mod tokens;

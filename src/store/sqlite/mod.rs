@@ -24,6 +24,7 @@ mod files;
 mod groups;
 mod keys;
 pub mod outbox;
+mod passkeys;
 mod profile;
 pub mod seed;
 mod sessions;

@@ -12,7 +12,7 @@ use crate::web::extract::{SignedIn, SignedInForm};
 use crate::web::messages::{self, ChangeReply, WRONG_CURRENT_PASSWORD};
 use crate::web::respond::{password_locked_message, render_status, see_other, with_retry_after};
 use crate::web::templates::{
-    AccountPage, ActivityRow, Field, FormView, SessionRow, TwoStepSection,
+    AccountPage, ActivityRow, Field, FormView, PasskeyRow, SessionRow, TwoStepSection,
 };
 
 fn password_form(user: &crate::store::User, csrf_token: &str) -> FormView {
@@ -172,6 +172,20 @@ async fn page_with(
         Some(t) => t,
         None => two_step::section(state, &current.user, &csrf_token).await?,
     };
+    let passkeys = state
+        .accounts
+        .passkeys(user_id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyRow {
+            id: p.id,
+            name: p.name,
+            created: format_ms(p.created_ms),
+            created_text: format_human(p.created_ms),
+            last_used: p.last_used_ms.map(format_ms).unwrap_or_default(),
+            last_used_text: p.last_used_ms.map_or_else(|| "never".into(), format_human),
+        })
+        .collect();
     let mut chrome = signed_in.visitor().chrome("Account");
     chrome.wide = true;
     Ok(AccountPage {
@@ -192,6 +206,7 @@ async fn page_with(
         failed_since_previous,
         previous_sign_in: previous.map(format_human),
         two_step,
+        passkeys,
     })
 }
 
@@ -208,6 +223,9 @@ pub async fn show(
         "verify=off" => "This site does not send mail: ask its operator to confirm your address.",
         "profile=1" => "Your details were saved.",
         "two-step=off" => "Two-step sign-in is off. Your recovery codes no longer work.",
+        "passkey=added" => "Your passkey was added.",
+        "passkey=renamed" => "The passkey was renamed.",
+        "passkey=removed" => "The passkey was removed.",
         "email=pending" => {
             "Check the inbox of your new address for a confirmation link. Until you confirm it, \
              your old address stays in use."

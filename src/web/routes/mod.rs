@@ -11,6 +11,7 @@ pub mod account;
 pub mod api;
 pub mod forward_auth;
 pub mod home;
+pub mod passkeys;
 pub mod password_reset;
 pub mod sign_in;
 pub mod sign_out;
@@ -181,10 +182,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(api::patch_me))
             .default_service(not_allowed("GET, HEAD, DELETE, PATCH")),
     );
+    passkey_routes(cfg);
     // Any method: a proxy asks with the method of the request it guards.
     cfg.service(web::resource("/auth/request").to(forward_auth::request))
         .service(web::resource("/auth/forward").to(forward_auth::forward));
     cfg.default_service(web::to(|req: HttpRequest| async move {
         respond::error(&req, &AppError::NotFound)
     }));
+}
+
+/// Passkeys (docs/behaviour.md §13.2): the ceremonies' JSON endpoints and `/account`'s forms.
+fn passkey_routes(cfg: &mut web::ServiceConfig) {
+    let post_only = |path: &str, route: actix_web::Route| {
+        web::resource(path)
+            .route(route)
+            .default_service(not_allowed("POST"))
+    };
+    cfg.service(post_only(
+        "/sign-in/passkey/options",
+        web::post().to(passkeys::sign_in_options),
+    ))
+    .service(post_only(
+        "/sign-in/passkey",
+        web::post().to(passkeys::sign_in),
+    ))
+    .service(post_only(
+        "/account/passkeys/options",
+        web::post().to(passkeys::register_options),
+    ))
+    .service(post_only(
+        "/account/passkeys",
+        web::post().to(passkeys::register),
+    ))
+    .service(post_only(
+        "/account/passkeys/{id}/rename",
+        web::post().to(passkeys::rename),
+    ))
+    .service(post_only(
+        "/account/passkeys/{id}/remove",
+        web::post().to(passkeys::remove),
+    ));
 }
