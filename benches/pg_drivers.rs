@@ -80,10 +80,11 @@ const OPEN: &str = "INSERT INTO sessions (token_hash, user_id, created_at, last_
                                           expires_at, user_agent, ip)
                     SELECT $1, id, $3, $3, 9000000000000000, 'bench', '127.0.0.1' FROM users
                     WHERE id = $2 AND password_changed_at = 1 AND active
+                    FOR NO KEY UPDATE
                     RETURNING id";
-const CAP: &str = "DELETE FROM sessions WHERE id IN (
+const CAP: &str = "DELETE FROM sessions WHERE id = ANY (ARRAY(
                        SELECT id FROM sessions WHERE user_id = $1
-                       ORDER BY created_at DESC, id DESC OFFSET 50)";
+                       ORDER BY created_at DESC, id DESC OFFSET 50))";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Design {
