@@ -376,6 +376,9 @@ struct Sample {
     cpu_per_k: f64,
 }
 
+/// What the tables show of a sample, in their column order.
+const METRICS: [fn(&Sample) -> f64; 4] = [|s| s.rps, |s| s.p50_ms, |s| s.p99_ms, |s| s.cpu_per_k];
+
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i] as f64 / 1000.0
@@ -582,18 +585,14 @@ fn main() {
     for (i, &(workload, concurrency)) in cells.iter().enumerate() {
         for design in [Design::Async, Design::Sync] {
             let runs = &results[i][design as usize];
-            let m = |f: fn(&Sample) -> f64| median(runs.iter().map(f).collect());
+            let [rps, p50, p99, cpu] = METRICS.map(|f| median(runs.iter().map(f).collect()));
             let label = match design {
                 Design::Async => "async (tokio-postgres + deadpool)",
                 Design::Sync => "sync (postgres + r2d2 on 16 threads)",
             };
             println!(
-                "| {} | {concurrency} | {label} | {:.0} | {:.2} | {:.2} | {:.3} |",
-                workload.name(),
-                m(|s| s.rps),
-                m(|s| s.p50_ms),
-                m(|s| s.p99_ms),
-                m(|s| s.cpu_per_k)
+                "| {} | {concurrency} | {label} | {rps:.0} | {p50:.2} | {p99:.2} | {cpu:.3} |",
+                workload.name()
             );
         }
     }
@@ -604,15 +603,11 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for (i, &(workload, concurrency)) in cells.iter().enumerate() {
         let [a, s] = &results[i];
-        let ratio =
-            |f: fn(&Sample) -> f64| median(a.iter().zip(s).map(|(a, s)| f(s) / f(a)).collect());
+        let [rps, p50, p99, cpu] =
+            METRICS.map(|f| median(a.iter().zip(s).map(|(a, s)| f(s) / f(a)).collect()));
         println!(
-            "| {} | {concurrency} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            workload.name(),
-            ratio(|s| s.rps),
-            ratio(|s| s.p50_ms),
-            ratio(|s| s.p99_ms),
-            ratio(|s| s.cpu_per_k)
+            "| {} | {concurrency} | {rps:.2} | {p50:.2} | {p99:.2} | {cpu:.2} |",
+            workload.name()
         );
     }
     drop(bench);
