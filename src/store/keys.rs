@@ -78,10 +78,7 @@ mod tests {
                 }
             }
             Backend::Postgres => {
-                let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
+                let client = crate::store::testing::pg_client(db.url()).await;
                 for (id, mid, body) in rows {
                     client.execute(SQL, &[id, mid, body]).await.unwrap();
                 }

@@ -71,31 +71,55 @@ pub fn fresh_pg_database() -> String {
     let admin = pg_admin_url();
     let name = format!("t_{}", hex::encode(rand_bytes()));
     let create = format!("CREATE DATABASE {name}");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-                    .await
-                    .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin}: {e}"));
-                let conn = tokio::spawn(connection);
-                client
-                    .batch_execute(&create)
-                    .await
-                    .expect("CREATE DATABASE");
-                drop(client);
-                let _ = conn.await;
-            })
-        })
-        .join()
-        .unwrap()
+    with_pg_client(&admin, async move |client| {
+        client
+            .batch_execute(&create)
+            .await
+            .expect("CREATE DATABASE")
     });
     let mut url = url::Url::parse(&admin).expect("GATEHOUSE_TEST_PG is a URL");
     url.set_path(&name);
     url.to_string()
+}
+
+/// A connection to `url` for SQL behind the store's back, its I/O task on the current runtime
+/// (it ends when the client is dropped).
+pub async fn pg_client(url: &str) -> tokio_postgres::Client {
+    pg_connect(url).await.0
+}
+
+async fn pg_connect(url: &str) -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {url}: {e}"));
+    let io = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, io)
+}
+
+/// Runs `f` with a connection to `url` on a thread and runtime of its own, so callers in any
+/// runtime (or none) may block on it; the connection is closed before it returns.
+pub fn with_pg_client<T: Send + 'static>(
+    url: &str,
+    f: impl AsyncFnOnce(&tokio_postgres::Client) -> T + Send + 'static,
+) -> T {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, io) = pg_connect(&url).await;
+            let out = f(&client).await;
+            drop(client);
+            let _ = io.await;
+            out
+        })
+    })
+    .join()
+    .unwrap()
 }
 
 fn rand_bytes() -> [u8; 8] {

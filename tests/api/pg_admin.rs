@@ -6,8 +6,7 @@
 //! per test.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 
@@ -44,7 +43,10 @@ fn queue_mail(database: &Path, port: u16, address: &str, env: &[(&str, &str)]) {
     let flags = mail_flags(port);
     let mut args = vec!["mail", "test", address, "--queue"];
     args.extend(flags.iter().map(String::as_str));
-    ok(admin_with_env(database, &args, env), "mail test --queue");
+    ok(
+        admin_with_env(database, env, &args, ""),
+        "mail test --queue",
+    );
 }
 
 /// The first value of `sql` on the database at `url`, a number.
@@ -53,55 +55,6 @@ fn pg_number(url: &str, sql: &str) -> i64 {
         .expect("a value")
         .parse()
         .expect("a number")
-}
-
-/// Like [`admin_at`], with environment variables set for the command.
-fn admin_with_env(database: &Path, args: &[&str], env: &[(&str, &str)]) -> AdminRun {
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .env_clear()
-        .envs(env.iter().copied())
-        .args(args)
-        .arg("--database")
-        .arg(database)
-        .args(FAST_KDF)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run gatehouse");
-    AdminRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// `gatehouse serve ARGS` (a free port, fast KDF costs) for a server that must refuse to
-/// start: how it exited, or `None` if it still ran after 30 s (it is killed).
-fn serve_refusal(args: &[&str]) -> Option<AdminRun> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .env_clear()
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .args(FAST_KDF)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gatehouse serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("wait for gatehouse").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("gatehouse output");
-    Some(AdminRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
 }
 
 fn ok(run: AdminRun, what: &str) -> AdminRun {
@@ -590,19 +543,23 @@ async fn key_rotate_on_postgresql_moves_the_site_to_the_new_key() {
     let run = ok(
         admin_with_env(
             db,
-            &["key", "rotate"],
             &[
                 ("GATEHOUSE_OLD_SECRET_KEY", &hex::encode([1u8; 32])),
                 ("GATEHOUSE_SECRET_KEY", &hex::encode([2u8; 32])),
             ],
+            &["key", "rotate"],
+            "",
         ),
         "key rotate",
     );
     assert!(run.stderr.contains("1 queued mail re-sealed"), "{run:?}");
 
     // The old key is refused now, the new one serves, and sessions survive the change.
-    let refusal = serve_refusal(&["--database", &url, "--secret-key-file", &old])
-        .expect("a server with the old key exits");
+    let refusal = serve_with_args_expecting_exit(
+        &["--database", &url, "--secret-key-file", &old],
+        Duration::from_secs(30),
+    )
+    .expect("a server with the old key exits");
     assert_ne!(refusal.code, 0);
     assert!(refusal.stderr.contains("key rotate"), "{refusal:?}");
     let flags = mail_flags(sink.port);
@@ -656,12 +613,15 @@ async fn key_rotate_on_sqlite_makes_a_new_key_and_refuses_a_running_server() {
     let run = app.admin_ok(&rotate, "");
     assert!(run.stderr.contains("nothing to rotate"), "{run:?}");
 
-    let refusal = serve_refusal(&[
-        "--database",
-        app.database().to_str().unwrap(),
-        "--secret-key-file",
-        &old_arg,
-    ])
+    let refusal = serve_with_args_expecting_exit(
+        &[
+            "--database",
+            app.database().to_str().unwrap(),
+            "--secret-key-file",
+            &old_arg,
+        ],
+        Duration::from_secs(30),
+    )
     .expect("a server with the old key exits");
     assert_ne!(refusal.code, 0);
     let flags = mail_flags(sink.port);

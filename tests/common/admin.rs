@@ -12,10 +12,20 @@ pub struct AdminRun {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for AdminRun {
+    fn from(out: std::process::Output) -> Self {
+        AdminRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs `gatehouse ARGS` against `database` with fast KDF costs, feeding `stdin` (not a
 /// terminal, so passwords are read from its first line).
 pub fn admin_at(database: &std::path::Path, args: &[&str], stdin: &str) -> AdminRun {
-    admin_with_key(database, None, args, stdin)
+    admin_with_env(database, &[], args, stdin)
 }
 
 /// [`admin_at`] with GATEHOUSE_SECRET_KEY set (a PostgreSQL database has no key file beside it).
@@ -25,10 +35,24 @@ pub fn admin_with_key(
     args: &[&str],
     stdin: &str,
 ) -> AdminRun {
+    let env: Vec<_> = key_hex
+        .map(|k| ("GATEHOUSE_SECRET_KEY", k))
+        .into_iter()
+        .collect();
+    admin_with_env(database, &env, args, stdin)
+}
+
+/// [`admin_at`] with only the variables `env` set for the command (nothing is inherited).
+pub fn admin_with_env(
+    database: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> AdminRun {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .env_clear()
-        .envs(key_hex.iter().map(|k| ("GATEHOUSE_SECRET_KEY", k)))
+        .envs(env.iter().copied())
         .args(args)
         .arg("--database")
         .arg(database)
@@ -44,12 +68,10 @@ pub fn admin_with_key(
         .take()
         .expect("piped stdin")
         .write_all(stdin.as_bytes());
-    let out = child.wait_with_output().expect("admin command output");
-    AdminRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    child
+        .wait_with_output()
+        .expect("admin command output")
+        .into()
 }
 
 impl TestApp {

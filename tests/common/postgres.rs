@@ -37,9 +37,14 @@ fn getrandom(buf: &mut [u8]) {
         .expect("read /dev/urandom");
 }
 
-/// Runs SQL on the database at `url` (its own connection, its own runtime thread).
-pub fn pg_execute(url: &str, sql: &str) {
-    let (url, sql) = (url.to_owned(), sql.to_owned());
+/// Runs `f` with a fresh connection to `url` on a thread of its own with its own runtime, so
+/// callers in any runtime (or none) may block on it. Every one-off SQL of the tests goes
+/// through here.
+pub fn with_pg_client<T: Send + 'static>(
+    url: &str,
+    f: impl AsyncFnOnce(&tokio_postgres::Client) -> T + Send + 'static,
+) -> T {
+    let url = url.to_owned();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -50,46 +55,40 @@ pub fn pg_execute(url: &str, sql: &str) {
                 .await
                 .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
             let conn = tokio::spawn(connection);
-            client
-                .batch_execute(&sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let out = f(&client).await;
             drop(client);
             let _ = conn.await;
+            out
         })
     })
     .join()
     .unwrap()
 }
 
+/// Runs SQL on the database at `url`.
+pub fn pg_execute(url: &str, sql: &str) {
+    let sql = sql.to_owned();
+    with_pg_client(url, async move |client| {
+        client
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    })
+}
+
 /// One value of a query on the database at `url`, as text.
 pub fn pg_query_text(url: &str, sql: &str) -> Option<String> {
-    let (url, sql) = (url.to_owned(), sql.to_owned());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
-            let conn = tokio::spawn(connection);
-            let rows = client
-                .simple_query(&sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            let value = rows.into_iter().find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                _ => None,
-            });
-            drop(client);
-            let _ = conn.await;
-            value
+    let sql = sql.to_owned();
+    with_pg_client(url, async move |client| {
+        let rows = client
+            .simple_query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
         })
     })
-    .join()
-    .unwrap()
 }
 
 /// A new empty database on the test server; its URL.

@@ -361,11 +361,17 @@ pub fn listening_ports(pid: u32) -> Vec<u16> {
 /// waits for it to exit, at most `limit`: `None` if it was still running then (it is killed).
 /// For servers expected to refuse to start.
 pub fn serve_expecting_exit(database: &std::path::Path, limit: Duration) -> Option<AdminRun> {
+    let database = database.to_str().expect("a UTF-8 database path");
+    serve_with_args_expecting_exit(&["--database", database], limit)
+}
+
+/// Like [`serve_expecting_exit`], with `args` (which name the database) for the server.
+pub fn serve_with_args_expecting_exit(args: &[&str], limit: Duration) -> Option<AdminRun> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .env_clear()
-        .args(["serve", "--bind", "127.0.0.1:0", "--database"])
-        .arg(database)
+        .args(["serve", "--bind", "127.0.0.1:0"])
         .args(FAST_KDF)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -380,12 +386,7 @@ pub fn serve_expecting_exit(database: &std::path::Path, limit: Duration) -> Opti
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = child.wait_with_output().expect("gatehouse output");
-    Some(AdminRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
+    Some(child.wait_with_output().expect("gatehouse output").into())
 }
 
 /// Where cargo puts example `name`, beside the `gatehouse` binary of this build.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::admin::{AdminRun, admin_with_key};
-use super::postgres::{Backend, fresh_pg_database, random_key_hex};
+use super::postgres::{Backend, fresh_pg_database, random_key_hex, with_pg_client};
 use super::server::TestApp;
 
 /// Every row of `sql` on `database` (a SQLite file, or a `postgres://` URL), as text.
@@ -76,36 +76,9 @@ fn is_pg(target: &str) -> bool {
     target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 
-/// Runs `f` with a fresh connection to `url` on a thread of its own, so callers in any runtime
-/// (or none) may block on it.
-fn with_pg<T: Send + 'static>(
-    url: &str,
-    f: impl AsyncFnOnce(&tokio_postgres::Client) -> T + Send + 'static,
-) -> T {
-    let url = url.to_owned();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
-            let conn = tokio::spawn(connection);
-            let out = f(&client).await;
-            drop(client);
-            let _ = conn.await;
-            out
-        })
-    })
-    .join()
-    .unwrap()
-}
-
 fn pg_rows(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
     let sql = sql.to_owned();
-    with_pg(url, async move |client| {
+    with_pg_client(url, async move |client| {
         let messages = client
             .simple_query(&sql)
             .await
@@ -124,7 +97,7 @@ fn pg_rows(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
 
 fn pg_changed(url: &str, sql: &str) -> u64 {
     let sql = sql.to_owned();
-    with_pg(url, async move |client| {
+    with_pg_client(url, async move |client| {
         client
             .execute(sql.as_str(), &[])
             .await

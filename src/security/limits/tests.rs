@@ -1162,13 +1162,7 @@ async fn an_unreachable_database_fails_closed() {
     lock.reserve(&alice, T0).await.unwrap();
     let db = setup.db.as_ref().unwrap();
     let name = db.url().rsplit('/').next().unwrap().to_owned();
-    let (admin, connection) = tokio_postgres::connect(
-        &crate::store::testing::pg_admin_url(),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let admin = crate::store::testing::pg_client(&crate::store::testing::pg_admin_url()).await;
     admin
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await

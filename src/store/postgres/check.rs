@@ -199,16 +199,10 @@ async fn check_on(client: &tokio_postgres::Client) -> Result<CheckReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::{Backend, TestDb, fresh_pg_database};
+    use crate::store::testing::{Backend, TestDb, fresh_pg_database, pg_client};
 
     async fn run_sql(url: &str, sql: &str) {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let io = tokio::spawn(conn);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = io.await;
+        pg_client(url).await.batch_execute(sql).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,10 +212,7 @@ mod tests {
         assert_eq!(report.schema_version, 0);
         assert_eq!(report.latest_version, 7);
         assert!(report.problems.is_empty(), "{:?}", report.problems);
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let client = pg_client(&url).await;
         let tables: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::both_backends;
 use crate::domain::{Email, GroupName, Username};
-use crate::store::testing::{Backend, TestDb};
+use crate::store::testing::{Backend, TestDb, pg_client};
 use crate::store::{AuditEvent, AuditFilter, NewSession, Store, Taken, User};
 
 both_backends!(
@@ -86,15 +86,7 @@ async fn exec(db: &TestDb, sql: &str) {
             .unwrap()
             .execute_batch(sql)
             .unwrap(),
-        Backend::Postgres => {
-            let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            let running = tokio::spawn(connection);
-            client.batch_execute(sql).await.unwrap();
-            drop(client);
-            let _ = running.await;
-        }
+        Backend::Postgres => pg_client(db.url()).await.batch_execute(sql).await.unwrap(),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::both_backends;
 use crate::domain::{Email, FullName, Username};
 use crate::security::token::Purpose;
 use crate::store::profile::EmailChange;
-use crate::store::testing::{Backend, TestDb};
+use crate::store::testing::{Backend, TestDb, pg_client};
 use crate::store::tokens::{Confirmed, NewToken, TokenIssued, TokenMail, VerifyLink};
 use crate::store::{Enqueued, NewMail, OutboxLimits, Store, Taken};
 
@@ -111,13 +111,7 @@ impl Raw {
     async fn open(db: &TestDb) -> Raw {
         match db.backend {
             Backend::Sqlite => Raw::Sqlite(rusqlite::Connection::open(&db.location).unwrap()),
-            Backend::Postgres => {
-                let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                Raw::Pg(client)
-            }
+            Backend::Postgres => Raw::Pg(pg_client(db.url()).await),
         }
     }
 

@@ -11,6 +11,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 
 use super::PgStore;
 use super::outbox::{self, enqueue};
+use super::users::insert_user;
 use crate::domain::{Email, FullName, Username};
 use crate::security::token::Purpose;
 use crate::store::tokens::{
@@ -148,30 +149,6 @@ pub(super) async fn insert_verify_link(
     Ok(())
 }
 
-/// Which of username (a user's or a retired one) / email has a user, username first.
-pub(super) async fn taken_in(
-    c: &impl GenericClient,
-    username: &Username,
-    email: Option<&Email>,
-) -> Result<Option<Taken>> {
-    let stmt = c
-        .prepare_cached(
-            "SELECT EXISTS(SELECT 1 FROM users WHERE username = $1)
-                    OR EXISTS(SELECT 1 FROM retired_usernames WHERE username = $1),
-                    $2::TEXT IS NOT NULL AND EXISTS(SELECT 1 FROM users WHERE email_key = $2)",
-        )
-        .await?;
-    let key = email.map(Email::key);
-    let row = c.query_one(&stmt, &[&username.as_str(), &key]).await?;
-    Ok(if row.get(0) {
-        Some(Taken::Username)
-    } else if row.get(1) {
-        Some(Taken::Email)
-    } else {
-        None
-    })
-}
-
 impl PgStore {
     pub async fn create_token(&self, token: NewToken) -> Result<()> {
         let mut client = self.client().await?;
@@ -283,10 +260,9 @@ impl PgStore {
     }
 
     /// Creates an active user and, with an email and `verify`, the link that confirms the
-    /// address and its mail, in one transaction. Uniqueness as on SQLite: the username (also
-    /// against retired ones) first, then the email by its key; an insert that meets a
-    /// concurrent creation's row (`ON CONFLICT DO NOTHING`, which waits for that transaction)
-    /// asks again which field it was.
+    /// address and its mail, in one transaction. Uniqueness and races as
+    /// [`PgStore::create_user`] (the same [`insert_user`]): the username (also against retired
+    /// ones) first, then the email by its key.
     pub async fn create_user_verifying(
         &self,
         username: &Username,
@@ -298,36 +274,10 @@ impl PgStore {
     ) -> Result<std::result::Result<User, Taken>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        if let Some(taken) = taken_in(&tx, username, email).await? {
-            return Ok(Err(taken));
-        }
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO users (username, email, email_key, full_name, password_hash,
-                                    active, created_at, updated_at, password_changed_at)
-                 VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6, $6)
-                 ON CONFLICT DO NOTHING
-                 RETURNING id",
-            )
-            .await?;
-        let inserted = tx
-            .query_opt(
-                &stmt,
-                &[
-                    &username.as_str(),
-                    &email.map(Email::as_str),
-                    &email.map(Email::key),
-                    &full_name.map(FullName::as_str),
-                    &password_hash,
-                    &now_ms,
-                ],
-            )
-            .await?;
-        let Some(row) = inserted else {
-            let taken = taken_in(&tx, username, email).await?;
-            return Ok(Err(taken.unwrap_or(Taken::Username)));
+        let id = match insert_user(&tx, username, email, full_name, password_hash, now_ms).await? {
+            Ok(id) => id,
+            Err(taken) => return Ok(Err(taken)),
         };
-        let id: i64 = row.get(0);
         if let (Some(v), Some(email)) = (&verify, email) {
             insert_verify_link(&tx, id, email.as_str(), v, now_ms).await?;
         }

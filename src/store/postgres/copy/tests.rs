@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::Store;
-use crate::store::testing::{Backend, TestDb};
+use crate::store::testing::{Backend, TestDb, pg_client};
 
 /// A SQLite database with rows in every table: NULLs and values, a disabled user, a
 /// mixed-case address, blobs, and a deleted user (so `sqlite_sequence` is past max(id)).
@@ -72,14 +72,6 @@ fn sqlite_rows(path: &Path, t: &Table) -> Vec<Vec<Cell>> {
         );
     }
     out
-}
-
-async fn pg_client(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
 }
 
 async fn pg_rows(client: &tokio_postgres::Client, t: &Table) -> Vec<Vec<Cell>> {
