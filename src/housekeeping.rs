@@ -45,30 +45,39 @@ pub(crate) async fn housekeeping(state: web::Data<AppState>) {
         );
         let idle_ms = state.sessions.idle.as_millis() as i64;
         let now = now.as_ms();
-        match state.store.purge_expired_sessions(now, idle_ms).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(purged = n, "expired sessions deleted"),
-            Err(e) => tracing::warn!("session purge failed: {e}"),
-        }
+        purged(
+            state.store.purge_expired_sessions(now, idle_ms).await,
+            "expired sessions deleted",
+            "session purge",
+        );
         let ttl = crate::accounts::VERIFY_TTL.as_millis() as i64;
         if let Err(e) = state.store.lapse_pending_emails(now, ttl).await {
             tracing::warn!("lapsing pending email addresses failed: {e}");
         }
-        match state.store.purge_expired_pending(now).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(purged = n, "expired pending sign-ins deleted"),
-            Err(e) => tracing::warn!("pending sign-in purge failed: {e}"),
-        }
-        match state.store.purge_ceremonies(now).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(purged = n, "expired passkey ceremonies deleted"),
-            Err(e) => tracing::warn!("passkey ceremony purge failed: {e}"),
-        }
+        purged(
+            state.store.purge_expired_pending(now).await,
+            "expired pending sign-ins deleted",
+            "pending sign-in purge",
+        );
+        purged(
+            state.store.purge_ceremonies(now).await,
+            "expired passkey ceremonies deleted",
+            "passkey ceremony purge",
+        );
         let before = now.saturating_sub(state.audit_retention.as_millis() as i64);
-        match state.store.purge_audit(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(purged = n, "old audit events deleted"),
-            Err(e) => tracing::warn!("audit purge failed: {e}"),
-        }
+        purged(
+            state.store.purge_audit(before).await,
+            "old audit events deleted",
+            "audit purge",
+        );
+    }
+}
+
+/// Logs what one purge removed (debug), or why it failed (a warning: the next tick retries).
+fn purged<E: std::fmt::Display>(result: Result<usize, E>, deleted: &str, what: &str) {
+    match result {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(purged = n, "{deleted}"),
+        Err(e) => tracing::warn!("{what} failed: {e}"),
     }
 }
