@@ -46,6 +46,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/gatehouse.js"),
     ),
     (
+        "passkeys.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/passkeys.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_bytes!("../../static/style.css"),

@@ -19,6 +19,8 @@ pub struct Chrome {
     pub noindex: bool,
     pub css_url: &'static str,
     pub js_url: &'static str,
+    /// The passkey script, linked only by the pages that offer passkeys (sign-in, account).
+    pub passkeys_js_url: &'static str,
     pub icon_url: &'static str,
     /// Whether to link to the sign-up page (`--sign-up open`).
     pub sign_up: bool,
@@ -36,6 +38,7 @@ impl Chrome {
             noindex: false,
             css_url: assets::url("style.css"),
             js_url: assets::url("gatehouse.js"),
+            passkeys_js_url: assets::url("passkeys.js"),
             icon_url: assets::url("favicon.svg"),
             sign_up,
         }

@@ -98,7 +98,7 @@ async fn static_files_are_versioned_and_cached() {
         .text()
         .await
         .unwrap();
-    for asset in ["gatehouse.js", "style.css"] {
+    for asset in ["gatehouse.js", "passkeys.js", "style.css"] {
         let start = html
             .find(&format!("/static/{asset}?v="))
             .expect("versioned URL");
