@@ -3,21 +3,19 @@
 //! row's `Message-ID` as associated data, so a body moved to another row does not open. A
 //! database copy alone never shows a live link.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
+use crate::security::seal;
 use crate::security::secret::SecretKey;
 
 /// The label of the outbox key: no other use of the site key derives the same bytes.
 const LABEL: &str = "outbox:";
+#[cfg(test)]
 const NONCE_LEN: usize = 24;
 
 /// Seals and opens outbox bodies.
 #[derive(Clone)]
-pub struct Sealer {
-    cipher: XChaCha20Poly1305,
-}
+pub struct Sealer(seal::Sealer);
 
 /// The body did not open: another key, or altered bytes.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,48 +24,18 @@ pub struct Unsealable;
 
 impl Sealer {
     pub fn new(key: &SecretKey) -> Self {
-        let derived = Zeroizing::new(key.mac(LABEL, b""));
-        Self {
-            cipher: XChaCha20Poly1305::new(&Key::from(*derived)),
-        }
+        Self(seal::Sealer::new(key, LABEL))
     }
 
     /// `nonce ‖ ciphertext ‖ tag`, bound to `message_id`.
     pub fn seal(&self, message_id: &str, plain: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plain,
-                    aad: message_id.as_bytes(),
-                },
-            )
-            .expect("XChaCha20-Poly1305 encrypts any length we store");
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        out
+        self.0.seal(message_id.as_bytes(), plain)
     }
 
     /// The plain bytes [`Self::seal`] was given for `message_id`.
     pub fn open(&self, message_id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, Unsealable> {
-        if sealed.len() < NONCE_LEN {
-            return Err(Unsealable);
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Unsealable)?;
-        self.cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: body,
-                    aad: message_id.as_bytes(),
-                },
-            )
-            .map(Zeroizing::new)
+        self.0
+            .open(message_id.as_bytes(), sealed)
             .map_err(|_| Unsealable)
     }
 }

@@ -14,6 +14,7 @@ pub mod protected_path;
 pub mod recovery;
 pub mod redirect;
 pub mod return_to;
+pub mod seal;
 pub mod secret;
 pub mod session;
 pub mod throttle;

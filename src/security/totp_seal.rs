@@ -3,22 +3,18 @@
 //! data, so a sealed secret copied onto another user's row does not open. A database copy
 //! alone never shows a secret.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
+use crate::security::seal;
 use crate::security::secret::SecretKey;
 use crate::security::totp::TotpSecret;
 
 /// The label of the TOTP key: no other use of the site key derives the same bytes.
 const LABEL: &str = "totp-secret:";
-const NONCE_LEN: usize = 24;
 
 /// Seals and opens users' TOTP secrets.
 #[derive(Clone)]
-pub struct TotpSealer {
-    cipher: XChaCha20Poly1305,
-}
+pub struct TotpSealer(seal::Sealer);
 
 /// The secret did not open: another key, another user's row, or altered bytes.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,34 +27,12 @@ fn aad(user_id: i64) -> [u8; 8] {
 
 impl TotpSealer {
     pub fn new(key: &SecretKey) -> Self {
-        let derived = Zeroizing::new(key.mac(LABEL, b""));
-        Self {
-            cipher: XChaCha20Poly1305::new(&Key::from(*derived)),
-        }
+        Self(seal::Sealer::new(key, LABEL))
     }
 
     /// `nonce ‖ ciphertext ‖ tag`, bound to `user_id`.
     pub fn seal(&self, user_id: i64, secret: &TotpSecret) -> Vec<u8> {
-        self.seal_bytes(user_id, secret.as_bytes())
-    }
-
-    fn seal_bytes(&self, user_id: i64, plain: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plain,
-                    aad: &aad(user_id),
-                },
-            )
-            .expect("XChaCha20-Poly1305 encrypts a 20-byte secret");
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        out
+        self.0.seal(&aad(user_id), secret.as_bytes())
     }
 
     /// The secret [`Self::seal`] was given for `user_id`.
@@ -68,28 +42,14 @@ impl TotpSealer {
     }
 
     fn open_bytes(&self, user_id: i64, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, Unsealable> {
-        if sealed.len() < NONCE_LEN {
-            return Err(Unsealable);
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Unsealable)?;
-        self.cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: body,
-                    aad: &aad(user_id),
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| Unsealable)
+        self.0.open(&aad(user_id), sealed).map_err(|_| Unsealable)
     }
 
     /// `gatehouse key rotate`: `sealed` opened with this key and sealed again with `to`;
     /// `None` when it does not open.
     pub fn reseal(&self, to: &TotpSealer, user_id: i64, sealed: &[u8]) -> Option<Vec<u8>> {
         let plain = self.open_bytes(user_id, sealed).ok()?;
-        Some(to.seal_bytes(user_id, &plain))
+        Some(to.0.seal(&aad(user_id), &plain))
     }
 }
 
