@@ -2,7 +2,8 @@
 # The ceilings benchmark (issue 6; not part of scripts/test.sh). Builds the release binary,
 # makes a 1 k and a 1 M bench database with `gatehouse bench-data`, starts one server on each
 # (2 workers, per-address limits off), measures the raw Argon2id rate K, then runs wrk in
-# interleaved rounds over the cells R0 P A F S L (and P, S on 1 M), and the protecting cells
+# interleaved rounds over the cells R0 P A F S L (and P, S on 1 M; K, the raw rate again, next
+# to S in every round), and the protecting cells
 # FA (forward-auth), M (a members-folder file), NX0/NXA (a page through nginx without and with
 # auth_request), and on PostgreSQL PGP/PGS (P and S against a throwaway PostgreSQL) and NU1/NU2
 # (a page through nginx with one or two instances as its upstream), at 16 and 64 connections,
@@ -225,6 +226,17 @@ run_cell() { # run_cell ROUND CELL CONNS URL [wrk args...]
   printf '   round %s %-4s c=%-3s %10s req/s  p50 %8s ms  p99 %8s ms  non-2xx/3xx %s\n' "$round" "$cell" "$conns" "$rps" "$p50" "$p99" "$bad"
 }
 
+# The reference for S and PGS, measured next to them in every round (cell K: the raw Argon2id
+# rate, as at the start): the machine's speed drifts by a quarter within a run, so a K from
+# the start alone would compare sign-ins with a different machine.
+run_kdf() { # run_kdf ROUND CONNS
+  local round=$1 conns=$2 rate
+  if [ -n "${BENCH_CELLS:-}" ] && [[ " $BENCH_CELLS " != *" S "* && " $BENCH_CELLS " != *" PGS "* ]]; then return; fi
+  rate=$("$BIN" bench-kdf --threads "$KDF_THREADS" --seconds "$SECS")
+  printf '%s\tK\t%s\t%s\t0\t0\t0\t0\n' "$round" "$conns" "$rate" >>"$OUT/results.tsv"
+  printf '   round %s K    c=%-3s %10s hashes/s (raw Argon2id)\n' "$round" "$conns" "$rate"
+}
+
 LUA=$PWD/scripts/bench
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round of $ROUNDS"
@@ -238,16 +250,18 @@ for round in $(seq 1 "$ROUNDS"); do
     run_cell "$round" F "$conns" "$SMALL_URL/sign-in"
     BENCH_BODY="$LOCKED_BODY" BENCH_COOKIE="$CSRF_SMALL_COOKIE" run_cell "$round" L "$conns" "$SMALL_URL/sign-in" -s "$LUA/post.lua"
     BENCH_COOKIES="$OUT/large.cookies" run_cell "$round" P1M "$conns" "$LARGE_URL/welcome" -s "$LUA/cookies.lua"
+    run_kdf "$round" "$conns"
     BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_SMALL_TOKEN" BENCH_COOKIE="$CSRF_SMALL_COOKIE" \
       run_cell "$round" S "$conns" "$SMALL_URL/sign-in" -s "$LUA/signin.lua"
+    # Next to S and K, which it is compared with.
+    BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_PG_TOKEN" BENCH_COOKIE="$CSRF_PG_COOKIE" \
+      run_cell "$round" PGS "$conns" "$PG1_URL/sign-in" -s "$LUA/signin.lua"
     BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_LARGE_TOKEN" BENCH_COOKIE="$CSRF_LARGE_COOKIE" \
       run_cell "$round" S1M "$conns" "$LARGE_URL/sign-in" -s "$LUA/signin.lua"
     BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" M "$conns" "$SMALL_URL/members/page.html" -s "$LUA/cookies.lua"
     run_cell "$round" NX0 "$conns" "$NGINX_URL/open${CSS#/static}"
     BENCH_COOKIES="$OUT/small.cookies" run_cell "$round" NXA "$conns" "$NGINX_URL/app${CSS#/static}" -s "$LUA/cookies.lua"
     BENCH_COOKIES="$OUT/pg.cookies" run_cell "$round" PGP "$conns" "$PG1_URL/welcome" -s "$LUA/cookies.lua"
-    BENCH_BODIES="$OUT/bodies" BENCH_CSRF_TOKEN="$CSRF_PG_TOKEN" BENCH_COOKIE="$CSRF_PG_COOKIE" \
-      run_cell "$round" PGS "$conns" "$PG1_URL/sign-in" -s "$LUA/signin.lua"
     BENCH_COOKIES="$OUT/pg.cookies" run_cell "$round" NU1 "$conns" "$NGINX_URL/one/welcome" -s "$LUA/cookies.lua"
     BENCH_COOKIES="$OUT/pg.cookies" run_cell "$round" NU2 "$conns" "$NGINX_URL/two/welcome" -s "$LUA/cookies.lua"
   done

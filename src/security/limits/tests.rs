@@ -998,6 +998,49 @@ async fn a_lock_is_built_from_failures_on_both_instances() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_empties_the_record_in_place_and_the_sweep_reclaims_it() {
+    let (setup, a, b) = two_locks(3, 100);
+    let client = crate::store::testing::pg_client(setup.db.as_ref().unwrap().url()).await;
+    // Rows stored and the trigger-kept row count, which must agree.
+    let rows = || async {
+        let r = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM fail_lock),
+                        (SELECT COALESCE(sum(n), 0)::bigint FROM fail_lock_rows)",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get::<_, i64>(0), r.get::<_, i64>(1))
+    };
+    let alice = u("alice");
+    for round in 0..3 {
+        let at = T0 + secs(round * 10);
+        a.reserve(&alice, at).await.unwrap();
+        a.reserve(&alice, at).await.unwrap();
+        b.succeeded(&alice).await;
+        // Cleared for every rule: not counted, not locked, and the next run starts afresh.
+        assert_eq!(a.records().await, 0);
+        assert!(!b.is_locked(&alice, at).await.unwrap());
+        assert_eq!(rows().await, (1, 1), "the row is kept, emptied");
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            a.reserve(&alice, T0 + secs(40)).await.unwrap(),
+            Reservation::Proceed
+        );
+    }
+    assert!(matches!(
+        b.reserve(&alice, T0 + secs(40)).await.unwrap(),
+        Reservation::Locked { .. }
+    ));
+    b.succeeded(&alice).await;
+    // Emptied means expired: the sweep takes it inside the window, and the count follows.
+    a.sweep(T0 + secs(41)).await;
+    assert_eq!(rows().await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_table_refuses_new_names_on_every_instance_without_evicting() {
     let (_setup, a, b) = two_locks(3, 10);
     let victim = u("victim");

@@ -7,13 +7,20 @@
 //! password change or a disable (which update that row) either commits first, and the guard,
 //! re-checked on the row's newest version after the wait (PostgreSQL's rule for locking reads),
 //! sees it; or it waits for the session to commit, and its own `DELETE FROM sessions` (a later
-//! statement, so a later snapshot) ends it. Two sign-ins of one user queue on the same lock, so
-//! the per-user cap, applied after the insert, always counts the other's session. A writer that
-//! takes a user's row takes it before any session row, as a user's deletion does, so two such
-//! writers cannot deadlock.
+//! statement, so a later snapshot) ends it. A writer that takes a user's row takes it before any
+//! session row, as a user's deletion does, so two such writers cannot deadlock.
+//!
+//! Two sign-ins of one user queue on the same lock. The per-user cap is a statement of its own,
+//! sent with the opening one and run once that has committed: it counts every session committed
+//! before it, so the later of two parallel sign-ins' caps counts both sessions. It holds no
+//! user row; should it ever lose a deadlock to another deleter of the same sessions (PostgreSQL
+//! breaks those by failing one statement), the cap waits for the user's next sign-in and the
+//! session stays open.
 //!
 //! Every write that removes a session forgets its user in this instance's cache at once
 //! ([`super::cache`]); the database's triggers tell the other instances.
+
+use std::sync::LazyLock;
 
 use tokio::try_join;
 use tokio_postgres::types::ToSql;
@@ -21,9 +28,6 @@ use tokio_postgres::types::ToSql;
 use super::PgStore;
 use crate::security::session::SessionPolicy;
 use crate::store::{AuditEvent, NewSession, Result, SessionRecord, SessionSummary, User};
-
-/// Ends the session being replaced (rotation); answers its user.
-const REPLACE: &str = "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id";
 
 /// Inserts the session if the user is active and their password unchanged since it was
 /// verified, holding the user's row until commit (see the module's note). Answers the new id
@@ -35,20 +39,37 @@ const OPEN: &str = "INSERT INTO sessions (token_hash, user_id, created_at, last_
      FOR NO KEY UPDATE
      RETURNING id";
 
-/// Keeps the user's newest sessions only, once the session `$1` was opened (it is visible to
-/// this later statement of the same transaction, so it is counted like any other). The ids
-/// go through an array: written `id IN (SELECT …)`, the planner joined the subquery with a scan
-/// of the whole table, one pass over every session per sign-in.
+/// [`OPEN`] and, in the same statement (so the same transaction), the sign-in event, written
+/// only if the session was. Answers one row: the new id or NULL.
+static OPEN_SIGNED_IN: LazyLock<String> = LazyLock::new(|| {
+    format!("WITH opened AS ({OPEN}), {EVENT} SELECT (SELECT id FROM opened), NULL::bigint")
+});
+
+/// [`OPEN_SIGNED_IN`] that also ends the session being replaced (rotation, `$18`). Answers the
+/// new id and the replaced session's user, each or both NULL.
+static REPLACE_OPEN_SIGNED_IN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH opened AS ({OPEN}), {EVENT},
+              replaced AS (DELETE FROM sessions WHERE token_hash = $18 RETURNING user_id)
+         SELECT (SELECT id FROM opened), (SELECT user_id FROM replaced)"
+    )
+});
+
+/// The sign-in event of [`OPEN_SIGNED_IN`], one row per session opened (so none when refused).
+const EVENT: &str = "event AS (INSERT INTO audit_events
+         (at, last_at, count, event, outcome, username, user_id, ip, user_agent, detail)
+     SELECT $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM opened)";
+
+/// Keeps the user's newest sessions only, once the session `$1` was opened. Sent right after
+/// the opening statement, as a statement of its own: its snapshot is taken after that one
+/// committed, and after any other sign-in of the user that the opening statement queued
+/// behind on the user's row, so it counts every session that exists. The ids go through an
+/// array: written `id IN (SELECT …)`, the planner joined the subquery with a scan of the whole
+/// table, one pass over every session per sign-in.
 const CAP: &str = "DELETE FROM sessions WHERE id = ANY (ARRAY(
          SELECT id FROM sessions WHERE user_id = $2
          ORDER BY created_at DESC, id DESC OFFSET $3))
      AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = $1)";
-
-/// The sign-in event, once the session `$1` was opened.
-const SIGNED_IN: &str = "INSERT INTO audit_events
-         (at, last_at, count, event, outcome, username, user_id, ip, user_agent, detail)
-     SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-     WHERE EXISTS (SELECT 1 FROM sessions WHERE token_hash = $1)";
 
 impl PgStore {
     /// Changes the password if it has not changed since `old_changed_ms` (when the current one
@@ -107,31 +128,33 @@ impl PgStore {
 
     /// Opens a session for a user whose password has not changed since it was verified and who
     /// is active, drops the replaced session and the user's oldest beyond the per-user cap, and
-    /// records `signed_in`: one transaction, its statements sent together.
+    /// records `signed_in`: the session, the event and the replacement in one statement, the
+    /// cap in a second one sent with it (one round trip for both).
     pub async fn open_session(
         &self,
         session: NewSession,
         signed_in: AuditEvent,
     ) -> Result<Option<i64>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let (replace, open, cap, audit) = try_join!(
-            tx.prepare_cached(REPLACE),
-            tx.prepare_cached(OPEN),
-            tx.prepare_cached(CAP),
-            tx.prepare_cached(SIGNED_IN)
-        )?;
+        let client = self.client().await?;
+        let opening = match session.replaces {
+            Some(_) => REPLACE_OPEN_SIGNED_IN.as_str(),
+            None => OPEN_SIGNED_IN.as_str(),
+        };
+        let (open, cap) = try_join!(client.prepare_cached(opening), client.prepare_cached(CAP))?;
         let hash: &[u8] = &session.token_hash;
         let e = &signed_in;
         let agent = e.user_agent.as_deref().map(super::audit::truncate_agent);
         let (last, count) = (e.last_ms.max(e.at_ms), e.count.max(1));
         let replaced: Option<&[u8]> = session.replaces.as_ref().map(|h| &h[..]);
-        let replace_args: Option<[&(dyn ToSql + Sync); 1]> =
-            replaced.as_ref().map(|h| [h as &(dyn ToSql + Sync)]);
-        let open_args = open_params(&session, &hash);
-        let cap_args = cap_params(&session, &hash);
-        let audit_args: [&(dyn ToSql + Sync); 11] = [
-            &hash,
+        let [a1, a2, a3, a4, a5, a6, a7] = open_params(&session, &hash);
+        let mut open_args: Vec<&(dyn ToSql + Sync)> = vec![
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+            a6,
+            a7,
             &e.at_ms,
             &last,
             &count,
@@ -143,24 +166,24 @@ impl PgStore {
             &agent,
             &e.detail,
         ];
-        // Sent together, in this order, as in `change_password` (the insert first: it takes
-        // the user's row; the event before the cap, which could end a session opened with a
-        // clock behind the others'). Without a session to replace, no statement is sent.
-        let (opened, replaced, _, _) = try_join!(
+        if session.replaces.is_some() {
+            open_args.push(&replaced);
+        }
+        let cap_args = cap_params(&session, &hash);
+        // Sent together (`biased`: polled in order, and each sends its request on its first
+        // poll); the server runs them in turn. Each statement is its own transaction: the cap
+        // after the opening one has committed. A cap that fails (the database going away just
+        // then) is left to the user's next sign-in: the session it would answer for is open.
+        let (row, capped) = try_join!(
             biased;
-            tx.query_opt(&open, &open_args),
-            async {
-                match &replace_args {
-                    Some(args) => tx.query_opt(&replace, args).await,
-                    None => Ok(None),
-                }
-            },
-            tx.execute(&audit, &audit_args),
-            tx.execute(&cap, &cap_args),
+            client.query_one(&open, &open_args),
+            async { Ok(client.execute(&cap, &cap_args).await) },
         )?;
-        tx.commit().await?;
-        let opened: Option<i64> = opened.map(|r| r.get(0));
-        let replaced_user: Option<i64> = replaced.map(|r| r.get(0));
+        if let Err(e) = capped {
+            tracing::warn!("the per-user session cap is deferred: {e}");
+        }
+        let opened: Option<i64> = row.get(0);
+        let replaced_user: Option<i64> = row.get(1);
         if opened.is_some() {
             self.inner.cache.forget_user(session.user_id);
         }

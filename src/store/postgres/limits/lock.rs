@@ -173,11 +173,18 @@ impl PgFailLock {
         );
     }
 
+    /// Clears the record by marking it empty and expired rather than deleting it: the next
+    /// [`RESERVE`] of the name then updates the row instead of inserting one, and neither
+    /// statement fires the row-count triggers, whose one counter row every sign-in would
+    /// otherwise update twice (and queue on). An emptied row is a stale one to every rule
+    /// (`failures = 0`, `last_failure = 0`): it restarts at 1, locks nothing, is not counted
+    /// by [`Self::records`], and is reclaimed by the sweep or when the table is full.
     pub async fn succeeded(&self, key: &str) {
         self.log(
             "success",
             self.execute(
-                "DELETE FROM fail_lock WHERE kind = $1 AND key = $2",
+                "UPDATE fail_lock SET failures = 0, last_failure = 0, started = 0
+                 WHERE kind = $1 AND key = $2 AND (failures <> 0 OR last_failure <> 0)",
                 &[&self.kind.as_str(), &key],
             )
             .await,
@@ -246,13 +253,14 @@ impl PgFailLock {
         self.log("sweep", result);
     }
 
-    /// Records held (live or not yet swept); 0 if the database cannot say.
+    /// Records held (live or not yet swept), rows emptied by a success aside; 0 if the
+    /// database cannot say.
     pub async fn records(&self) -> usize {
         let result = async {
             let client = self.store.limits_client().await?;
             let n: i64 = client
                 .query_one(
-                    "SELECT count(*) FROM fail_lock WHERE kind = $1",
+                    "SELECT count(*) FROM fail_lock WHERE kind = $1 AND failures > 0",
                     &[&self.kind.as_str()],
                 )
                 .await
