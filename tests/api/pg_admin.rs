@@ -471,7 +471,7 @@ async fn db_check_reports_on_both_backends() {
     let run = ok(admin_at(db, &["db", "check"], ""), "check");
     for line in [
         "integrity: ok",
-        "schema version: 7 (current",
+        "schema version: 8 (current",
         "users: 1",
         "key fingerprint: none yet",
     ] {

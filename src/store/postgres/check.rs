@@ -210,7 +210,7 @@ mod tests {
         let url = fresh_pg_database();
         let report = check(&url, &PgOptions::default()).await.unwrap();
         assert_eq!(report.schema_version, 0);
-        assert_eq!(report.latest_version, 7);
+        assert_eq!(report.latest_version, 8);
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         let client = pg_client(&url).await;
         let tables: i64 = client
@@ -243,7 +243,7 @@ mod tests {
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         assert_eq!(
             (report.schema_version, report.users, report.sessions),
-            (7, 1, 1)
+            (8, 1, 1)
         );
 
         // What a careless restore or hand edit leaves.

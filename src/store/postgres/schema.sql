@@ -358,3 +358,24 @@ CREATE TABLE webauthn_ceremonies (
 );
 CREATE INDEX webauthn_ceremonies_by_address ON webauthn_ceremonies(address, expires_at);
 CREATE INDEX webauthn_ceremonies_by_expiry ON webauthn_ceremonies(expires_at);
+
+-- @version 8
+-- The per-user session cap (50, `SessionPolicy::MAX_PER_USER`) moves into the database: after a
+-- session is inserted, its user's sessions beyond the newest 50 are deleted within the
+-- inserting statement. A sign-in's insert holds the user's row (`FOR NO KEY UPDATE`) until it
+-- commits, and this function's queries each take a fresh snapshot (plpgsql, VOLATILE), so the
+-- count sees every session committed before it, a parallel sign-in's included: exact, and
+-- one statement fewer per sign-in than the separate cap it replaces. Instances of the previous
+-- release still send that cap; it then finds nothing to delete. The ids go through an array:
+-- written `id IN (SELECT …)`, the planner chose a scan of the whole table.
+CREATE FUNCTION sessions_capped() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM sessions WHERE user_id = NEW.user_id) > 50 THEN
+        DELETE FROM sessions WHERE id = ANY (ARRAY(
+            SELECT id FROM sessions WHERE user_id = NEW.user_id
+            ORDER BY created_at DESC, id DESC OFFSET 50));
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER sessions_capped AFTER INSERT ON sessions
+    FOR EACH ROW EXECUTE FUNCTION sessions_capped();

@@ -10,12 +10,10 @@
 //! statement, so a later snapshot) ends it. A writer that takes a user's row takes it before any
 //! session row, as a user's deletion does, so two such writers cannot deadlock.
 //!
-//! Two sign-ins of one user queue on the same lock. The per-user cap is a statement of its own,
-//! sent with the opening one and run once that has committed: it counts every session committed
-//! before it, so the later of two parallel sign-ins' caps counts both sessions. It holds no
-//! user row; should it ever lose a deadlock to another deleter of the same sessions (PostgreSQL
-//! breaks those by failing one statement), the cap waits for the user's next sign-in and the
-//! session stays open.
+//! Two sign-ins of one user queue on the same lock. The per-user cap is the schema's
+//! `sessions_capped` trigger, run in the inserting statement while it holds that lock, with a
+//! fresh snapshot: it counts every session committed before it, so the later of two parallel
+//! sign-ins counts both sessions.
 //!
 //! Every write that removes a session forgets its user in this instance's cache at once
 //! ([`super::cache`]); the database's triggers tell the other instances.
@@ -60,16 +58,9 @@ const EVENT: &str = "event AS (INSERT INTO audit_events
          (at, last_at, count, event, outcome, username, user_id, ip, user_agent, detail)
      SELECT $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM opened)";
 
-/// Keeps the user's newest sessions only, once the session `$1` was opened. Sent right after
-/// the opening statement, as a statement of its own: its snapshot is taken after that one
-/// committed, and after any other sign-in of the user that the opening statement queued
-/// behind on the user's row, so it counts every session that exists. The ids go through an
-/// array: written `id IN (SELECT …)`, the planner joined the subquery with a scan of the whole
-/// table, one pass over every session per sign-in.
-const CAP: &str = "DELETE FROM sessions WHERE id = ANY (ARRAY(
-         SELECT id FROM sessions WHERE user_id = $2
-         ORDER BY created_at DESC, id DESC OFFSET $3))
-     AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = $1)";
+/// The schema's `sessions_capped` trigger (version 8) keeps a user's newest 50 sessions, in the
+/// statement that inserts one.
+const _: () = assert!(SessionPolicy::MAX_PER_USER == 50);
 
 impl PgStore {
     /// Changes the password if it has not changed since `old_changed_ms` (when the current one
@@ -102,24 +93,21 @@ impl PgStore {
         }
         // Prepared first: a statement given as text is parsed in a round trip of its own
         // before it is sent, which would reorder the pipelined statements below.
-        let (end_all, open, cap) = try_join!(
+        let (end_all, open) = try_join!(
             tx.prepare_cached("DELETE FROM sessions WHERE user_id = $1"),
             tx.prepare_cached(OPEN),
-            tx.prepare_cached(CAP)
         )?;
         let hash: &[u8] = &session.token_hash;
-        let (end_all_args, open_args, cap_args) = (
+        let (end_all_args, open_args) = (
             [&session.user_id as &(dyn ToSql + Sync)],
             open_params(&session, &hash),
-            cap_params(&session, &hash),
         );
         // Sent together, in this order (`biased`: polled first to last, and each sends its
         // request on its first poll); the server runs them in turn.
-        let (_, opened, _) = try_join!(
+        let (_, opened) = try_join!(
             biased;
             tx.execute(&end_all, &end_all_args),
             tx.query_opt(&open, &open_args),
-            tx.execute(&cap, &cap_args),
         )?;
         tx.commit().await?;
         self.inner.cache.forget_user(session.user_id);
@@ -128,8 +116,7 @@ impl PgStore {
 
     /// Opens a session for a user whose password has not changed since it was verified and who
     /// is active, drops the replaced session and the user's oldest beyond the per-user cap, and
-    /// records `signed_in`: the session, the event and the replacement in one statement, the
-    /// cap in a second one sent with it (one round trip for both).
+    /// records `signed_in`: one statement (the cap is the schema's trigger on the insert).
     pub async fn open_session(
         &self,
         session: NewSession,
@@ -140,7 +127,7 @@ impl PgStore {
             Some(_) => REPLACE_OPEN_SIGNED_IN.as_str(),
             None => OPEN_SIGNED_IN.as_str(),
         };
-        let (open, cap) = try_join!(client.prepare_cached(opening), client.prepare_cached(CAP))?;
+        let open = client.prepare_cached(opening).await?;
         let hash: &[u8] = &session.token_hash;
         let e = &signed_in;
         let agent = e.user_agent.as_deref().map(super::audit::truncate_agent);
@@ -169,19 +156,7 @@ impl PgStore {
         if session.replaces.is_some() {
             open_args.push(&replaced);
         }
-        let cap_args = cap_params(&session, &hash);
-        // Sent together (`biased`: polled in order, and each sends its request on its first
-        // poll); the server runs them in turn. Each statement is its own transaction: the cap
-        // after the opening one has committed. A cap that fails (the database going away just
-        // then) is left to the user's next sign-in: the session it would answer for is open.
-        let (row, capped) = try_join!(
-            biased;
-            client.query_one(&open, &open_args),
-            async { Ok(client.execute(&cap, &cap_args).await) },
-        )?;
-        if let Err(e) = capped {
-            tracing::warn!("the per-user session cap is deferred: {e}");
-        }
+        let row = client.query_one(&open, &open_args).await?;
         let opened: Option<i64> = row.get(0);
         let replaced_user: Option<i64> = row.get(1);
         if opened.is_some() {
@@ -393,10 +368,3 @@ fn open_params<'a>(s: &'a NewSession, hash: &'a &'a [u8]) -> [&'a (dyn ToSql + S
         &s.password_changed_ms,
     ]
 }
-
-fn cap_params<'a>(s: &'a NewSession, hash: &'a &'a [u8]) -> [&'a (dyn ToSql + Sync); 3] {
-    [hash, &s.user_id, &KEEP]
-}
-
-/// Sessions a user keeps at most.
-const KEEP: i64 = SessionPolicy::MAX_PER_USER as i64;
