@@ -221,15 +221,7 @@ async fn a_passkey_registers_signs_in_and_is_removed(b: Backend) {
     assert_eq!(app.query_i64("SELECT count(*) FROM passkeys"), 0);
 
     // A removed passkey opens nothing.
-    let (anon3, t3, started) = site.start_sign_in().await;
-    let answer = key.sign(&started["publicKey"], &site.origin, &Lies::default());
-    let (status, _) = site
-        .json(
-            &anon3,
-            "/sign-in/passkey",
-            json!({"csrf_token": t3, "ceremony": started["ceremony"], "credential": answer}),
-        )
-        .await;
+    let (_, status, _) = site.sign_in_with(&mut key).await;
     assert_eq!(status, 401);
 
     let rows = app
@@ -289,11 +281,7 @@ async fn a_ceremony_is_used_once_and_expires(b: Backend) {
     app.execute_sql("UPDATE webauthn_ceremonies SET expires_at = 1");
     let answer = key.sign(&started["publicKey"], &site.origin, &Lies::default());
     let (status, _) = site
-        .json(
-            &anon,
-            "/sign-in/passkey",
-            json!({"csrf_token": t, "ceremony": started["ceremony"], "credential": answer}),
-        )
+        .finish_sign_in(&anon, &t, &started["ceremony"], answer)
         .await;
     assert_eq!(status, 410);
     // A registration ceremony cannot finish a sign-in (nor another user's registration).
@@ -307,11 +295,7 @@ async fn a_ceremony_is_used_once_and_expires(b: Backend) {
     let (anon, t, started) = site.start_sign_in().await;
     let answer = key.sign(&started["publicKey"], &site.origin, &Lies::default());
     let (status, _) = site
-        .json(
-            &anon,
-            "/sign-in/passkey",
-            json!({"csrf_token": t, "ceremony": reg["ceremony"], "credential": answer}),
-        )
+        .finish_sign_in(&anon, &t, &reg["ceremony"], answer)
         .await;
     assert_eq!(status, 410);
 }

@@ -130,4 +130,32 @@ impl<'a> Local<'a> {
         assert_eq!(status, 200, "{started}");
         (c, token, started)
     }
+
+    /// `POST /sign-in/passkey` from `c` with its token, a ceremony id and an answer:
+    /// (status, body).
+    pub async fn finish_sign_in(
+        &self,
+        c: &reqwest::Client,
+        token: &str,
+        ceremony: &Value,
+        credential: Value,
+    ) -> (u16, Value) {
+        self.json(
+            c,
+            "/sign-in/passkey",
+            json!({"csrf_token": token, "ceremony": ceremony, "credential": credential}),
+        )
+        .await
+    }
+
+    /// A whole sign-in with `key` from a fresh anonymous client, answered honestly:
+    /// (client, status, body).
+    pub async fn sign_in_with(&self, key: &mut SoftKey) -> (reqwest::Client, u16, Value) {
+        let (c, token, started) = self.start_sign_in().await;
+        let answer = key.sign(&started["publicKey"], &self.origin, &Lies::default());
+        let (status, body) = self
+            .finish_sign_in(&c, &token, &started["ceremony"], answer)
+            .await;
+        (c, status, body)
+    }
 }
