@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+use crate::accounts::PasswordInput;
 use crate::web::error::AppError;
 
 pub const MAX_BODY: usize = 64 * 1024;
@@ -149,6 +150,21 @@ impl FormData {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
+
+    /// The password posted as `{name}_digest` (the page's script) or `{name}` (a browser
+    /// without it), e.g. `password("current_password")`.
+    pub fn password(&self, name: &str) -> PasswordInput<'_> {
+        PasswordInput::from_form(self.get(&format!("{name}_digest")), self.get(name), None)
+    }
+
+    /// [`Self::password`] for a new password, with its `{name}_repeat` field.
+    pub fn new_password(&self, name: &str) -> PasswordInput<'_> {
+        PasswordInput::from_form(
+            self.get(&format!("{name}_digest")),
+            self.get(name),
+            Some(self.text(&format!("{name}_repeat"))),
+        )
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -216,6 +232,35 @@ mod tests {
         assert_eq!(f.get("missing"), None);
         assert_eq!(FormData::parse(b"").unwrap(), FormData::default());
         assert!(FormData::parse(b"&&a=1&&").unwrap().get("a") == Some("1"));
+    }
+
+    #[test]
+    fn password_fields_prefer_the_digest_and_read_the_repeat() {
+        let f = FormData::parse(
+            b"current_password_digest=d1&current_password=p1&new_password_digest=\
+              &new_password=p2&new_password_repeat=p3",
+        )
+        .unwrap();
+        assert!(matches!(
+            f.password("current_password"),
+            PasswordInput::Digest("d1")
+        ));
+        // An empty digest (a browser without the script) counts as absent.
+        assert!(matches!(
+            f.new_password("new_password"),
+            PasswordInput::Plain {
+                password: "p2",
+                repeat: Some("p3")
+            }
+        ));
+        assert!(matches!(
+            f.password("new_password"),
+            PasswordInput::Plain {
+                password: "p2",
+                repeat: None
+            }
+        ));
+        assert!(matches!(f.password("password"), PasswordInput::Missing));
     }
 
     #[test]

@@ -4,7 +4,6 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::accounts::PasswordInput;
 use crate::clock::{format_human, format_ms};
 use crate::state::State;
 use crate::web::error::AppError;
@@ -250,16 +249,8 @@ pub async fn change_password(state: State, posted: SignedInForm) -> Result<HttpR
         .accounts
         .change_password(
             &current.user,
-            PasswordInput::from_form(
-                form.get("current_password_digest"),
-                form.get("current_password"),
-                None,
-            ),
-            PasswordInput::from_form(
-                form.get("new_password_digest"),
-                form.get("new_password"),
-                Some(form.text("new_password_repeat")),
-            ),
+            form.password("current_password"),
+            form.new_password("new_password"),
             client,
         )
         .await;
@@ -318,11 +309,7 @@ pub async fn delete(state: State, posted: SignedInForm) -> Result<HttpResponse, 
         .accounts
         .delete_account(
             &current.user,
-            PasswordInput::from_form(
-                form.get("current_password_digest"),
-                form.get("current_password"),
-                None,
-            ),
+            form.password("current_password"),
             &signed_in.visitor().client,
         )
         .await;
@@ -365,11 +352,7 @@ pub async fn profile(state: State, posted: SignedInForm) -> Result<HttpResponse,
             crate::accounts::ProfileInput {
                 full_name: form.get("full_name"),
                 email: form.get("email"),
-                password: PasswordInput::from_form(
-                    form.get("current_password_digest"),
-                    form.get("current_password"),
-                    None,
-                ),
+                password: form.password("current_password"),
             },
             &signed_in.visitor().client,
         )

@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
 use super::{Posted, page_with, refused};
-use crate::accounts::{PasswordInput, TotpSetUp};
+use crate::accounts::TotpSetUp;
 use crate::state::{AppState, State};
 use crate::store::User;
 use crate::web::error::AppError;
@@ -233,11 +233,7 @@ pub async fn renew(state: State, posted: SignedInForm) -> Result<HttpResponse, A
     let user = &signed_in.current().user;
     let token = signed_in.token(&state);
     let client = &signed_in.visitor().client;
-    let current = PasswordInput::from_form(
-        form.get("current_password_digest"),
-        form.get("current_password"),
-        None,
-    );
+    let current = form.password("current_password");
     let outcome = state
         .accounts
         .renew_recovery_codes(user, current, client)
@@ -266,11 +262,7 @@ pub async fn off(state: State, posted: SignedInForm) -> Result<HttpResponse, App
     let user = &signed_in.current().user;
     let token = signed_in.token(&state);
     let client = &signed_in.visitor().client;
-    let current = PasswordInput::from_form(
-        form.get("current_password_digest"),
-        form.get("current_password"),
-        None,
-    );
+    let current = form.password("current_password");
     let outcome = state
         .accounts
         .turn_off_totp(user, current, form.text("code"), client)

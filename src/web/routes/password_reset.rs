@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 
-use crate::accounts::{LinkResetError, PasswordInput, ResetAsked};
+use crate::accounts::{LinkResetError, ResetAsked};
 use crate::security::token::LinkToken;
 use crate::state::State;
 use crate::web::error::AppError;
@@ -210,11 +210,7 @@ pub async fn submit(
     let Some(token) = LinkToken::parse(&token) else {
         return gone(&visitor);
     };
-    let new = PasswordInput::from_form(
-        form.get("new_password_digest"),
-        form.get("new_password"),
-        Some(form.text("new_password_repeat")),
-    );
+    let new = form.new_password("new_password");
     match state
         .accounts
         .reset_with_link(&token, new, &visitor.client)

@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::accounts::PasswordInput;
 use crate::security::return_to::ReturnTo;
 use crate::state::State;
 use crate::web::error::{AppError, retry_after_secs};
@@ -117,8 +116,7 @@ pub async fn submit(state: State, posted: CsrfForm) -> Result<HttpResponse, AppE
         form.non_empty("sig"),
     );
     let typed = form.text("username");
-    let password =
-        PasswordInput::from_form(form.get("password_digest"), form.get("password"), None);
+    let password = form.password("password");
     let client = &visitor.client;
 
     let outcome = state

@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
-use crate::accounts::{PasswordInput, SignUpInput, SignedUp};
+use crate::accounts::{SignUpInput, SignedUp};
 use crate::state::State;
 use crate::web::error::AppError;
 use crate::web::extract::{CsrfForm, SignUpOpen};
@@ -64,11 +64,7 @@ pub async fn submit(
         username: form.text("username"),
         email: form.text("email"),
         full_name: form.text("full_name"),
-        password: PasswordInput::from_form(
-            form.get("password_digest"),
-            form.get("password"),
-            Some(form.text("password_repeat")),
-        ),
+        password: form.new_password("password"),
     };
     let outcome = state
         .accounts
