@@ -93,6 +93,25 @@ fn a_registered_key_signs_in_and_counts() {
     assert_eq!(ok.counter, 1);
 }
 
+/// A registration and a sign-in answered with `lie` are both refused. Answers a key that did
+/// register honestly, its registration, and the sign-in ceremony it lied to.
+fn both_ceremonies_refuse(rp: &RelyingParty, lie: &Lies) -> (SoftKey, Registered, Started) {
+    let started = start_registration(rp, &[5; 16], "ann", "Ann", vec![]).unwrap();
+    let (_, answer) = SoftKey::register(&started.public_key, ORIGIN, lie);
+    assert!(matches!(
+        finish_registration(rp, &started.state, answer),
+        Err(CheckError::Refused(_))
+    ));
+    let (mut key, reg) = registered(rp);
+    let started = start_sign_in(rp).unwrap();
+    let answer = key.sign(&started.public_key, ORIGIN, lie);
+    assert!(matches!(
+        sign_in(rp, &reg.passkey, answer, &started.state),
+        Err(CheckError::Refused(_))
+    ));
+    (key, reg, started)
+}
+
 #[test]
 fn a_wrong_origin_is_refused() {
     let rp = rp();
@@ -100,19 +119,7 @@ fn a_wrong_origin_is_refused() {
         origin: Some("https://evil.example.net".into()),
         ..Lies::default()
     };
-    let started = start_registration(&rp, &[5; 16], "ann", "Ann", vec![]).unwrap();
-    let (_, answer) = SoftKey::register(&started.public_key, ORIGIN, &lie);
-    assert!(matches!(
-        finish_registration(&rp, &started.state, answer),
-        Err(CheckError::Refused(_))
-    ));
-    let (mut key, reg) = registered(&rp);
-    let started = start_sign_in(&rp).unwrap();
-    let answer = key.sign(&started.public_key, ORIGIN, &lie);
-    assert!(matches!(
-        sign_in(&rp, &reg.passkey, answer, &started.state),
-        Err(CheckError::Refused(_))
-    ));
+    let (mut key, reg, started) = both_ceremonies_refuse(&rp, &lie);
     // A look-alike subdomain is another origin too.
     let sub = Lies {
         origin: Some("https://evil.id.example.org".into()),
@@ -129,19 +136,7 @@ fn a_wrong_rp_id_is_refused() {
         rp_id: Some("example.org".into()),
         ..Lies::default()
     };
-    let started = start_registration(&rp, &[5; 16], "ann", "Ann", vec![]).unwrap();
-    let (_, answer) = SoftKey::register(&started.public_key, ORIGIN, &lie);
-    assert!(matches!(
-        finish_registration(&rp, &started.state, answer),
-        Err(CheckError::Refused(_))
-    ));
-    let (mut key, reg) = registered(&rp);
-    let started = start_sign_in(&rp).unwrap();
-    let answer = key.sign(&started.public_key, ORIGIN, &lie);
-    assert!(matches!(
-        sign_in(&rp, &reg.passkey, answer, &started.state),
-        Err(CheckError::Refused(_))
-    ));
+    let (mut key, reg, started) = both_ceremonies_refuse(&rp, &lie);
     // A passkey of another site (same key, registered for another RP) opens nothing here.
     let other = RelyingParty::from_url("https://other.example.com").unwrap();
     let answer = key.sign(
