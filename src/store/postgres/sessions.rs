@@ -133,16 +133,9 @@ impl PgStore {
         let agent = e.user_agent.as_deref().map(super::audit::truncate_agent);
         let (last, count) = (e.last_ms.max(e.at_ms), e.count.max(1));
         let replaced: Option<&[u8]> = session.replaces.as_ref().map(|h| &h[..]);
-        let [a1, a2, a3, a4, a5, a6, a7] = open_params(&session, &hash);
-        let mut open_args: Vec<&(dyn ToSql + Sync)> = vec![
-            a1,
-            a2,
-            a3,
-            a4,
-            a5,
-            a6,
-            a7,
-            &e.at_ms,
+        let mut open_args = open_params(&session, &hash).to_vec();
+        open_args.extend_from_slice(&[
+            &e.at_ms as &(dyn ToSql + Sync),
             &last,
             &count,
             &e.event,
@@ -152,7 +145,7 @@ impl PgStore {
             &e.ip,
             &agent,
             &e.detail,
-        ];
+        ]);
         if session.replaces.is_some() {
             open_args.push(&replaced);
         }
