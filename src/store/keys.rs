@@ -56,7 +56,7 @@ mod tests {
     use crate::security::secret::SecretKey;
     use crate::security::totp_seal::TotpSealer;
 
-    const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+    use crate::store::testing::HASH;
     use crate::store::testing::{Backend, TestDb};
 
     fn key(byte: u8) -> SecretKey {

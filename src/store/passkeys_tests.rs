@@ -1,7 +1,7 @@
 //! The passkey and ceremony storage contract, on both backends.
 
 use super::passkeys::*;
-use super::testing::{Backend, TestDb};
+use super::testing::{Backend, TestDb, user_id as user};
 use super::*;
 use crate::both_backends;
 use crate::domain::PasskeyName;
@@ -15,16 +15,6 @@ both_backends!(
     an_expired_ceremony_is_refused_and_purged,
     ceremonies_are_bounded_per_address,
 );
-
-const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
-
-async fn user(s: &Store, name: &str) -> i64 {
-    s.create_user(&Username::parse(name).unwrap(), None, None, HASH, 1)
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-}
 
 fn key(user_id: i64, cred: &[u8], name: &str, now_ms: i64) -> NewPasskey {
     NewPasskey {

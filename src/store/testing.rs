@@ -8,6 +8,24 @@ use std::path::PathBuf;
 use super::Store;
 use super::postgres::PgOptions;
 
+/// A well-formed Argon2id PHC string for users the tests create (never verified against).
+pub const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+
+/// Creates `name` (no email, no full name) and answers its id.
+pub async fn user_id(s: &Store, name: &str) -> i64 {
+    s.create_user(
+        &crate::domain::Username::parse(name).unwrap(),
+        None,
+        None,
+        HASH,
+        1,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .id
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

@@ -12,7 +12,7 @@ both_backends!(
     groups_are_idempotent_sorted_and_go_with_the_user,
 );
 
-const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+use crate::store::testing::HASH;
 
 fn name(s: &str) -> Username {
     Username::parse(s).unwrap()

@@ -4,8 +4,7 @@
 
 use super::*;
 use crate::both_backends;
-use crate::domain::Username;
-use crate::store::testing::{Backend, TestDb};
+use crate::store::testing::{Backend, HASH, TestDb, user_id as user};
 
 both_backends!(
     set_up_needs_confirmation_and_codes_are_single_use,
@@ -13,16 +12,6 @@ both_backends!(
     pending_sign_ins_expire_are_taken_once_and_die_with_a_password_change,
     reset_removes_every_second_factor,
 );
-
-const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
-
-async fn user(s: &Store, name: &str) -> i64 {
-    s.create_user(&Username::parse(name).unwrap(), None, None, HASH, 1)
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-}
 
 fn codes(seed: u8) -> Vec<[u8; 32]> {
     (0..10).map(|i| [seed.wrapping_add(i); 32]).collect()

@@ -24,7 +24,7 @@ both_backends!(
     audit_writes_bumps_filters_and_purges,
 );
 
-const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+use crate::store::testing::HASH;
 const HASH2: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$b3RoZXJvdGhlcm90aGVyMQ";
 
 fn name(s: &str) -> Username {

@@ -31,7 +31,7 @@ both_backends!(
     full_name_unverified_email_and_lapsed_pending_addresses,
 );
 
-const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+use crate::store::testing::HASH;
 const HASH2: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$b3RoZXJvdGhlcm90aGVyMQ";
 
 const WIDE: OutboxLimits = OutboxLimits {

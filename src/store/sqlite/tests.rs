@@ -9,7 +9,7 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, s)
 }
 
-const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+use crate::store::testing::HASH;
 const HASH2: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$b3RoZXJvdGhlcm90aGVyMQ";
 
 fn user(s: &SqliteStore, name: &str) -> User {
