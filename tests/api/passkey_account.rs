@@ -20,13 +20,7 @@ async fn account_passkey_routes_need_a_session_csrf_and_ownership() {
         .json(&bob, "/account/passkeys/options", json!({"name": "x"}))
         .await;
     assert_eq!(status, 403);
-    let (status, _) = site
-        .json(
-            &bob,
-            "/account/passkeys/options",
-            json!({"csrf_token": ann_token, "name": "x"}),
-        )
-        .await;
+    let (status, _) = site.start_registration(&bob, &ann_token, "x").await;
     assert_eq!(status, 403);
     let r = bob
         .post(site.url("/account/passkeys/options"))
@@ -37,13 +31,7 @@ async fn account_passkey_routes_need_a_session_csrf_and_ownership() {
     assert_eq!(r.status(), 415);
     let anon = site.client();
     let anon_token = site.token(&anon, "/sign-in").await;
-    let (status, _) = site
-        .json(
-            &anon,
-            "/account/passkeys/options",
-            json!({"csrf_token": anon_token, "name": "x"}),
-        )
-        .await;
+    let (status, _) = site.start_registration(&anon, &anon_token, "x").await;
     assert_eq!(status, 401);
     let (status, _) = site
         .json(&anon, "/sign-in/passkey/options", json!({}))
@@ -162,13 +150,7 @@ async fn a_ceremony_begun_on_one_instance_finishes_on_another() {
     };
     let (site_a, site_b) = (on(&a), on(&b));
     let (c, token) = site_a.member("ann").await;
-    let (status, started) = site_a
-        .json(
-            &c,
-            "/account/passkeys/options",
-            json!({"csrf_token": token, "name": "laptop"}),
-        )
-        .await;
+    let (status, started) = site_a.start_registration(&c, &token, "laptop").await;
     assert_eq!(status, 200);
     let (mut key, answer) = crate::common::soft_authenticator::SoftKey::register(
         &started["publicKey"],

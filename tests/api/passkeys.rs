@@ -20,13 +20,7 @@ async fn the_browser_is_asked_for_a_resident_key_with_user_verification() {
     let app = TestApp::spawn(&[]);
     let site = Local::new(&app);
     let (c, token) = site.member("ann").await;
-    let (status, started) = site
-        .json(
-            &c,
-            "/account/passkeys/options",
-            json!({"csrf_token": token, "name": "laptop"}),
-        )
-        .await;
+    let (status, started) = site.start_registration(&c, &token, "laptop").await;
     assert_eq!(status, 200);
     let pk = &started["publicKey"];
     assert_eq!(pk["authenticatorSelection"]["residentKey"], "required");
@@ -101,13 +95,7 @@ async fn a_passkey_registers_signs_in_and_is_removed(b: Backend) {
         .unwrap();
     assert!(account.contains("laptop"), "{account}");
     // The same authenticator again is excluded by the browser; its credential, refused.
-    let (_, again) = site
-        .json(
-            &c,
-            "/account/passkeys/options",
-            json!({"csrf_token": token, "name": "again"}),
-        )
-        .await;
+    let (_, again) = site.start_registration(&c, &token, "again").await;
     let excluded = again["publicKey"]["excludeCredentials"].as_array().unwrap();
     assert_eq!(excluded.len(), 1);
 
@@ -285,13 +273,7 @@ async fn a_ceremony_is_used_once_and_expires(b: Backend) {
         .await;
     assert_eq!(status, 410);
     // A registration ceremony cannot finish a sign-in (nor another user's registration).
-    let (_, reg) = site
-        .json(
-            &c,
-            "/account/passkeys/options",
-            json!({"csrf_token": token, "name": "phone"}),
-        )
-        .await;
+    let (_, reg) = site.start_registration(&c, &token, "phone").await;
     let (anon, t, started) = site.start_sign_in().await;
     let answer = key.sign(&started["publicKey"], &site.origin, &Lies::default());
     let (status, _) = site

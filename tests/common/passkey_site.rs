@@ -97,15 +97,24 @@ impl<'a> Local<'a> {
         (c, token)
     }
 
+    /// `POST /account/passkeys/options` for a passkey named `name`: (status, body).
+    pub async fn start_registration(
+        &self,
+        c: &reqwest::Client,
+        token: &str,
+        name: &str,
+    ) -> (u16, Value) {
+        self.json(
+            c,
+            "/account/passkeys/options",
+            json!({"csrf_token": token, "name": name}),
+        )
+        .await
+    }
+
     /// Registers a passkey named `name` with a new software key; asserts the 201.
     pub async fn register(&self, c: &reqwest::Client, token: &str, name: &str) -> SoftKey {
-        let (status, started) = self
-            .json(
-                c,
-                "/account/passkeys/options",
-                json!({"csrf_token": token, "name": name}),
-            )
-            .await;
+        let (status, started) = self.start_registration(c, token, name).await;
         assert_eq!(status, 200, "{started}");
         let (key, answer) =
             SoftKey::register(&started["publicKey"], &self.origin, &Lies::default());
