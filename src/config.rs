@@ -306,6 +306,7 @@ impl Config {
     pub fn pg_options(&self) -> crate::store::postgres::PgOptions {
         crate::store::postgres::PgOptions {
             pool_size: self.db_pool_size as usize,
+            workers: self.workers,
             connect_timeout: self.db_connect_timeout,
             timeout: self.db_timeout,
         }

@@ -361,6 +361,8 @@ impl Site {
             InitError = (),
         > + use<>,
     > {
+        // Actix builds each worker's App on that worker's thread.
+        self.state.store.adopt_worker();
         let members = self.members.clone();
         App::new()
             .app_data(self.state.clone())

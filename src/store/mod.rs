@@ -96,6 +96,14 @@ impl Store {
         backend!(self, s => s.claim_key(fingerprint), p => p.claim_key(fingerprint).await)
     }
 
+    /// Called on each server worker's thread as it starts: on PostgreSQL the worker gets its
+    /// own share of the connections, driven by its own runtime (`postgres::workers`).
+    pub fn adopt_worker(&self) {
+        if let Store::Postgres(p) = self {
+            p.adopt_worker();
+        }
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn healthy(&self) -> bool {
         backend!(self, s => s.healthy_async().await, p => p.healthy().await)

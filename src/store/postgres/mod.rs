@@ -35,6 +35,7 @@ mod sessions;
 mod tokens;
 mod two_step;
 mod users;
+mod workers;
 
 /// The schema, compiled in: `-- @version N` sections, as for SQLite.
 pub const SCHEMA: &str = include_str!("schema.sql");
@@ -48,11 +49,14 @@ pub fn is_url(database: &str) -> bool {
 }
 
 /// Connection settings from the command line (`--db-pool-size`, `--db-connect-timeout`,
-/// `--db-timeout`).
+/// `--db-timeout`, and `--workers` for the split).
 #[derive(Clone, Debug)]
 pub struct PgOptions {
     /// Connections in this instance's pool.
     pub pool_size: usize,
+    /// Server workers that will each own a share of the pool ([`PgStore::adopt_worker`]);
+    /// 0 (admin commands, tests) keeps the whole pool shared.
+    pub workers: usize,
     /// How long to wait for a new connection (TCP, TLS, authentication).
     pub connect_timeout: Duration,
     /// How long a call waits for a free connection, and how long one statement may run.
@@ -63,6 +67,7 @@ impl Default for PgOptions {
     fn default() -> Self {
         Self {
             pool_size: 16,
+            workers: 0,
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
         }
@@ -118,6 +123,9 @@ pub(super) struct Inner {
     /// Runs the connections' I/O; shut down in the background when the store goes.
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     pub(super) pool: Pool,
+    /// Server workers' own pools ([`PgStore::adopt_worker`]).
+    workers: workers::WorkerPools,
+    options: PgOptions,
     pub(super) config: tokio_postgres::Config,
     pub(super) tls: connect::Tls,
     pub(super) cache: cache::SessionCache,
@@ -142,6 +150,38 @@ impl Drop for Inner {
 
 pub(super) type Client = deadpool_postgres::Object;
 
+/// A pool of at most `size` connections whose I/O tasks run on `handle`.
+fn new_pool(
+    config: &tokio_postgres::Config,
+    tls: &connect::Tls,
+    handle: &tokio::runtime::Handle,
+    size: usize,
+    options: &PgOptions,
+) -> Pool {
+    let manager = Manager::from_connect(
+        config.clone(),
+        connect::Spawning {
+            tls: tls.clone(),
+            handle: handle.clone(),
+        },
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        // The connection used last is handed out first: under a light load the same few
+        // server processes do the work, warm in the CPU's caches, instead of all of them
+        // in turn (deadpool's default, FIFO).
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(options.timeout))
+        .create_timeout(Some(options.connect_timeout))
+        .recycle_timeout(Some(options.timeout))
+        .build()
+        .expect("a pool with a runtime for its timeouts")
+}
+
 /// Threads driving the connections' I/O: one per four cores, from one to four. The work is
 /// encoding and decoding messages, light next to what the database does for them; on a small
 /// machine a second thread mostly adds wake-ups (measured on 2 cores: 63 → 52 context switches
@@ -162,32 +202,15 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("starting the database runtime: {e}")))?;
-        let manager = Manager::from_connect(
-            config.clone(),
-            connect::Spawning {
-                tls: tls.clone(),
-                handle: runtime.handle().clone(),
-            },
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            // The connection used last is handed out first: under a light load the same few
-            // server processes do the work, warm in the CPU's caches, instead of all of them
-            // in turn (deadpool's default, FIFO).
-            .queue_mode(deadpool_postgres::QueueMode::Lifo)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(options.timeout))
-            .create_timeout(Some(options.connect_timeout))
-            .recycle_timeout(Some(options.timeout))
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let shared = workers::split(options.pool_size, options.workers)
+            .map_or(options.pool_size, |(_, shared)| shared);
+        let pool = new_pool(&config, &tls, runtime.handle(), shared, options);
         let store = PgStore {
             inner: Arc::new(Inner {
                 runtime: Mutex::new(None),
                 pool,
+                workers: workers::WorkerPools::default(),
+                options: options.clone(),
                 config,
                 tls,
                 cache: cache::SessionCache::new(),
@@ -220,9 +243,27 @@ impl PgStore {
         &self.inner.display
     }
 
-    /// A pooled connection. A pool that cannot connect is [`StoreError::Unavailable`] (503).
+    /// A pooled connection: the calling worker's own if it has a pool, else a shared one. A
+    /// pool that cannot connect is [`StoreError::Unavailable`] (503).
     pub(super) async fn client(&self) -> Result<Client> {
-        Ok(self.inner.pool.get().await?)
+        match self.inner.workers.current() {
+            Some(own) => Ok(own.get().await?),
+            None => Ok(self.inner.pool.get().await?),
+        }
+    }
+
+    /// Gives the calling server worker (a thread running a single-threaded runtime) its share
+    /// of the pool, its connections' I/O on that runtime (`workers.rs`). Nothing happens
+    /// on any other thread, when the pool is too small to split, or when every worker's share
+    /// is taken.
+    pub fn adopt_worker(&self) {
+        let inner = &self.inner;
+        let Some((each, _)) = workers::split(inner.options.pool_size, inner.options.workers) else {
+            return;
+        };
+        inner.workers.adopt(inner.options.workers, |handle| {
+            new_pool(&inner.config, &inner.tls, &handle, each, &inner.options)
+        });
     }
 
     /// Applies the schema sections newer than the database in one transaction, holding an
