@@ -23,11 +23,15 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 /// housekeeping each take one at a time.
 const KEPT_SHARED: usize = 2;
 
+/// The fewest connections a worker owns: with one, a slow statement would hold up every other
+/// request on that worker.
+const LEAST_OWN: usize = 2;
+
 /// How `size` connections are shared among `workers` server workers: (each worker's own, the
-/// shared pool's). `None` when there are too few to give every worker one and keep
-/// [`KEPT_SHARED`]: then every caller uses the shared pool.
+/// shared pool's). `None` when there are too few to give every worker [`LEAST_OWN`] and keep
+/// [`KEPT_SHARED`]: then every caller uses the shared pool, as before the split.
 pub(super) fn split(size: usize, workers: usize) -> Option<(usize, usize)> {
-    if workers == 0 || size < workers + KEPT_SHARED {
+    if workers == 0 || size < workers * LEAST_OWN + KEPT_SHARED {
         return None;
     }
     let each = (size - KEPT_SHARED) / workers;
@@ -126,6 +130,24 @@ mod tests {
         store.inner.pool.status().size
     }
 
+    /// Adopts the calling thread as the only worker and runs a statement, which must open the
+    /// worker's own connection.
+    async fn adopt_and_use_own_connection(store: &PgStore) {
+        store.adopt_worker();
+        assert_eq!(store.inner.workers.live(), 1);
+        assert!(store.healthy().await);
+        let own = store
+            .inner
+            .workers
+            .current()
+            .expect("the worker's own pool");
+        assert_eq!(
+            own.status().size,
+            1,
+            "the statement ran on the worker's connection"
+        );
+    }
+
     #[test]
     fn a_worker_uses_its_own_share_until_its_runtime_goes() {
         let options = PgOptions {
@@ -138,20 +160,8 @@ mod tests {
 
         let worker = single_threaded();
         worker.block_on(async {
-            store.adopt_worker();
-            assert_eq!(store.inner.workers.live(), 1);
-            assert!(store.healthy().await);
-            let own = store
-                .inner
-                .workers
-                .current()
-                .expect("the worker's own pool");
-            assert_eq!(
-                own.status().size,
-                1,
-                "the statement ran on the worker's connection"
-            );
-            assert_eq!(shared_size(&store), shared, "and not on a shared one");
+            adopt_and_use_own_connection(&store).await;
+            assert_eq!(shared_size(&store), shared, "and not a shared one");
             // Adopting again changes nothing.
             store.adopt_worker();
             assert_eq!(store.inner.workers.live(), 1);
@@ -191,21 +201,13 @@ mod tests {
             assert!(store.inner.workers.current().is_none());
             assert!(store.healthy().await, "the shared pool answers meanwhile");
             // A new worker on the same thread gets the freed share.
-            store.adopt_worker();
-            assert_eq!(store.inner.workers.live(), 1);
-            assert!(store.healthy().await);
-            let own = store
-                .inner
-                .workers
-                .current()
-                .expect("the new worker's pool");
-            assert_eq!(own.status().size, 1);
+            adopt_and_use_own_connection(&store).await;
         });
     }
 
     #[test]
     fn without_workers_or_with_too_small_a_pool_nothing_is_split() {
-        for (pool_size, workers) in [(16, 0), (3, 2)] {
+        for (pool_size, workers) in [(16, 0), (5, 2)] {
             let options = PgOptions {
                 pool_size,
                 workers,
@@ -227,17 +229,19 @@ mod tests {
             for workers in 0..=8 {
                 match split(size, workers) {
                     Some((each, shared)) => {
-                        assert!(each >= 1, "{size}/{workers}");
+                        assert!(each >= LEAST_OWN, "{size}/{workers}");
                         assert!(shared >= KEPT_SHARED, "{size}/{workers}");
                         assert_eq!(each * workers + shared, size, "{size}/{workers}");
                     }
-                    None => assert!(workers == 0 || size < workers + KEPT_SHARED),
+                    None => assert!(workers == 0 || size < workers * LEAST_OWN + KEPT_SHARED),
                 }
             }
         }
         assert_eq!(split(16, 2), Some((7, 2)));
-        assert_eq!(split(4, 2), Some((1, 2)));
-        assert_eq!(split(3, 2), None);
+        assert_eq!(split(16, 7), Some((2, 2)));
+        assert_eq!(split(16, 8), None);
+        assert_eq!(split(6, 2), Some((2, 2)));
+        assert_eq!(split(5, 2), None);
         assert_eq!(split(16, 0), None);
     }
 }
