@@ -1,6 +1,7 @@
 //! Connecting to PostgreSQL: the URL (`--database postgres://…`) with the password from
 //! `PGPASSWORD` when the URL has none, TLS through rustls for `sslmode=require`, and a
-//! connector that runs each connection's I/O task on the store's own runtime.
+//! connector that runs each connection's I/O task on a runtime of the store's choosing (its
+//! own, or a server worker's for that worker's share of the pool).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -150,10 +151,11 @@ impl Spawning {
 }
 
 impl Connect for Spawning {
-    /// Connects on the store's runtime, not the caller's: a socket belongs to the reactor of
-    /// the runtime that opened it, and the caller may be a runtime that stops polling once its
-    /// call returns (the audit writer's `block_on`, an admin command's), which would leave the
-    /// connection's replies unread for good.
+    /// Connects on `handle`'s runtime, whatever the caller's: a socket belongs to the reactor
+    /// of the runtime that opened it, and a caller of the shared pool may be a runtime that
+    /// stops polling once its call returns (the audit writer's `block_on`, an admin
+    /// command's), which would leave the connection's replies unread for good. A worker's own
+    /// pool names the worker's runtime, which polls for as long as the worker serves.
     fn connect(
         &self,
         pg_config: &Config,

@@ -4,10 +4,11 @@
 //!
 //! `tokio-postgres` with a `deadpool-postgres` pool, not the blocking `postgres` crate on a
 //! thread pool: every call here waits on the network, and an async client waits without
-//! holding a thread (docs/design.md, "PostgreSQL backend", has the measurement). The
-//! connections' I/O tasks run on the store's own small runtime, so they do not depend on
-//! which server worker happened to open them, and the store can be opened from admin
-//! commands and tests alike.
+//! holding a thread (docs/design.md, "PostgreSQL backend", has the measurement). The shared
+//! pool's connections run their I/O on the store's own small runtime, so the store can be
+//! opened from admin commands and tests alike; each server worker also owns a share of the
+//! pool driven by its own runtime (`workers.rs`), which saves two thread wake-ups per
+//! statement.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
