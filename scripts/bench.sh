@@ -47,10 +47,10 @@ trap cleanup EXIT
 
 echo "== bench databases (1 k and $LARGE users and sessions)"
 # The sign-in cells rotate over this many users, each with its own hash. Every sign-in opens a
-# session, and a user's 51st ends the oldest (behaviour.md's cap of 50): with 128 users a
-# 5-round run took each user past 50 by its last rounds, so S and PGS measured ever more cap
-# deletions (on PostgreSQL each a cross-instance notification) as the run went on. With 512 a
-# full run opens about a dozen sessions per user. bench999 is L's locked user: keep below it.
+# session, and a user's 51st ends the oldest (behaviour.md's cap of 50, on PostgreSQL with a
+# cross-instance notification): with 128 users a 5-round run brought each to about 47, so the
+# last rounds would have measured cap deletions the first ones did not. With 512 a full run
+# opens about a dozen sessions per user. bench999 is L's locked user: keep below it.
 SIGN_IN_USERS=512
 "$BIN" bench-data --database "$OUT/small.db" --users 1000 --sessions 1000 --sign-in-users "$SIGN_IN_USERS" \
   --sample-cookies "$OUT/small.cookies" --sign-in-bodies "$OUT/bodies" >"$OUT/small.env"
