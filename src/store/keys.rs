@@ -56,8 +56,7 @@ mod tests {
     use crate::security::secret::SecretKey;
     use crate::security::totp_seal::TotpSealer;
 
-    use crate::store::testing::HASH;
-    use crate::store::testing::{Backend, TestDb};
+    use crate::store::testing::{Backend, HASH, TestDb};
 
     fn key(byte: u8) -> SecretKey {
         SecretKey::from_bytes(&[byte; 32]).unwrap()

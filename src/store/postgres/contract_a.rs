@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::both_backends;
 use crate::domain::{Email, GroupName, Username};
-use crate::store::testing::{Backend, TestDb, pg_client};
+use crate::store::testing::{Backend, HASH, TestDb, pg_client};
 use crate::store::{AuditEvent, AuditFilter, NewSession, Store, Taken, User};
 
 both_backends!(
@@ -24,7 +24,6 @@ both_backends!(
     audit_writes_bumps_filters_and_purges,
 );
 
-use crate::store::testing::HASH;
 const HASH2: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$b3RoZXJvdGhlcm90aGVyMQ";
 
 fn name(s: &str) -> Username {

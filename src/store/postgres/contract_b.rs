@@ -7,7 +7,7 @@ use crate::both_backends;
 use crate::domain::{Email, FullName, Username};
 use crate::security::token::Purpose;
 use crate::store::profile::EmailChange;
-use crate::store::testing::{Backend, TestDb, pg_client};
+use crate::store::testing::{Backend, HASH, TestDb, pg_client};
 use crate::store::tokens::{Confirmed, NewToken, TokenIssued, TokenMail, VerifyLink};
 use crate::store::{Enqueued, NewMail, OutboxLimits, Store, Taken};
 
@@ -31,7 +31,6 @@ both_backends!(
     full_name_unverified_email_and_lapsed_pending_addresses,
 );
 
-use crate::store::testing::HASH;
 const HASH2: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$b3RoZXJvdGhlcm90aGVyMQ";
 
 const WIDE: OutboxLimits = OutboxLimits {
