@@ -126,6 +126,8 @@ pub(super) struct Inner {
     pub(super) pool: Pool,
     /// Server workers' own pools ([`PgStore::adopt_worker`]).
     workers: workers::WorkerPools,
+    /// Connections each worker owns, when the pool is split (`workers::split`).
+    worker_share: Option<usize>,
     options: PgOptions,
     pub(super) config: tokio_postgres::Config,
     pub(super) tls: connect::Tls,
@@ -203,14 +205,15 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("starting the database runtime: {e}")))?;
-        let shared = workers::split(options.pool_size, options.workers)
-            .map_or(options.pool_size, |(_, shared)| shared);
+        let split = workers::split(options.pool_size, options.workers);
+        let shared = split.map_or(options.pool_size, |(_, shared)| shared);
         let pool = new_pool(&config, &tls, runtime.handle(), shared, options);
         let store = PgStore {
             inner: Arc::new(Inner {
                 runtime: Mutex::new(None),
                 pool,
                 workers: workers::WorkerPools::default(),
+                worker_share: split.map(|(each, _)| each),
                 options: options.clone(),
                 config,
                 tls,
@@ -259,7 +262,7 @@ impl PgStore {
     /// is taken.
     pub fn adopt_worker(&self) {
         let inner = &self.inner;
-        let Some((each, _)) = workers::split(inner.options.pool_size, inner.options.workers) else {
+        let Some(each) = inner.worker_share else {
             return;
         };
         inner.workers.adopt(inner.options.workers, |handle| {
