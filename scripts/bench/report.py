@@ -24,11 +24,15 @@ def med(cell, conns, key="rps"):
     v = [r[key] for r in by.get((cell, conns), [])]
     return statistics.median(v) if v else float("nan")
 
+def rounds(cell, conns):
+    """round → req/s (or hashes/s) of one cell."""
+    return {r["round"]: r["rps"] for r in by.get((cell, conns), [])}
+
+def divide(a, b):
+    return [a[k] / b[k] for k in sorted(a) if b.get(k, 0) > 0]
+
 def per_round(num, den, conns_num, conns_den=None):
-    conns_den = conns_den or conns_num
-    a = {r["round"]: r["rps"] for r in by.get((num, conns_num), [])}
-    b = {r["round"]: r["rps"] for r in by.get((den, conns_den), [])}
-    return [a[k] / b[k] for k in sorted(a) if k in b and b[k] > 0]
+    return divide(rounds(num, conns_num), rounds(den, conns_den or conns_num))
 
 def per_round_const(num, conns, const):
     return [r["rps"] / const for r in sorted(by.get((num, conns), []), key=lambda r: r["round"])]
@@ -85,11 +89,9 @@ def per_k(cell, conns):
     them when both were measured, K alone in older runs, the start's K when there is neither."""
     if not by.get(("K", conns)):
         return per_round_const(cell, conns, K)
-    before = {r["round"]: r["rps"] for r in by[("K", conns)]}
-    after = {r["round"]: r["rps"] for r in by.get(("K2", conns), [])}
+    before, after = rounds("K", conns), rounds("K2", conns)
     ref = {k: (v + after[k]) / 2 if k in after else v for k, v in before.items()}
-    a = {r["round"]: r["rps"] for r in by.get((cell, conns), [])}
-    return [a[k] / ref[k] for k in sorted(a) if ref.get(k, 0) > 0]
+    return divide(rounds(cell, conns), ref)
 
 ratio("S / K at 16 connections", per_k("S", 16), 0.9)
 ratio("S / K at 64 connections", per_k("S", 64), 0.9)
