@@ -75,22 +75,18 @@ impl WorkerPools {
 
     /// Gives the calling thread a pool from `make` (handed the thread's runtime) when it runs
     /// a single-threaded runtime, has none yet, and fewer than `workers` threads hold one.
-    /// Returns whether the thread has its own pool now.
-    pub(super) fn adopt(&self, workers: usize, make: impl FnOnce(Handle) -> Pool) -> bool {
+    pub(super) fn adopt(&self, workers: usize, make: impl FnOnce(Handle) -> Pool) {
         let Ok(handle) = Handle::try_current() else {
-            return false;
+            return;
         };
         if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
-            return false;
+            return;
         }
         let id = std::thread::current().id();
         let mut map = self.map();
         map.retain(|_, owned| owned.alive());
-        if map.contains_key(&id) {
-            return true;
-        }
-        if map.len() >= workers {
-            return false;
+        if map.contains_key(&id) || map.len() >= workers {
+            return;
         }
         let alive = Arc::new(());
         let owned = Owned {
@@ -102,7 +98,6 @@ impl WorkerPools {
             std::future::pending::<()>().await
         });
         map.insert(id, owned);
-        true
     }
 
     /// Threads holding a pool whose runtime still runs.
