@@ -1,6 +1,7 @@
 //! What ends up on disk (docs/behaviour.md §5, §8): no secrets in the database, schema and pragmas,
-//! rehash, the key file.
+//! rehash, the key file; and a database from a newer Gatehouse refused on both backends (§12).
 
+use crate::both_backends;
 use crate::common::*;
 
 #[tokio::test]
@@ -209,3 +210,40 @@ async fn an_older_database_logs_each_upgrade() {
         .unwrap();
     assert_eq!(v, latest);
 }
+
+/// §12: a database made by a newer Gatehouse is refused at start, with a message saying so,
+/// on either backend (the SQLite one stopped first: one server per file).
+async fn a_database_newer_than_the_binary_is_refused(backend: Backend) {
+    let mut app = TestApp::spawn_on(backend, &[]);
+    app.stop();
+    let database = app.database();
+    match backend {
+        Backend::Sqlite => rusqlite::Connection::open(&database)
+            .unwrap()
+            .pragma_update(None, "user_version", 999)
+            .unwrap(),
+        Backend::Postgres => pg_execute(
+            database.to_str().unwrap(),
+            "UPDATE schema_version SET version = 999",
+        ),
+    }
+    let cwd = tempfile::tempdir().unwrap();
+    let mut newer = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    newer
+        .env_clear()
+        .current_dir(cwd.path())
+        .args(["--bind", "127.0.0.1:0", "--database"])
+        .arg(&database);
+    if let Some(key) = app.key_hex() {
+        newer.env("GATEHOUSE_SECRET_KEY", key);
+    }
+    let out = newer.output().expect("run gatehouse");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("created by a newer Gatehouse (schema version 999)"),
+        "{stderr}"
+    );
+}
+
+both_backends!(a_database_newer_than_the_binary_is_refused);
