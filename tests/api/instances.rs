@@ -1,7 +1,7 @@
 //! Several Gatehouse processes on one PostgreSQL database (docs/behaviour.md §12): sessions,
 //! the fail-lock, the address throttle and admin changes are shared, changes are honoured by
-//! the other instances within 100 ms, instances starting together migrate once, and a server
-//! with another secret key refuses to start.
+//! the other instances within 100 ms, instances starting together migrate once, a server
+//! with another secret key refuses to start, and a password in `--database` is never logged.
 
 use std::time::{Duration, Instant};
 
@@ -368,6 +368,24 @@ async fn a_server_on_postgresql_without_a_key_refuses_to_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("GATEHOUSE_SECRET_KEY"), "{stderr}");
+}
+
+/// §12: a password in `--database` works, but the server warns (`ps` shows it) and never
+/// logs it. The test cluster trusts local connections, so any password is accepted.
+#[tokio::test]
+async fn a_password_in_the_database_flag_is_accepted_with_a_warning_and_never_logged() {
+    const PASSWORD: &str = "Flag-Pw-5e1f";
+    let plain = fresh_pg_database();
+    let with_password = plain.replacen("://postgres@", &format!("://postgres:{PASSWORD}@"), 1);
+    assert_ne!(
+        with_password, plain,
+        "the test URL names the postgres user: {plain}"
+    );
+    let app = TestApp::spawn_pg(&with_password, &random_key_hex(), &[]);
+    sign_up(&app, &app.client(), "flagged", "flagged-password").await;
+    let log = app.log();
+    assert!(log.contains("holds a password"), "{log}");
+    assert!(!log.contains(PASSWORD), "{log}");
 }
 
 #[tokio::test]
