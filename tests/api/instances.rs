@@ -121,6 +121,52 @@ async fn owner_cookie(app: &TestApp, client: &reqwest::Client) -> String {
     session_cookie(&r).expect("a session cookie")
 }
 
+/// §12: an instance whose notification channel goes down stops trusting its cache at once,
+/// so a sign-out it cannot hear about is still honoured within 100 ms; once the channel is
+/// back, notifications reach it again.
+#[tokio::test]
+async fn a_lost_notification_channel_never_leaves_a_session_trusted() {
+    let (a, b) = pair(&[]);
+    let owner = a.client();
+    sign_up(&a, &owner, "leaver", "leaver-password").await;
+    let db = a.database().to_str().unwrap().to_owned();
+    // Ends every instance's listener (the pool's connections stay).
+    let cut = || {
+        pg_query_text(
+            &db,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'gatehouse listener'",
+        )
+    };
+    for round in ["while the channel is down", "once it is back"] {
+        let cookie = owner_cookie(&a, &owner).await;
+        // B has the session in its cache (looked up twice).
+        assert!(cookie_works(&b, &cookie).await && cookie_works(&b, &cookie).await);
+        if round == "while the channel is down" {
+            assert_eq!(cut().as_deref(), Some("2"), "one listener per instance");
+            // Long enough for B to see its connection closed, far shorter than its heartbeat's
+            // one second of trust.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = submit_form(&a, &owner, "/sign-out", "/sign-out", &[]).await;
+        assert_eq!(r.status(), 303);
+        let signed_out = Instant::now();
+        let took = refused_after(&b, &cookie, signed_out).await;
+        assert!(
+            took.is_some_and(|t| t <= PROPAGATION),
+            "{round}: B honoured the sign-out after {took:?}"
+        );
+        // The listeners reconnect after 200 ms; give them time to listen again.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let back = pg_query_text(
+        &db,
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'gatehouse listener'",
+    );
+    assert_eq!(back.as_deref(), Some("2"), "both listeners came back");
+}
+
 #[tokio::test]
 async fn a_password_change_on_one_instance_ends_the_old_sessions_on_the_other() {
     let (a, b) = pair(&[]);

@@ -37,6 +37,8 @@ pub const CAPACITY: usize = 16_384;
 /// Wait this long before reconnecting a listener that failed.
 const RECONNECT: Duration = Duration::from_millis(200);
 pub const CHANNEL: &str = "gatehouse_sessions";
+/// The listener's `application_name` (the pool's connections say `gatehouse`).
+pub const LISTENER_NAME: &str = "gatehouse listener";
 
 pub struct SessionCache {
     state: Mutex<State>,
@@ -212,8 +214,10 @@ pub async fn listen(store: PgStore) {
     drop(store);
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let (config, tls) = (inner.config.clone(), inner.tls.clone());
+        let (mut config, tls) = (inner.config.clone(), inner.tls.clone());
         drop(inner);
+        // Tells the listener apart from the pool's connections in `pg_stat_activity`.
+        config.application_name(LISTENER_NAME);
         let outcome = match tls {
             Tls::None => listen_once(&weak, config.connect(tokio_postgres::NoTls).await).await,
             Tls::Rustls(make) => listen_once(&weak, config.connect(make).await).await,
