@@ -1,7 +1,8 @@
 //! Several Gatehouse processes on one PostgreSQL database (docs/behaviour.md §12): sessions,
 //! the fail-lock, the address throttle and admin changes are shared, changes are honoured by
 //! the other instances within 100 ms, instances starting together migrate once, a server
-//! with another secret key refuses to start, and a password in `--database` is never logged.
+//! with another secret key refuses to start, queued mail is sent once, and a password in
+//! `--database` is never logged.
 
 use std::time::{Duration, Instant};
 
@@ -432,6 +433,59 @@ async fn a_password_in_the_database_flag_is_accepted_with_a_warning_and_never_lo
     let log = app.log();
     assert!(log.contains("holds a password"), "{log}");
     assert!(!log.contains(PASSWORD), "{log}");
+}
+
+/// §12: mail waiting in the outbox when three instances start together is sent once, by
+/// whichever instance claims it.
+#[tokio::test]
+async fn instances_starting_together_send_each_queued_mail_once() {
+    // Three of the sender's batches of 16, so that starting instances race for them.
+    const MAILS: usize = 48;
+    let url = fresh_pg_database();
+    let key = random_key_hex();
+    let sink = SmtpSink::start();
+    let env = [("GATEHOUSE_SECRET_KEY", key.as_str())];
+    let to: Vec<String> = (0..MAILS).map(|i| format!("m{i}@example.org")).collect();
+    std::thread::scope(|s| {
+        for chunk in to.chunks(MAILS / 8) {
+            let (url, env) = (&url, &env);
+            s.spawn(move || {
+                for address in chunk {
+                    queue_mail(std::path::Path::new(url), sink.port, address, env);
+                }
+            });
+        }
+    });
+    let flags = mail_flags(sink.port);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let apps: Vec<TestApp> = std::thread::scope(|s| {
+        let started: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| TestApp::spawn_pg(&url, &key, &flags)))
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    sink.wait_for(MAILS, Duration::from_secs(20)).await;
+    // A second sending of any of them would come within the retry base of 100 ms.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut delivered: Vec<String> = sink.messages().into_iter().map(|m| m.to).collect();
+    delivered.sort();
+    let mut want = to.clone();
+    want.sort();
+    assert_eq!(delivered, want, "each mail once");
+    assert_eq!(
+        pg_query_text(&url, "SELECT count(*) FROM outbox").as_deref(),
+        Some("0"),
+        "the outbox is empty"
+    );
+    let sent: Vec<usize> = apps
+        .iter()
+        .map(|a| a.log().matches("mail delivered").count())
+        .collect();
+    assert_eq!(
+        sent.iter().sum::<usize>(),
+        MAILS,
+        "deliveries per instance: {sent:?}"
+    );
 }
 
 #[tokio::test]

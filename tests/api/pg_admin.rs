@@ -19,36 +19,6 @@ fn key_file(dir: &Path, name: &str, byte: u8) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// The mail settings for a server or command sending through the SMTP server on `port`.
-fn mail_flags(port: u16) -> Vec<String> {
-    let url = smtp_url(port);
-    [
-        "--smtp-url",
-        url.as_str(),
-        "--public-url",
-        "http://127.0.0.1:9",
-        "--mail-from",
-        "Site <site@example.org>",
-        "--mail-retry-base",
-        "100ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// Queues a test mail to `address` in the outbox of `database` (`mail test --queue`), sealed
-/// under the key the environment or the key file beside the database gives.
-fn queue_mail(database: &Path, port: u16, address: &str, env: &[(&str, &str)]) {
-    let flags = mail_flags(port);
-    let mut args = vec!["mail", "test", address, "--queue"];
-    args.extend(flags.iter().map(String::as_str));
-    ok(
-        admin_with_env(database, env, &args, ""),
-        "mail test --queue",
-    );
-}
-
 /// The first value of `sql` on the database at `url`, a number.
 fn pg_number(url: &str, sql: &str) -> i64 {
     pg_query_text(url, sql)

@@ -156,3 +156,32 @@ impl Drop for SmtpSink {
 pub fn smtp_url(port: u16) -> String {
     format!("smtp://127.0.0.1:{port}")
 }
+
+/// The mail settings for a server or command sending through the SMTP server on `port`:
+/// retries start at 100 ms, and links point at an address nothing listens on.
+pub fn mail_flags(port: u16) -> Vec<String> {
+    let url = smtp_url(port);
+    [
+        "--smtp-url",
+        url.as_str(),
+        "--public-url",
+        "http://127.0.0.1:9",
+        "--mail-from",
+        "Site <site@example.org>",
+        "--mail-retry-base",
+        "100ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Queues a test mail to `address` in the outbox of `database` (`mail test --queue`), sealed
+/// under the key the environment or the key file beside the database gives.
+pub fn queue_mail(database: &Path, port: u16, address: &str, env: &[(&str, &str)]) {
+    let flags = mail_flags(port);
+    let mut args = vec!["mail", "test", address, "--queue"];
+    args.extend(flags.iter().map(String::as_str));
+    let run = super::admin_with_env(database, env, &args, "");
+    assert_eq!(run.code, 0, "mail test --queue: {run:?}");
+}
