@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use gatehouse::store::postgres::cache::LISTENER_NAME;
 
 use crate::common::*;
 
@@ -131,12 +132,14 @@ async fn a_lost_notification_channel_never_leaves_a_session_trusted() {
     let owner = a.client();
     sign_up(&a, &owner, "leaver", "leaver-password").await;
     let db = a.database().to_str().unwrap().to_owned();
-    // Ends every instance's listener (the pool's connections stay).
-    let cut = || {
+    // `what` over every instance's listener (the pool's connections are left alone).
+    let listeners = |what: &str| {
         pg_query_text(
             &db,
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = 'gatehouse listener'",
+            &format!(
+                "SELECT {what} FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = '{LISTENER_NAME}'"
+            ),
         )
     };
     for round in ["while the channel is down", "once it is back"] {
@@ -144,7 +147,8 @@ async fn a_lost_notification_channel_never_leaves_a_session_trusted() {
         // B has the session in its cache (looked up twice).
         assert!(cookie_works(&b, &cookie).await && cookie_works(&b, &cookie).await);
         if round == "while the channel is down" {
-            assert_eq!(cut().as_deref(), Some("2"), "one listener per instance");
+            let cut = listeners("count(pg_terminate_backend(pid))");
+            assert_eq!(cut.as_deref(), Some("2"), "one listener per instance");
             // Long enough for B to see its connection closed, far shorter than its heartbeat's
             // one second of trust.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -160,11 +164,7 @@ async fn a_lost_notification_channel_never_leaves_a_session_trusted() {
         // The listeners reconnect after 200 ms; give them time to listen again.
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
-    let back = pg_query_text(
-        &db,
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'gatehouse listener'",
-    );
+    let back = listeners("count(*)");
     assert_eq!(back.as_deref(), Some("2"), "both listeners came back");
 }
 

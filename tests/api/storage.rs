@@ -227,19 +227,18 @@ async fn a_database_newer_than_the_binary_is_refused(backend: Backend) {
             "UPDATE schema_version SET version = 999",
         ),
     }
-    let cwd = tempfile::tempdir().unwrap();
-    let mut newer = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    newer
-        .env_clear()
-        .current_dir(cwd.path())
-        .args(["--bind", "127.0.0.1:0", "--database"])
-        .arg(&database);
+    let db = database.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--database", db];
+    let key_file = dir.path().join("key");
     if let Some(key) = app.key_hex() {
-        newer.env("GATEHOUSE_SECRET_KEY", key);
+        std::fs::write(&key_file, hex::decode(key).unwrap()).unwrap();
+        args.extend(["--secret-key-file", key_file.to_str().unwrap()]);
     }
-    let out = newer.output().expect("run gatehouse");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let refused = serve_with_args_expecting_exit(&args, std::time::Duration::from_secs(30))
+        .expect("a server on a newer database exits");
+    assert_ne!(refused.code, 0);
+    let stderr = refused.stderr;
     assert!(
         stderr.contains("created by a newer Gatehouse (schema version 999)"),
         "{stderr}"
